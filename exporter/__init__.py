@@ -1,0 +1,4 @@
+"""exporter: compiles a modularized mwt checkpoint into a compact per-module ONNX file.
+
+Submodules are imported on use: `exporter.compile.compile_module` is the entry point.
+"""

@@ -1,0 +1,299 @@
+"""Analysis pass: which channels of every tensor the compiled module must compute.
+
+Tensors whose channel axes are tied together (through elementwise ops, pools, residual adds,
+gate multiplications) form one *channel space*; a conv or linear layer starts a new one. For
+every tensor we work out which channels can be nonzero (`live`, forward) and which influence the
+outputs (`needed`, backward). Each space keeps the union of live-and-needed channels over its
+tensors, so every producer into a space computes the same channels and a residual Add needs no
+run-time scatter: the cheapest correct construction when branches of an Add retain different
+kernels is to let each branch compute the union, with the gate of a kernel it does not retain
+held at zero (a constant mask), which costs a few extra channels but no extra nodes.
+
+Guarantee: on every kept channel, every tensor of the compiled graph equals the same tensor of
+the original graph; a channel is dropped only where it is zero or cannot affect an output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+# Ops whose output channel c depends only on input channel c (broadcasting aside).
+ELEMENTWISE = {"Relu", "LeakyRelu", "Tanh", "Sigmoid", "Clip", "Identity", "Dropout", "Add", "Sub", "Mul", "Div",
+               "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+               "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten", "Pad"}
+# Of those, the ones that map an all-zero channel to an all-zero channel.
+ZERO_PRESERVING = {"Relu", "LeakyRelu", "Tanh", "Identity", "Dropout", "MaxPool", "AveragePool", "GlobalAveragePool",
+                   "GlobalMaxPool", "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten"}
+# Ops that mix input channels into new output channels through a weight initializer.
+PRODUCERS = {"Conv", "Gemm", "MatMul"}
+
+
+def channel_count(t: gs.Tensor) -> int | None:
+    """Size of axis 1 of a tensor of rank >= 2 (the channel or feature axis), if known."""
+    shape = t.shape
+    if shape is None or len(shape) < 2 or not isinstance(shape[1], (int, np.integer)):
+        return None
+    return int(shape[1])
+
+
+def constant_channel_values(c: gs.Constant, rank: int, channels: int) -> np.ndarray | None:
+    """A constant's values along the channel axis of a rank-`rank` tensor it broadcasts against.
+
+    Returns a (channels, k) array (k = the other elements) when the constant varies along that
+    axis, None when it broadcasts over it (size 1 there, or no such axis).
+    """
+    values = np.asarray(c.values)
+    axis = 1 - (rank - values.ndim)  # numpy broadcasting aligns trailing axes
+    if axis < 0 or values.ndim == 0 or values.shape[axis] == 1:
+        return None
+    if values.shape[axis] != channels:
+        raise ValueError(f"constant {c.name} has {values.shape[axis]} entries on the channel axis, expected {channels}")
+    return np.moveaxis(values, axis, 0).reshape(channels, -1)
+
+
+@dataclass
+class ChannelPlan:
+    """The result of the analysis: the space of every channel tensor, and each space's kept channels."""
+
+    space_of: dict[str, int]  # tensor name -> space id
+    repeat: dict[str, int]  # tensor name -> elements per channel on axis 1 (H*W after Flatten, else 1)
+    kept: dict[int, np.ndarray]  # space id -> sorted kept channel indices
+    width: dict[int, int]  # space id -> original channel count
+    pinned: set[int] = field(default_factory=set)  # spaces that must keep every channel
+
+    def kept_of(self, tensor: gs.Tensor) -> np.ndarray | None:
+        """Kept channel indices of a tensor, or None if it has no channel space."""
+        sid = self.space_of.get(tensor.name)
+        return None if sid is None else self.kept[sid]
+
+    def columns_of(self, tensor: gs.Tensor) -> np.ndarray | None:
+        """Kept indices along axis 1 of a tensor, expanded by its repeat (for a Flatten's output)."""
+        kept = self.kept_of(tensor)
+        if kept is None:
+            return None
+        r = self.repeat.get(tensor.name, 1)
+        return (kept[:, None] * r + np.arange(r)[None, :]).reshape(-1)
+
+    def is_pruned(self, tensor: gs.Tensor) -> bool:
+        sid = self.space_of.get(tensor.name)
+        return sid is not None and len(self.kept[sid]) < self.width[sid]
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _channel_inputs(node: gs.Node) -> list[gs.Variable]:
+    """The variable inputs of an elementwise node that carry the output's channel axis."""
+    out_c = channel_count(node.outputs[0])
+    if node.op == "BatchNormalization":
+        return [node.inputs[0]]
+    if node.op == "Pad":
+        return [node.inputs[0]]
+    if node.op in ("Unsqueeze", "Squeeze", "Flatten", "ReduceMean", "ReduceMax"):
+        return [node.inputs[0]]
+    return [t for t in node.inputs if isinstance(t, gs.Variable) and channel_count(t) == out_c]
+
+
+def _keeps_channel_axis(node: gs.Node) -> bool:
+    """Whether an ELEMENTWISE node keeps axis 1 as the channel axis (checked from shapes and axes)."""
+    out = node.outputs[0]
+    inp = node.inputs[0]
+    c_in, c_out = channel_count(inp), channel_count(out)
+    if c_in is None or c_out is None:
+        return False
+    if node.op == "Flatten":
+        shape = inp.shape
+        rest = shape[2:]
+        return node.attrs.get("axis", 1) == 1 and all(isinstance(d, (int, np.integer)) for d in rest) and (
+            c_out == c_in * int(np.prod(rest, dtype=np.int64))
+        )
+    if c_in != c_out:
+        return False
+    if node.op in ("Unsqueeze", "Squeeze", "ReduceMean", "ReduceMax"):
+        axes = node.attrs.get("axes")
+        if axes is None and len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant):
+            axes = node.inputs[1].values.tolist()
+        if axes is None:
+            return False
+        rank = len(out.shape) if node.op == "Unsqueeze" else len(inp.shape)
+        axes = [a % rank for a in np.atleast_1d(axes)]
+        return 0 not in axes and 1 not in axes and (node.op != "ReduceMean" or node.attrs.get("keepdims", 1) == 1
+                                                     or node.op == "ReduceMean")
+    if node.op == "Pad":
+        pads = node.inputs[1].values if len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant) else None
+        if pads is None:
+            return False
+        rank = len(inp.shape)
+        pads = np.asarray(pads).reshape(2, rank)
+        return bool((pads[:, :2] == 0).all())
+    return True
+
+
+def _producer_reads(node: gs.Node) -> gs.Variable | None:
+    """The data input of a conv/linear node whose weight is a constant we can slice, else None."""
+    if len(node.inputs) < 2 or not isinstance(node.inputs[1], gs.Constant):
+        return None
+    if node.op == "Conv" and node.attrs.get("group", 1) != 1:
+        return None
+    if node.op == "Gemm" and node.attrs.get("transA", 0) != 0:
+        return None
+    if node.op == "MatMul" and (np.asarray(node.inputs[1].values).ndim != 2 or len(node.inputs[0].shape or ()) != 2):
+        return None
+    data = node.inputs[0]
+    return data if isinstance(data, gs.Variable) and channel_count(data) is not None else None
+
+
+def plan_channels(graph: gs.Graph) -> ChannelPlan:
+    """Run the analysis over a shape-inferred graph (see the module docstring for what it guarantees)."""
+    nodes = list(graph.nodes)
+    uf = _UnionFind()
+    repeat: dict[str, int] = {}
+    channel_tensors: dict[str, gs.Variable] = {}
+    pinned_tensors: set[str] = set()
+    kind: dict[int, str] = {}  # id(node) -> "join" | "producer" | "opaque"
+
+    def note(t: gs.Tensor) -> None:
+        if isinstance(t, gs.Variable) and channel_count(t) is not None:
+            channel_tensors[t.name] = t
+            uf.find(t.name)
+
+    for t in list(graph.inputs) + list(graph.outputs):
+        note(t)
+        pinned_tensors.add(t.name)
+    for node in nodes:
+        for t in list(node.inputs) + list(node.outputs):
+            note(t)
+        if node.op in ELEMENTWISE and len(node.outputs) == 1 and _keeps_channel_axis(node):
+            kind[id(node)] = "join"
+            out = node.outputs[0]
+            for t in _channel_inputs(node):
+                uf.union(t.name, out.name)
+            if node.op == "Flatten":
+                repeat[out.name] = channel_count(out) // channel_count(node.inputs[0])
+        elif node.op in PRODUCERS and _producer_reads(node) is not None and len(node.outputs) == 1:
+            kind[id(node)] = "producer"
+        else:
+            kind[id(node)] = "opaque"
+            for t in list(node.inputs) + list(node.outputs):
+                if t.name in channel_tensors:
+                    pinned_tensors.add(t.name)
+
+    # Flatten joins tensors of different element counts per channel; keep them in one space
+    # only when the repeat is consistent (it always is for Flatten -> Gemm).
+    spaces: dict[str, int] = {}
+    space_of: dict[str, int] = {}
+    width: dict[int, int] = {}
+    for name, t in sorted(channel_tensors.items()):
+        root = uf.find(name)
+        sid = spaces.setdefault(root, len(spaces))
+        space_of[name] = sid
+        width.setdefault(sid, channel_count(t) // repeat.get(name, 1))
+    pinned = {space_of[n] for n in pinned_tensors if n in space_of}
+
+    def channels(t: gs.Tensor) -> int:
+        return width[space_of[t.name]]
+
+    live: dict[str, np.ndarray] = {}
+    for name in channel_tensors:
+        if name in {t.name for t in graph.inputs}:
+            live[name] = np.ones(channels(channel_tensors[name]), bool)
+    for node in nodes:
+        k = kind[id(node)]
+        for out in node.outputs:
+            if out.name not in channel_tensors:
+                continue
+            c = channels(out)
+            if k != "join" or node.op not in ZERO_PRESERVING | {"Mul", "Add", "Sub", "Div", "Pad"}:
+                live[out.name] = np.ones(c, bool)
+                continue
+            ins = _channel_inputs(node)
+            rank = len(out.shape)
+            if node.op == "Mul":
+                acc = np.ones(c, bool)
+                for t in node.inputs:
+                    if t.name in channel_tensors and t in ins:
+                        acc &= live.get(t.name, np.ones(c, bool))
+                    elif isinstance(t, gs.Constant):
+                        vals = constant_channel_values(t, rank, c)
+                        acc &= np.ones(c, bool) if vals is None else (vals != 0).any(1)
+                live[out.name] = acc
+            elif node.op in ("Add", "Sub"):
+                acc = np.zeros(c, bool)
+                for t in node.inputs:
+                    if t.name in channel_tensors and t in ins:
+                        acc |= live.get(t.name, np.ones(c, bool))
+                    elif isinstance(t, gs.Constant):
+                        vals = constant_channel_values(t, rank, c)
+                        acc |= (np.asarray(t.values) != 0).any() if vals is None else (vals != 0).any(1)
+                    else:
+                        acc |= True
+                live[out.name] = acc
+            elif node.op == "Pad":
+                value = node.inputs[2].values if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant) else 0
+                zero_pad = node.attrs.get("mode", "constant") == "constant" and not np.any(value)
+                live[out.name] = live.get(ins[0].name, np.ones(c, bool)).copy() if zero_pad else np.ones(c, bool)
+            else:  # Div and the zero-preserving unary ops follow their first channel input
+                live[out.name] = live.get(ins[0].name, np.ones(c, bool)).copy() if ins else np.ones(c, bool)
+
+    needed: dict[str, np.ndarray] = {n: np.zeros(channels(t), bool) for n, t in channel_tensors.items()}
+    for n in pinned_tensors:
+        if n in needed:
+            needed[n][:] = True
+    for node in reversed(nodes):
+        k = kind[id(node)]
+        if k != "join":
+            for t in node.inputs:
+                if t.name in needed:
+                    needed[t.name][:] = True
+            continue
+        out = node.outputs[0]
+        need_out = needed.get(out.name)
+        if need_out is None:
+            continue
+        ins = _channel_inputs(node)
+        for t in ins:
+            req = need_out.copy()
+            if node.op == "Mul":  # a channel multiplied by a dead channel or a zero is not needed
+                for other in node.inputs:
+                    if other is t:
+                        continue
+                    if other.name in live and other in ins:
+                        req &= live[other.name]
+                    elif isinstance(other, gs.Constant):
+                        vals = constant_channel_values(other, len(out.shape), len(req))
+                        if vals is not None:
+                            req &= (vals != 0).any(1)
+            needed[t.name] |= req
+
+    kept: dict[int, np.ndarray] = {}
+    for sid in set(space_of.values()):
+        if sid in pinned:
+            kept[sid] = np.arange(width[sid])
+    union: dict[int, np.ndarray] = {}
+    for name in channel_tensors:
+        sid = space_of[name]
+        if sid in kept:
+            continue
+        m = live.get(name, np.ones(width[sid], bool)) & needed[name]
+        union[sid] = union[sid] | m if sid in union else m
+    for sid, m in union.items():
+        idx = np.flatnonzero(m)
+        kept[sid] = idx if len(idx) else np.array([0])  # a space never vanishes: keep one (zero) channel
+    return ChannelPlan(space_of=space_of, repeat=repeat, kept=kept, width=width, pinned=pinned)

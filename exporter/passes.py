@@ -1,0 +1,206 @@
+"""The compiler passes over an onnx-graphsurgeon graph, in the order `compile_module` runs them.
+
+Each pass is a function of the graph (and its parameters) that edits it in place; every pass
+that changes tensor shapes leaves them unset for `finalize` to re-infer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from exporter.errors import ExportError
+from exporter.torch_export import GATE_PREFIX, LOGITS
+
+
+def import_graph(model: onnx.ModelProto) -> gs.Graph:
+    """A graphsurgeon graph with shapes inferred and constant-valued nodes turned into constants."""
+    # Folding first turns computed constants (F.pad's pads, for one) into values, so that shape
+    # inference can then give every feature map its spatial size.
+    graph = gs.import_onnx(model)
+    graph.fold_constants().cleanup()
+    model = gs.export_onnx(graph)
+    del model.graph.value_info[:]
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    graph = gs.import_onnx(model)
+    # Constant nodes, and Identity nodes the torch exporter uses to share equal initializers,
+    # become plain constants of their own, so each layer's weights can be sliced independently.
+    for node in graph.nodes:
+        if len(node.outputs) != 1:
+            continue
+        if node.op == "Constant":
+            values = np.asarray(node.attrs["value"].values)
+        elif node.op == "Identity" and isinstance(node.inputs[0], gs.Constant):
+            values = np.array(node.inputs[0].values)
+        else:
+            continue
+        out = node.outputs[0]
+        if out in graph.outputs:
+            continue
+        const = gs.Constant(out.name, values)
+        for consumer in list(out.outputs):
+            consumer.inputs[consumer.inputs.index(out)] = const
+        node.outputs.clear()
+    graph.cleanup()
+    return graph
+
+
+def reinfer(graph: gs.Graph) -> gs.Graph:
+    """Re-run shape inference after an edit: export, drop stale value_info, infer, import."""
+    model = gs.export_onnx(graph.cleanup().toposort(), do_type_check=False)
+    del model.graph.value_info[:]
+    return import_graph(model)
+
+
+def gate_tensors(graph: gs.Graph) -> dict[str, gs.Variable]:
+    """Layer name -> the gate tensor the torch export named `gate:<layer>`."""
+    return {t.name[len(GATE_PREFIX):]: t for t in graph.outputs if t.name.startswith(GATE_PREFIX)}
+
+
+def _rewire(graph: gs.Graph, old: gs.Tensor, new: gs.Tensor) -> None:
+    """Every consumer of `old` reads `new` instead."""
+    for consumer in list(old.outputs):
+        for i, t in enumerate(consumer.inputs):
+            if t is old:
+                consumer.inputs[i] = new
+
+
+def _drop_gate_outputs(graph: gs.Graph) -> None:
+    graph.outputs = [t for t in graph.outputs if not t.name.startswith(GATE_PREFIX)]
+
+
+def mask_gates(graph: gs.Graph, retained: dict[str, np.ndarray]) -> dict[str, str]:
+    """Dynamic gates: multiply each layer's gate by its 0/1 retained mask.
+
+    After this pass the graph computes exactly the PyTorch simulation of the module (unretained
+    kernels' outputs forced to zero); the pruning pass then removes what the masks make dead.
+    """
+    gates = gate_tensors(graph)
+    _check_layers(gates, retained)
+    for layer, gate in gates.items():
+        mask = gs.Constant(f"{layer}.mask", retained[layer].astype(np.float32)[None, :])
+        masked = gs.Variable(f"{layer}.gate.masked", dtype=np.float32)
+        _rewire(graph, gate, masked)
+        graph.nodes.append(gs.Node("Mul", name=f"{layer}.gate.mask", inputs=[gate, mask], outputs=[masked]))
+    _drop_gate_outputs(graph)
+    return {layer: f"{layer}.gate.masked" for layer in gates}
+
+
+def freeze_gates(graph: gs.Graph, values: dict[str, np.ndarray]) -> None:
+    """Folded gates: each gate becomes a per-kernel constant (zero for unretained kernels).
+
+    The mask generators become dead code; `fold_channel_scales` later moves the constants into
+    the conv weights.
+    """
+    gates = gate_tensors(graph)
+    _check_layers(gates, values)
+    for layer, gate in gates.items():
+        _rewire(graph, gate, gs.Constant(f"{layer}.gate.frozen", values[layer].astype(np.float32)[None, :]))
+    _drop_gate_outputs(graph)
+    graph.cleanup()
+    graph.fold_constants().cleanup()
+
+
+def _check_layers(gates: dict[str, gs.Variable], wanted: dict[str, np.ndarray]) -> None:
+    if set(gates) != set(wanted):
+        missing = sorted(set(wanted) ^ set(gates))
+        raise ExportError(f"the exported graph and the checkpoint disagree on gated layers (e.g. {missing[0]})")
+    for layer, gate in gates.items():
+        if gate.shape is not None and int(gate.shape[-1]) != len(wanted[layer]):
+            raise ExportError(f"layer {layer} has {gate.shape[-1]} kernels but the checkpoint lists {len(wanted[layer])}")
+
+
+def select_classes(graph: gs.Graph, classes: list[int]) -> None:
+    """Keep only the logits of `classes`, in that order, by slicing the last layer's rows.
+
+    Falls back to a Gather on the logits when the last layer is not a Gemm with constant weights.
+    """
+    logits = next((t for t in graph.outputs if t.name == LOGITS), None)
+    if logits is None:
+        raise ExportError(f"the graph has no '{LOGITS}' output")
+    idx = np.asarray(classes, dtype=np.int64)
+    producer = logits.inputs[0] if logits.inputs else None
+    if (producer is not None and producer.op == "Gemm" and isinstance(producer.inputs[1], gs.Constant)
+            and len(logits.outputs) == 0):
+        w = np.asarray(producer.inputs[1].values)
+        trans_b = producer.attrs.get("transB", 0)
+        producer.inputs[1] = gs.Constant(producer.inputs[1].name, np.ascontiguousarray(w[idx] if trans_b else w[:, idx]))
+        if len(producer.inputs) > 2 and isinstance(producer.inputs[2], gs.Constant):
+            b = np.asarray(producer.inputs[2].values)
+            if b.ndim >= 1 and b.shape[-1] > 1:
+                producer.inputs[2] = gs.Constant(producer.inputs[2].name, np.ascontiguousarray(b[..., idx]))
+        logits.shape = None
+        return
+    full = gs.Variable(f"{LOGITS}.all", dtype=np.float32)
+    producer.outputs[producer.outputs.index(logits)] = full
+    graph.nodes.append(gs.Node("Gather", name="select_classes", attrs={"axis": 1},
+                               inputs=[full, gs.Constant("class_indices", idx)], outputs=[logits]))
+    logits.shape = None
+
+
+def remove_identity_muls(graph: gs.Graph) -> int:
+    """Bypass every Mul by an all-ones constant (masks that pruning left with nothing to mask)."""
+    removed = 0
+    for node in list(graph.nodes):
+        if node.op != "Mul" or len(node.inputs) != 2:
+            continue
+        const = [t for t in node.inputs if isinstance(t, gs.Constant)]
+        data = [t for t in node.inputs if not isinstance(t, gs.Constant)]
+        if len(const) != 1 or len(data) != 1 or not np.all(np.asarray(const[0].values) == 1):
+            continue
+        out = node.outputs[0]
+        if out in graph.outputs:
+            continue
+        _rewire(graph, out, data[0])
+        node.outputs.clear()
+        removed += 1
+    graph.cleanup()
+    return removed
+
+
+def fold_channel_scales(graph: gs.Graph) -> int:
+    """Fold Mul(Conv(x), per-channel constant) into the conv's weights and bias (folded gates)."""
+    folded = 0
+    for node in list(graph.nodes):
+        if node.op != "Mul" or len(node.inputs) != 2:
+            continue
+        const = next((t for t in node.inputs if isinstance(t, gs.Constant)), None)
+        data = next((t for t in node.inputs if not isinstance(t, gs.Constant)), None)
+        if const is None or data is None or len(data.inputs) != 1 or len(data.outputs) != 1:
+            continue
+        conv = data.inputs[0]
+        if conv.op != "Conv" or not isinstance(conv.inputs[1], gs.Constant):
+            continue
+        scale = np.asarray(const.values, dtype=np.float32)
+        out_channels = np.asarray(conv.inputs[1].values).shape[0]
+        if scale.ndim != 4 or scale.shape[:1] != (1,) or scale.shape[1] != out_channels or scale.shape[2:] != (1, 1):
+            continue
+        s = scale.reshape(-1)
+        w = np.asarray(conv.inputs[1].values)
+        conv.inputs[1] = gs.Constant(conv.inputs[1].name, np.ascontiguousarray(w * s[:, None, None, None]))
+        if len(conv.inputs) > 2 and isinstance(conv.inputs[2], gs.Constant):
+            conv.inputs[2] = gs.Constant(conv.inputs[2].name, np.ascontiguousarray(np.asarray(conv.inputs[2].values) * s))
+        else:
+            conv.inputs.append(gs.Constant(f"{conv.name}.bias", np.zeros(out_channels, np.float32)))
+        _rewire(graph, node.outputs[0], data)
+        node.outputs.clear()
+        folded += 1
+    graph.cleanup()
+    return folded
+
+
+def finalize(graph: gs.Graph, producer: str) -> onnx.ModelProto:
+    """Dead-node removal, topological sort, fresh shape inference and the ONNX checker."""
+    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+    model = gs.export_onnx(graph)
+    del model.graph.value_info[:]
+    for out in model.graph.output:  # output shapes are re-derived from the sliced weights
+        dims = out.type.tensor_type.shape.dim
+        if len(dims) == 2:
+            dims[1].Clear()
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    model.producer_name = producer
+    model.producer_version = ""
+    onnx.checker.check_model(model, full_check=True)
+    return model

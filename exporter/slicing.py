@@ -1,0 +1,119 @@
+"""Rewrite pass: physically slice every initializer to the channels the plan keeps.
+
+One small function per op type, looked up in `SLICERS`; ops not listed hold no per-channel
+constants and need no rewrite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from exporter.channels import ChannelPlan, constant_channel_values
+
+
+def _replace_constant(node: gs.Node, index: int, values: np.ndarray) -> None:
+    old = node.inputs[index]
+    # A constant read by several nodes gets a copy per node, so slicing one never changes another.
+    name = old.name if len(old.outputs) <= 1 else f"{old.name}:{node.name}"
+    node.inputs[index] = gs.Constant(name, np.ascontiguousarray(values.astype(np.asarray(old.values).dtype)))
+
+
+def _all(n: int) -> np.ndarray:
+    return np.arange(n)
+
+
+def slice_conv(node: gs.Node, plan: ChannelPlan) -> None:
+    """Conv weight (out, in, kh, kw): rows to the output's kept channels, columns to the input's."""
+    w = np.asarray(node.inputs[1].values)
+    rows = plan.kept_of(node.outputs[0])
+    cols = plan.kept_of(node.inputs[0])
+    rows = _all(w.shape[0]) if rows is None else rows
+    cols = _all(w.shape[1]) if cols is None else cols
+    _replace_constant(node, 1, w[rows][:, cols])
+    if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
+        _replace_constant(node, 2, np.asarray(node.inputs[2].values)[rows])
+
+
+def _slice_bias(node: gs.Node, index: int, rows: np.ndarray) -> None:
+    if len(node.inputs) <= index or not isinstance(node.inputs[index], gs.Constant):
+        return
+    b = np.asarray(node.inputs[index].values)
+    if b.ndim >= 1 and b.shape[-1] > 1:
+        _replace_constant(node, index, b[..., rows])
+
+
+def slice_gemm(node: gs.Node, plan: ChannelPlan) -> None:
+    """Gemm (transA=0): weight columns to the input's kept features, rows to the output's."""
+    w = np.asarray(node.inputs[1].values)
+    trans_b = node.attrs.get("transB", 0)
+    n_out = w.shape[0] if trans_b else w.shape[1]
+    n_in = w.shape[1] if trans_b else w.shape[0]
+    rows = plan.kept_of(node.outputs[0])
+    cols = plan.columns_of(node.inputs[0])
+    rows = _all(n_out) if rows is None else rows
+    cols = _all(n_in) if cols is None else cols
+    _replace_constant(node, 1, w[rows][:, cols] if trans_b else w[cols][:, rows])
+    _slice_bias(node, 2, rows)
+
+
+def slice_matmul(node: gs.Node, plan: ChannelPlan) -> None:
+    """MatMul with a constant (in, out) matrix."""
+    w = np.asarray(node.inputs[1].values)
+    rows = plan.kept_of(node.outputs[0])
+    cols = plan.columns_of(node.inputs[0])
+    rows = _all(w.shape[1]) if rows is None else rows
+    cols = _all(w.shape[0]) if cols is None else cols
+    _replace_constant(node, 1, w[cols][:, rows])
+
+
+def slice_batchnorm(node: gs.Node, plan: ChannelPlan) -> None:
+    """BatchNormalization: scale, bias, mean and variance to the kept channels."""
+    kept = plan.kept_of(node.outputs[0])
+    if kept is None:
+        return
+    for i in range(1, 5):
+        _replace_constant(node, i, np.asarray(node.inputs[i].values)[kept])
+
+
+def slice_broadcast_constants(node: gs.Node, plan: ChannelPlan) -> None:
+    """Elementwise ops: constants that vary along the channel axis (masks, folded gates) are sliced."""
+    out = node.outputs[0]
+    kept = plan.kept_of(out)
+    if kept is None or out.shape is None:
+        return
+    rank = len(out.shape)
+    width = plan.width[plan.space_of[out.name]]
+    for i, t in enumerate(node.inputs):
+        if not isinstance(t, gs.Constant):
+            continue
+        values = np.asarray(t.values)
+        if constant_channel_values(t, rank, width * plan.repeat.get(out.name, 1)) is None:
+            continue
+        axis = 1 - (rank - values.ndim)
+        _replace_constant(node, i, np.take(values, plan.columns_of(out), axis=axis))
+
+
+SLICERS: dict[str, Callable[[gs.Node, ChannelPlan], None]] = {
+    "Conv": slice_conv,
+    "Gemm": slice_gemm,
+    "MatMul": slice_matmul,
+    "BatchNormalization": slice_batchnorm,
+    "Mul": slice_broadcast_constants,
+    "Add": slice_broadcast_constants,
+    "Sub": slice_broadcast_constants,
+    "Div": slice_broadcast_constants,
+}
+
+
+def apply_plan(graph: gs.Graph, plan: ChannelPlan) -> None:
+    """Slice every node's constants as `plan` says, then drop all stale intermediate shapes."""
+    for node in graph.nodes:
+        slicer = SLICERS.get(node.op)
+        if slicer is not None:
+            slicer(node, plan)
+    for t in graph.tensors().values():
+        if isinstance(t, gs.Variable) and t not in graph.inputs:
+            t.shape = None

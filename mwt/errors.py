@@ -1,0 +1,8 @@
+"""The one exception type for failures a user can fix."""
+
+
+class MwtError(Exception):
+    """A user-facing error: the CLI prints its message as one line on stderr and exits non-zero.
+
+    Messages say what was wrong and, where possible, what to do instead.
+    """

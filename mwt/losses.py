@@ -1,0 +1,65 @@
+"""MwT's cohesion and coupling losses over the gate vectors of a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LossParts:
+    """The parts of the modular loss for one batch (tensors, so `total` can be back-propagated)."""
+
+    total: torch.Tensor
+    ce: torch.Tensor
+    cohesion: torch.Tensor
+    coupling: torch.Tensor
+
+
+def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cohesion, coupling) averaged over layers.
+
+    Per layer, with gate vectors L2-normalized and S their pairwise cosine similarities:
+    cohesion = 1 - mean S over pairs of distinct samples with the same label;
+    coupling = mean S over pairs with different labels.
+    A layer with no such pairs contributes 0 to that term (never NaN).
+    """
+    zero = labels.new_zeros((), dtype=torch.float32)
+    if not gates:
+        return zero, zero
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    same_pairs = same & ~eye
+    diff_pairs = ~same
+    n_same = same_pairs.sum()
+    n_diff = diff_pairs.sum()
+    cohesion = zero.to(gates[0].device)
+    coupling = zero.to(gates[0].device)
+    for g in gates:
+        u = F.normalize(g, dim=1)  # an all-zero gate vector stays zero: similarity 0, no NaN
+        sim = u @ u.T  # (B, B)
+        if n_same > 0:
+            cohesion = cohesion + (1.0 - sim[same_pairs].sum() / n_same)
+        if n_diff > 0:
+            coupling = coupling + sim[diff_pairs].sum() / n_diff
+    return cohesion / len(gates), coupling / len(gates)
+
+
+def modular_loss(
+    logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float
+) -> LossParts:
+    """cross-entropy + alpha * cohesion + beta * coupling (just cross-entropy when there are no gates)."""
+    ce = F.cross_entropy(logits, labels)
+    cohesion, coupling = gate_similarity_losses(gates, labels)
+    return LossParts(ce + alpha * cohesion + beta * coupling, ce, cohesion, coupling)
+
+
+def kernel_rate(gates: list[torch.Tensor]) -> float:
+    """Fraction of gated kernels switched on (gate > 0), over the batch and all layers."""
+    if not gates:
+        return 1.0
+    on = sum(int((g > 0).sum()) for g in gates)
+    total = sum(g.numel() for g in gates)
+    return on / total

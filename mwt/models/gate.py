@@ -1,0 +1,77 @@
+"""The gated convolution: the one building block that makes a CNN modular."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MaskGenerator(nn.Module):
+    """Per-sample kernel gates from a layer's input, as in MwT.
+
+    global average pool -> Linear(in, h, no bias) -> ReLU -> Linear(h, out) -> tanh -> ReLU,
+    h = out if out < 128 else out // 2. Gates lie in [0, 1); a gate of 0 switches a kernel off.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        hidden = out_channels if out_channels < 128 else out_channels // 2
+        self.fc1 = nn.Linear(in_channels, hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, out_channels)
+        nn.init.kaiming_normal_(self.fc1.weight)
+        nn.init.kaiming_normal_(self.fc2.weight)
+        # Bias 1 starts every kernel switched on; the losses then teach the gates to close.
+        nn.init.constant_(self.fc2.bias, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3))  # (B, C_in)
+        return F.relu(torch.tanh(self.fc2(F.relu(self.fc1(s)))))  # (B, C_out)
+
+
+class GatedConv(nn.Module):
+    """conv -> BN -> gate (no activation: callers apply ReLU, or add a residual first).
+
+    With `gated=False` it is a plain conv -> BN, so one architecture definition serves both the
+    modular model and the standard baseline. `forward` returns (output, gate or None).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, *, gated: bool
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+        )
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.gate = MaskGenerator(in_channels, out_channels) if gated else None
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        y = self.bn(self.conv(x))  # (B, C_out, H, W)
+        if self.gate is None:
+            return y, None
+        g = self.gate(x)  # (B, C_out)
+        return y * g[:, :, None, None], g
+
+
+class Preprocess(nn.Module):
+    """Zero-pad in pixel space, then normalize: the model takes images in [0, 1] as the dataset holds them.
+
+    Keeping this inside the model puts it inside every exported ONNX file too, so a module's input
+    spec is just the dataset's image shape and value range.
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], pad: int) -> None:
+        super().__init__()
+        self.pad = pad
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 4)
+        return (x - self.mean) / self.std

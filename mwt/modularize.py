@@ -1,0 +1,154 @@
+"""From a trained modular model to modules: kernel frequencies, retained kernel sets, and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from mwt.checkpoint import Modularization
+from mwt.data import Split, batches
+from mwt.errors import MwtError
+from mwt.models import gated_layers
+from mwt.progress import progress
+
+COHESION_SAMPLES = 256  # samples per class used for the pairwise-Jaccard cohesion estimate
+
+
+@torch.no_grad()
+def kernel_frequency(
+    model: nn.Module, data: Split, num_classes: int, *, batch_size: int = 256, device: str = "cpu",
+    show_progress: bool = True,
+) -> Modularization:
+    """Run `model` over `data` and count, per class and gated kernel, how often the gate is > 0.
+
+    Also records each class's mean gate value (for folded gates) and a cohesion estimate: the mean
+    Jaccard similarity between kernel sets of pairs of same-class samples (first 256 per class).
+    """
+    names = [n for n, _ in gated_layers(model)]
+    if not names:
+        raise MwtError("this model has no gated layers: it is a standard model, not a modular one")
+    model.eval().to(device)
+    on_counts: list[torch.Tensor] = []
+    gate_sums: list[torch.Tensor] = []
+    class_counts = torch.zeros(num_classes, dtype=torch.long)
+    samples: list[list[torch.Tensor]] = [[] for _ in range(num_classes)]
+    kept = [0] * num_classes
+    steps = (len(data) + batch_size - 1) // batch_size
+    for x, y in progress(batches(data, batch_size, shuffle=False), total=steps, desc="modularize", enable=show_progress):
+        _, gates = model(x.to(device))
+        gates = [g.float().cpu() for g in gates]
+        if not on_counts:
+            on_counts = [torch.zeros(num_classes, g.shape[1]) for g in gates]
+            gate_sums = [torch.zeros(num_classes, g.shape[1]) for g in gates]
+        onehot = torch.nn.functional.one_hot(y, num_classes).float()  # (B, K)
+        for i, g in enumerate(gates):
+            on_counts[i] += onehot.T @ (g > 0).float()
+            gate_sums[i] += onehot.T @ g
+        class_counts += onehot.sum(0).long()
+        active = torch.cat([g > 0 for g in gates], dim=1)  # (B, total kernels)
+        for c in range(num_classes):
+            if kept[c] < COHESION_SAMPLES:
+                rows = active[y == c][: COHESION_SAMPLES - kept[c]]
+                samples[c].append(rows)
+                kept[c] += rows.shape[0]
+    denom = class_counts.clamp(min=1).float()[:, None]
+    frequency = {n: on_counts[i] / denom for i, n in enumerate(names)}
+    gate_mean = {n: gate_sums[i] / denom for i, n in enumerate(names)}
+    cohesion = [_mean_pairwise_jaccard(torch.cat(s) if s else torch.zeros(0, 1, dtype=torch.bool)) for s in samples]
+    return Modularization(names, frequency, gate_mean, class_counts, sample_cohesion=cohesion)
+
+
+def _mean_pairwise_jaccard(sets: torch.Tensor) -> float:
+    """Mean Jaccard index over distinct pairs of rows of a boolean matrix (NaN with < 2 rows)."""
+    n = sets.shape[0]
+    if n < 2:
+        return float("nan")
+    a = sets.float()
+    inter = a @ a.T
+    sizes = a.sum(1)
+    union = sizes[:, None] + sizes[None, :] - inter
+    jac = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
+    off = ~torch.eye(n, dtype=torch.bool)
+    return float(jac[off].mean())
+
+
+def class_kernels(frequency: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Kernels of each class's module in one layer: (num_classes, C) bool.
+
+    A kernel belongs to a class's module when its frequency >= threshold. Where a class would keep
+    no kernel of the layer, that class's threshold for the layer drops in steps of 0.05 (as in MwT)
+    until one qualifies; the layer is never cut off.
+    """
+    check_threshold(threshold)
+    keep = frequency >= threshold
+    for c in range(frequency.shape[0]):
+        t = threshold
+        while not keep[c].any():
+            t = round(t - 0.05, 10)
+            if t <= 0:  # the class never switches this layer on: keep its single most active kernel
+                keep[c, int(frequency[c].argmax())] = True
+            else:
+                keep[c] = frequency[c] >= t
+    return keep
+
+
+def retained_kernels(mod: Modularization, classes: list[int], threshold: float = 0.9) -> dict[str, torch.Tensor]:
+    """Per layer, the union over `classes` of their modules' kernels: {layer: (C,) bool}."""
+    if not classes:
+        raise MwtError("the class list is empty")
+    return {n: class_kernels(mod.frequency[n], threshold)[classes].any(0) for n in mod.layers}
+
+
+def check_threshold(threshold: float) -> None:
+    if not 0 < threshold <= 1:
+        raise MwtError(f"threshold must be in (0, 1], got {threshold}")
+
+
+def krr(retained: dict[str, torch.Tensor]) -> float:
+    """Kernel retention rate: retained gated kernels / all gated kernels."""
+    total = sum(int(m.numel()) for m in retained.values())
+    return sum(int(m.sum()) for m in retained.values()) / max(total, 1)
+
+
+def module_coupling(mod: Modularization, threshold: float = 0.9) -> float:
+    """Mean Jaccard index between the kernel sets of every pair of single-class modules."""
+    k = mod.class_counts.shape[0]
+    sets = torch.cat([class_kernels(mod.frequency[n], threshold) for n in mod.layers], dim=1).float()
+    values = []
+    for i, j in itertools.combinations(range(k), 2):
+        inter = float((sets[i] * sets[j]).sum())
+        union = float(((sets[i] + sets[j]) > 0).sum())
+        values.append(inter / union if union else 1.0)
+    return sum(values) / len(values) if values else float("nan")
+
+
+@contextlib.contextmanager
+def retain_only(model: nn.Module, retained: dict[str, torch.Tensor]) -> Iterator[nn.Module]:
+    """Within the block, every unretained gated kernel's output is forced to zero.
+
+    This is the PyTorch simulation of a module: the reference the exported ONNX file must match.
+    The hooks are removed on exit, whatever happens.
+    """
+    blocks = dict(gated_layers(model))
+    missing = set(retained) - set(blocks)
+    if missing:
+        raise MwtError(f"the model has no gated layer named {sorted(missing)[0]}")
+    handles = []
+    for name, mask in retained.items():
+        keep = mask.float()
+
+        def hook(_m: nn.Module, _inp: object, out: tuple[torch.Tensor, torch.Tensor], keep: torch.Tensor = keep):
+            y, g = out
+            k = keep.to(y.device)
+            return y * k[None, :, None, None], g * k[None, :]
+
+        handles.append(blocks[name].register_forward_hook(hook))
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()

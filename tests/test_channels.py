@@ -1,0 +1,135 @@
+"""The channel-set analysis and slicing passes on tiny hand-built graphs."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from exporter.channels import plan_channels
+from exporter.passes import finalize, import_graph
+from exporter.slicing import apply_plan
+
+RNG = np.random.default_rng(0)
+
+
+def _model(nodes, inits, out_features=3):
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", out_features])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _run(model, x):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def _compile(model):
+    graph = import_graph(model)
+    plan = plan_channels(graph)
+    apply_plan(graph, plan)
+    return graph, plan, finalize(graph, producer="test")
+
+
+def _weights(out_model, op):
+    g = out_model.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    return [inits[n.input[1]].shape for n in g.node if n.op_type == op]
+
+
+def test_masked_conv_keeps_only_live_channels():
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"]),
+        helper.make_node("Mul", ["c1", "m"], ["g1"]),
+        helper.make_node("Relu", ["g1"], ["r1"]),
+        helper.make_node("GlobalAveragePool", ["r1"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1),
+    ]
+    inits = {"w1": RNG.normal(size=(4, 2, 1, 1)), "b1": RNG.normal(size=4),
+             "m": np.array([1, 0, 1, 0]).reshape(1, 4, 1, 1), "w2": RNG.normal(size=(3, 4)), "b2": RNG.normal(size=3)}
+    model = _model(nodes, inits)
+    graph, plan, out = _compile(model)
+    assert plan.kept_of(graph.tensors()["r1"]).tolist() == [0, 2]
+    assert _weights(out, "Conv") == [(2, 2, 1, 1)] and _weights(out, "Gemm") == [(3, 2)]
+    assert len(out.graph.node) == len(nodes)
+    x = RNG.normal(size=(3, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-6)
+
+
+def test_residual_add_keeps_the_union_of_both_branches():
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"]),
+        helper.make_node("Mul", ["a", "ma"], ["ga"]),
+        helper.make_node("Conv", ["x", "wb"], ["b"]),
+        helper.make_node("Mul", ["b", "mb"], ["gb"]),
+        helper.make_node("Add", ["ga", "gb"], ["s"]),
+        helper.make_node("Relu", ["s"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1),
+    ]
+    inits = {"wa": RNG.normal(size=(4, 2, 3, 3)), "wb": RNG.normal(size=(4, 2, 3, 3)),
+             "ma": np.array([1, 1, 0, 0]).reshape(1, 4, 1, 1), "mb": np.array([0, 1, 1, 0]).reshape(1, 4, 1, 1),
+             "w2": RNG.normal(size=(3, 4))}
+    model = _model(nodes, inits)
+    graph, plan, out = _compile(model)
+    assert plan.kept_of(graph.tensors()["s"]).tolist() == [0, 1, 2]
+    assert _weights(out, "Conv") == [(3, 2, 3, 3), (3, 2, 3, 3)]
+    x = RNG.normal(size=(2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-5)
+
+
+def test_flatten_of_a_spatial_map_slices_column_blocks():
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"]),
+        helper.make_node("Mul", ["c1", "m"], ["g1"]),
+        helper.make_node("Flatten", ["g1"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1),
+    ]
+    inits = {"w1": RNG.normal(size=(4, 2, 1, 1)), "m": np.array([0, 1, 0, 1]).reshape(1, 4, 1, 1),
+             "w2": RNG.normal(size=(3, 4 * 16))}
+    model = _model(nodes, inits)
+    _, _, out = _compile(model)
+    assert _weights(out, "Gemm") == [(3, 2 * 16)]
+    x = RNG.normal(size=(2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-5)
+
+
+def test_unknown_op_pins_its_channels():
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"]),
+        helper.make_node("Mul", ["c1", "m"], ["g1"]),
+        helper.make_node("Softmax", ["g1"], ["s"], axis=1),  # mixes channels: nothing may be dropped
+        helper.make_node("GlobalAveragePool", ["s"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1),
+    ]
+    inits = {"w1": RNG.normal(size=(4, 2, 1, 1)), "m": np.array([1, 0, 0, 0]).reshape(1, 4, 1, 1),
+             "w2": RNG.normal(size=(3, 4))}
+    model = _model(nodes, inits)
+    _, _, out = _compile(model)
+    assert _weights(out, "Conv") == [(4, 2, 1, 1)]
+    x = RNG.normal(size=(2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-6)
+    onnx.checker.check_model(out)
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_all_dead_space_keeps_one_channel(fill):
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"]),
+        helper.make_node("Mul", ["c1", "m"], ["g1"]),
+        helper.make_node("GlobalAveragePool", ["g1"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1),
+    ]
+    inits = {"w1": RNG.normal(size=(4, 2, 1, 1)), "m": np.full((1, 4, 1, 1), fill), "w2": RNG.normal(size=(3, 4))}
+    model = _model(nodes, inits)
+    _, _, out = _compile(model)
+    assert _weights(out, "Conv")[0][0] == (1 if fill == 0 else 4)
+    x = RNG.normal(size=(2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-6)

@@ -1,0 +1,150 @@
+"""The `mwt` command through its real entry point: a real run end to end, and every bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from mwt.checkpoint import load_checkpoint, save_checkpoint
+from mwt.cli import main
+from tests.conftest import needs_fashion_mnist, random_checkpoint
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code: int, err: str, message: str) -> None:
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+
+
+@needs_fashion_mnist
+def test_train_modularize_eval_export_end_to_end(tmp_path, capsys):
+    ckpt = tmp_path / "m.pt"
+    code, out, err = run(capsys, "train", "--model", "vgg11", "--width", "0.125", "--epochs", "2", "--limit", "1024",
+                         "--batch-size", "64", "--lr", "0.02", "--seed", "3", "--out", str(ckpt), "-q")
+    assert code == 0, err
+    log = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2] and all(0 <= r["kernel_rate"] <= 1 for r in log)
+    assert log[-1]["test_acc"] > 0.3  # far above chance (0.1) after 2 small epochs
+
+    code, out, err = run(capsys, "modularize", str(ckpt), "--limit", "1024", "-q")
+    assert code == 0, err
+    assert "mean module KRR" in out and "coupling" in out
+    mod = load_checkpoint(ckpt).modularization
+    assert mod is not None and int(mod.class_counts.sum()) == 1024
+
+    code, out, err = run(capsys, "eval", str(ckpt), "--classes", "trouser,bag", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["samples"] == 2000 and 0 < report["krr"] <= 1
+    assert report["full_acc"] > 0.5
+
+    onnx_path = tmp_path / "tb.onnx"
+    code, out, err = run(capsys, "export", str(ckpt), "--classes", "trouser,bag", "--align", "1", "-o", str(onnx_path))
+    assert code == 0, err
+    # The exported module agrees with the simulated one on real test images.
+    from mwt.data import load_split
+    test = load_split("fashion-mnist", "test").where([1, 8]).subset(256)
+    x = test.images.float().div(255).numpy()
+    logits = ort.InferenceSession(str(onnx_path)).run(["logits"], {"input": x})[0]
+    y = torch.where(test.labels == 1, 0, 1).numpy()
+    acc = float((logits.argmax(1) == y).mean())
+    assert abs(acc - report["module_acc"]) < 0.05
+
+
+def test_same_seed_same_weights(tmp_path, capsys, monkeypatch):
+    from mwt.data import Split
+    from mwt.train import TrainConfig, train
+
+    data = Split((torch.rand(64, 1, 28, 28) * 255).to(torch.uint8), torch.arange(64) % 10)
+    config = TrainConfig(model="vgg11", width=0.0625, epochs=1, batch_size=16, seed=5, device="cpu")
+    a = train(config, data, data, show_progress=False)
+    b = train(config, data, data, show_progress=False)
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--model", "alexnet"], "unknown model 'alexnet'; choose one of"),
+    (["train", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["train", "--epochs", "0"], "epochs must be a positive number"),
+    (["train", "--epochs", "-3"], "epochs must be a positive number"),
+    (["train", "--out", "/nonexistent/dir/m.pt"], "does not exist"),
+    (["train", "--no-such-flag"], "No such option"),
+    (["train", "--epochs", "many"], "--epochs"),
+    (["modularize", "missing.pt"], "does not exist"),
+    (["eval", "missing.pt", "--classes", "bag"], "does not exist"),
+])
+def test_bad_input(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *args)
+    one_line_error(code, err, message)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("classes, message", [
+    ("cat", "unknown class 'cat'; valid classes: t-shirt"),
+    ("", "empty"),
+    ("bag,Bag", "named twice"),
+])
+def test_bad_class_lists(checkpoint_file, capsys, classes, message):
+    code, _, err = run(capsys, "eval", str(checkpoint_file), "--classes", classes)
+    one_line_error(code, err, message)
+
+
+@pytest.mark.parametrize("threshold", ["0", "1.2", "-1"])
+def test_bad_threshold(checkpoint_file, capsys, threshold):
+    code, _, err = run(capsys, "eval", str(checkpoint_file), "--classes", "bag", "--threshold", threshold)
+    one_line_error(code, err, "threshold must be in (0, 1]")
+    code, _, err = run(capsys, "modularize", str(checkpoint_file), "--threshold", threshold)
+    one_line_error(code, err, "threshold must be in (0, 1]")
+
+
+def test_bad_checkpoints_never_destroyed(tmp_path, capsys, checkpoint_file):
+    truncated = tmp_path / "cut.pt"
+    truncated.write_bytes(checkpoint_file.read_bytes()[:2000])
+    code, _, err = run(capsys, "modularize", str(truncated))
+    one_line_error(code, err, "truncated or corrupt")
+    assert truncated.stat().st_size == 2000
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    code, _, err = run(capsys, "eval", str(foreign), "--classes", "bag")
+    one_line_error(code, err, "not an mwt checkpoint")
+
+    standard = random_checkpoint("vgg11")
+    standard = type(standard)(
+        spec=type(standard.spec)(**{**standard.spec.__dict__, "modular": False}),
+        state_dict={}, classes=standard.classes, dataset=standard.dataset,
+    )
+    path = tmp_path / "standard.pt"
+    save_checkpoint(standard, path)
+    before = path.read_bytes()
+    code, _, err = run(capsys, "modularize", str(path))
+    one_line_error(code, err, "standard model")
+    assert path.read_bytes() == before
+
+
+def test_help_explains_commands(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("train", "modularize", "eval", "export"):
+        assert command in out
+
+
+def test_export_runs_on_onnxruntime_input_spec(tmp_path, capsys, checkpoint_file):
+    out = tmp_path / "x.onnx"
+    code, _, err = run(capsys, "export", str(checkpoint_file), "--classes", "0,9", "-o", str(out))
+    assert code == 0, err
+    sess = ort.InferenceSession(str(out))
+    assert sess.get_inputs()[0].shape[1:] == [1, 28, 28]
+    logits = sess.run(None, {"input": np.zeros((2, 1, 28, 28), np.float32)})[0]
+    assert logits.shape == (2, 2)

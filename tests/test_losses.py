@@ -1,0 +1,64 @@
+"""Cohesion and coupling losses against values computed by hand."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mwt.losses import gate_similarity_losses, kernel_rate, modular_loss
+
+R = 1 / math.sqrt(2)
+
+
+def test_orthogonal_classes_give_zero_losses():
+    gates = [torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]])]
+    coh, coup = gate_similarity_losses(gates, torch.tensor([0, 0, 1]))
+    assert coh.item() == pytest.approx(0.0, abs=1e-6)
+    assert coup.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_hand_computed_values():
+    # a=(1,0), b=(1,1)/sqrt2, c=(0,1); same-label pair (a,b): cos R; different pairs (a,c)=0, (b,c)=R
+    gates = [torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])]
+    coh, coup = gate_similarity_losses(gates, torch.tensor([0, 0, 1]))
+    assert coh.item() == pytest.approx(1 - R, abs=1e-6)
+    assert coup.item() == pytest.approx(R / 2, abs=1e-6)
+
+
+def test_losses_average_over_layers():
+    labels = torch.tensor([0, 0, 1])
+    layer1 = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # cohesion 1-R, coupling R/2
+    layer2 = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # cohesion 0, coupling 1
+    coh, coup = gate_similarity_losses([layer1, layer2], labels)
+    assert coh.item() == pytest.approx((1 - R) / 2, abs=1e-6)
+    assert coup.item() == pytest.approx((R / 2 + 1) / 2, abs=1e-6)
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0, 0], [0, 1, 2, 3], [5]])
+def test_degenerate_batches_never_nan(labels):
+    gates = [torch.rand(len(labels), 6), torch.zeros(len(labels), 3)]
+    coh, coup = gate_similarity_losses(gates, torch.tensor(labels))
+    assert torch.isfinite(coh) and torch.isfinite(coup)
+    if len(set(labels)) == 1:
+        assert coup.item() == 0.0
+    if len(set(labels)) == len(labels):
+        assert coh.item() == 0.0
+
+
+def test_modular_loss_total_and_gradients():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3, requires_grad=True)
+    gates = [torch.rand(4, 5, requires_grad=True)]
+    labels = torch.tensor([0, 0, 1, 2])
+    parts = modular_loss(logits, gates, labels, alpha=0.5, beta=1.5)
+    coh, coup = gate_similarity_losses(gates, labels)
+    expected = F.cross_entropy(logits, labels) + 0.5 * coh + 1.5 * coup
+    assert parts.total.item() == pytest.approx(expected.item(), rel=1e-6)
+    parts.total.backward()
+    assert torch.isfinite(gates[0].grad).all() and gates[0].grad.abs().sum() > 0
+
+
+def test_kernel_rate():
+    assert kernel_rate([torch.tensor([[0.0, 0.5], [0.1, 0.0]]), torch.tensor([[0.2, 0.3]])]) == pytest.approx(4 / 6)
+    assert kernel_rate([]) == 1.0

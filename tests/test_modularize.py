@@ -1,0 +1,86 @@
+"""Kernel frequencies, kernel sets with the threshold fallback, KRR, coupling and the simulation."""
+
+import pytest
+import torch
+
+from mwt.checkpoint import Modularization
+from mwt.data import Split
+from mwt.errors import MwtError
+from mwt.models import build_model, gated_layers
+from mwt.modularize import class_kernels, kernel_frequency, krr, module_coupling, retain_only, retained_kernels
+from tests.conftest import tiny_spec
+
+
+def test_class_kernels_threshold_and_fallback():
+    freq = torch.tensor([
+        [0.95, 0.90, 0.10, 0.00],  # two kernels pass 0.9
+        [0.80, 0.86, 0.20, 0.00],  # none passes 0.9: falls back to 0.85 -> kernel 1
+        [0.00, 0.00, 0.00, 0.00],  # never active: keeps one kernel, never all
+    ])
+    keep = class_kernels(freq, 0.9)
+    assert keep.tolist() == [[True, True, False, False], [False, True, False, False], [True, False, False, False]]
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01])
+def test_threshold_outside_range(threshold):
+    with pytest.raises(MwtError, match="threshold"):
+        class_kernels(torch.rand(2, 3), threshold)
+
+
+def _mod() -> Modularization:
+    freq = {
+        "a": torch.tensor([[1.0, 0.0, 0.95, 0.0], [0.0, 1.0, 0.95, 0.0]]),
+        "b": torch.tensor([[1.0, 0.0], [1.0, 0.0]]),
+    }
+    return Modularization(["a", "b"], freq, {k: v.clone() for k, v in freq.items()}, torch.tensor([10, 10]))
+
+
+def test_union_krr_and_coupling():
+    mod = _mod()
+    single = retained_kernels(mod, [0])
+    assert single["a"].tolist() == [True, False, True, False] and single["b"].tolist() == [True, False]
+    assert krr(single) == pytest.approx(3 / 6)
+    union = retained_kernels(mod, [0, 1])
+    assert union["a"].tolist() == [True, True, True, False]
+    assert krr(union) == pytest.approx(4 / 6)
+    # module sets {a0, a2, b0} and {a1, a2, b0}: intersection 2, union 4
+    assert module_coupling(mod) == pytest.approx(0.5)
+
+
+def test_kernel_frequency_counts_per_class():
+    torch.manual_seed(0)
+    model = build_model(tiny_spec("vgg11"))
+    images = (torch.rand(40, 1, 28, 28) * 255).to(torch.uint8)
+    labels = torch.arange(40) % 10
+    mod = kernel_frequency(model, Split(images, labels), 10, batch_size=16, show_progress=False)
+    assert mod.layers == [n for n, _ in gated_layers(model)]
+    assert mod.class_counts.tolist() == [4] * 10
+    for name, block in gated_layers(model):
+        f = mod.frequency[name]
+        assert f.shape == (10, block.out_channels) and (f >= 0).all() and (f <= 1).all()
+        assert torch.allclose(f * 4, (f * 4).round())  # counts out of 4 samples per class
+    assert all(0 <= c <= 1 for c in mod.sample_cohesion)
+
+
+def test_retain_only_zeroes_unretained_kernels_and_restores():
+    torch.manual_seed(0)
+    model = build_model(tiny_spec("vgg11")).eval()
+    x = torch.rand(2, 1, 28, 28)
+    name, block = gated_layers(model)[0]
+    keep = torch.zeros(block.out_channels, dtype=torch.bool)
+    keep[:2] = True
+    seen: dict[str, torch.Tensor] = {}
+
+    def capture(_m, _i, out):
+        seen["y"] = out[0]
+
+    with torch.no_grad():
+        before = model(x)[0]
+        with retain_only(model, {name: keep}):
+            handle = block.register_forward_hook(capture)  # runs after the masking hook
+            model(x)
+            handle.remove()
+        y = seen["y"]
+        after = model(x)[0]
+    assert (y[:, 2:] == 0).all() and (y[:, :2] != 0).any()
+    assert torch.equal(before, after)  # hooks are gone after the block
