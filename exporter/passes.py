@@ -9,9 +9,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
+import onnxruntime as ort
 
 from exporter.errors import ExportError
 from exporter.torch_export import GATE_PREFIX, LOGITS
+
+
+# graphsurgeon's constant folding runs onnxruntime; its optimizer notices are noise here.
+ort.set_default_logger_severity(3)
 
 
 def import_graph(model: onnx.ModelProto) -> gs.Graph:

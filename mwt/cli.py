@@ -137,6 +137,55 @@ def evaluate(
     print(json.dumps(asdict(report), indent=2) if as_json else report.table())
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every file the demo writes.")] = Path("runs/demo"),
+    classes: Annotated[str, typer.Option(help="The two classes of the sub-task.")] = "sneaker,bag",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
+    width: Annotated[float, typer.Option(help="Width of the VGG16.")] = 0.25,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    data_dir: DataDir = None,
+    quiet: Quiet = False,
+) -> None:
+    """The whole path on Fashion-MNIST: train, modularize, export, compose, predict, and time it."""
+    from mwt.demo import DemoConfig, run_demo
+
+    if epochs <= 0:
+        raise MwtError(f"epochs must be a positive number, got {epochs}")
+    parts = [c.strip() for c in classes.split(",") if c.strip()]
+    if len(parts) != 2:
+        raise MwtError(f"the demo takes exactly two classes, got {len(parts)}")
+    if out.exists() and not out.is_dir():
+        raise MwtError(f"{out} exists and is not a folder")
+    run_demo(DemoConfig(out=out, classes=(parts[0], parts[1]), epochs=epochs, width=width, seed=seed,
+                        data_dir=data_dir, show_progress=not quiet))
+
+
+bench_app = typer.Typer(help="Measured benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("latency")
+def bench_latency(
+    checkpoint: Annotated[Path, typer.Argument(help="A modularized checkpoint.")],
+    classes: Annotated[str, typer.Option(help="The sub-task's classes.")],
+    batch: Annotated[list[int], typer.Option(help="Batch sizes (repeat the option).")] = [1, 32, 256],  # noqa: B006
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.")] = 2,
+    align: Annotated[int, typer.Option(help="Channel alignment of the exported modules.")] = 8,
+    seconds: Annotated[float, typer.Option(help="Minimum measuring time per batch size.")] = 2.0,
+    out: Annotated[Path, typer.Option(help="Folder for latency.json and latency.png.")] = Path("results/latency"),
+    data_dir: DataDir = None,
+) -> None:
+    """Latency of the full model, the union module and composed single-class modules, side by side."""
+    from exporter.benchmark import latency_benchmark, save_result
+
+    result = latency_benchmark(checkpoint, classes, batches=tuple(batch), threads=threads, align=align,
+                               min_seconds=seconds, data_dir=data_dir)
+    print(result.table())
+    paths = save_result(result, out)
+    print("wrote " + ", ".join(str(p) for p in paths if p))
+
+
 def _register_optional_commands() -> None:
     # Commands of the other packages are attached here; their modules import heavy libraries lazily.
     from exporter.cli import export_command

@@ -145,3 +145,18 @@ def test_cli_failure_keeps_existing_output(tmp_path, checkpoint_file, capsys):
     out.write_bytes(b"precious")
     assert export_main([str(checkpoint_file), "--classes", "bag,nope", "-o", str(out)]) == 2
     assert out.read_bytes() == b"precious"
+
+
+def test_bench_latency_cli(tmp_path, checkpoint_file, capsys):
+    from mwt.cli import main
+
+    out = tmp_path / "bench"
+    code = main(["bench", "latency", str(checkpoint_file), "--classes", "sneaker,bag", "--batch", "2",
+                 "--seconds", "0.05", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    for config in ("full", "union (align 8)", "union (align 1)", "composed merged", "composed sessions"):
+        assert config in text
+    data = json.loads((out / "latency.json").read_text())
+    assert {r["batch"] for r in data["rows"]} == {2} and all(r["median_ms"] > 0 for r in data["rows"])
+    assert (out / "latency.png").stat().st_size > 1000

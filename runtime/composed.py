@@ -1,0 +1,149 @@
+"""ComposedClassifier: several modules served as one multi-class classifier."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from mwt.errors import MwtError
+from runtime.merge import merge_modules
+from runtime.module_file import ModuleFile, read_module
+from runtime.session import SessionSettings, make_session
+
+MODES = ("merged", "sessions", "sessions-parallel")
+
+
+class MixedSourcesWarning(UserWarning):
+    """Modules from different checkpoints were composed: their logits are not on one scale."""
+
+
+@dataclass
+class Prediction:
+    """What `predict` returns for a batch of N images over K classes."""
+
+    logits: np.ndarray  # (N, K) float32
+    probabilities: np.ndarray  # (N, K) float32, softmax over the composed logits
+    indices: np.ndarray  # (N,) int64
+    classes: list[str]  # the K class names, in column order
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.classes[i] for i in self.indices]
+
+
+def check_compatible(modules: Sequence[ModuleFile], allow_mixed_sources: bool = False) -> None:
+    """Raise MwtError unless the modules can be composed: same input spec, disjoint classes, one source."""
+    if not modules:
+        raise MwtError("no modules given")
+    first = modules[0]
+    spec_keys = ("shape", "range", "dtype")
+    for m in modules[1:]:
+        if any(m.input.get(k) != first.input.get(k) for k in spec_keys):
+            raise MwtError(
+                f"{m.name} takes input {m.input.get('shape')} {m.input.get('dtype')} in {m.input.get('range')} "
+                f"but {first.name} takes {first.input.get('shape')} {first.input.get('dtype')} in {first.input.get('range')}"
+            )
+    seen: dict[str, str] = {}
+    for m in modules:
+        for c in m.classes:
+            if c in seen:
+                raise MwtError(f"class '{c}' is in both {seen[c]} and {m.name}; composed modules must not share classes")
+            seen[c] = m.name
+    sources = {m.source for m in modules}
+    if len(sources) > 1:
+        if not allow_mixed_sources:
+            raise MwtError(
+                "the modules come from different checkpoints, whose logits are not on one scale; "
+                "pass --allow-mixed-sources to compose them anyway"
+            )
+        warnings.warn("composing modules from different checkpoints: their logits are not on one scale",
+                      MixedSourcesWarning, stacklevel=3)
+
+
+class ComposedClassifier:
+    """Modules run as one classifier, in one merged graph or one session per module."""
+
+    def __init__(self, modules: Sequence[ModuleFile], *, mode: str = "merged",
+                 settings: SessionSettings = SessionSettings(), allow_mixed_sources: bool = False) -> None:
+        if mode not in MODES:
+            raise MwtError(f"unknown mode '{mode}'; choose one of: {', '.join(MODES)}")
+        check_compatible(modules, allow_mixed_sources)
+        self.modules = list(modules)
+        self.mode = mode
+        self.classes = [c for m in self.modules for c in m.classes]
+        self.input_shape = tuple(int(d) for d in self.modules[0].input["shape"])  # (C, H, W)
+        self.flops = sum(m.flops for m in self.modules)
+        self._merged: onnx.ModelProto | None = None
+        if mode == "merged":
+            self._sessions = [make_session(self.merged_model().SerializeToString(), settings)]
+        else:
+            self._sessions = [make_session(m.model.SerializeToString(), settings) for m in self.modules]
+        self._inputs = [s.get_inputs()[0].name for s in self._sessions]
+        self._pool = ThreadPoolExecutor(len(self._sessions)) if mode == "sessions-parallel" else None
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], **kwargs: object) -> ComposedClassifier:
+        """Read, check and compose module files (a composed file counts as one module)."""
+        if not paths:
+            raise MwtError("no module files given")
+        return cls([read_module(p) for p in paths], **kwargs)  # type: ignore[arg-type]
+
+    def merged_model(self) -> onnx.ModelProto:
+        """The single ONNX graph of the composition (built once)."""
+        if self._merged is None:
+            self._merged = merge_modules(self.modules)
+        return self._merged
+
+    def prepare(self, batch: np.ndarray) -> np.ndarray:
+        """Check a batch against the input spec and convert it to float32 in [0, 1].
+
+        Takes (N, C, H, W) or one image (C, H, W); float arrays in [0, 1] or uint8 in [0, 255].
+        """
+        if not isinstance(batch, np.ndarray):
+            raise MwtError(f"expected a numpy array, got {type(batch).__name__}")
+        expected = self.input_shape
+        if batch.ndim == len(expected):
+            batch = batch[None]
+        if batch.ndim != len(expected) + 1 or tuple(batch.shape[1:]) != expected:
+            raise MwtError(f"expected images of shape (N, {', '.join(map(str, expected))}), got {tuple(batch.shape)}")
+        if batch.shape[0] == 0:
+            raise MwtError("the batch is empty")
+        if batch.dtype == np.uint8:
+            return batch.astype(np.float32) / 255.0
+        if batch.dtype.kind != "f":
+            raise MwtError(f"expected float32 in [0, 1] or uint8 images, got dtype {batch.dtype}")
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if not np.isfinite(batch).all():
+            raise MwtError("the batch holds NaN or infinite values")
+        return batch
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Composed logits of a prepared float32 batch."""
+        if self.mode == "merged":
+            return self._sessions[0].run(["logits"], {self._inputs[0]: x})[0]
+
+        def one(i: int) -> np.ndarray:
+            return self._sessions[i].run(["logits"], {self._inputs[i]: x})[0]
+
+        if self._pool is not None:
+            parts = list(self._pool.map(one, range(len(self._sessions))))
+        else:
+            parts = [one(i) for i in range(len(self._sessions))]
+        return np.concatenate(parts, axis=1)
+
+    def predict(self, batch: np.ndarray) -> Prediction:
+        """Logits, probabilities and predicted class names for a batch."""
+        logits = self.logits(self.prepare(batch))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+        return Prediction(logits, probabilities, logits.argmax(axis=1), list(self.classes))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
