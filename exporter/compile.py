@@ -19,7 +19,7 @@ from exporter.errors import ExportError
 from exporter.flops import Cost, graph_cost
 from exporter.passes import (
     finalize, fold_channel_scales, freeze_gates, import_graph, mask_gates, reinfer, remove_identity_muls,
-    select_classes,
+    select_classes, sink_channel_scales,
 )
 from exporter.slicing import apply_plan
 from exporter.torch_export import LOGITS, export_with_gates
@@ -170,6 +170,7 @@ def compile_module(ckpt: Checkpoint, options: ExportOptions, source_sha256: str 
 
     def analyse(masks: dict[str, np.ndarray]) -> tuple[gs.Graph, ChannelPlan, dict[str, int]]:
         graph = import_graph(full_proto)
+        sink_channel_scales(graph)
         masked = mask_gates(graph, masks)
         select_classes(graph, classes)
         graph = reinfer(graph)
@@ -194,6 +195,7 @@ def compile_module(ckpt: Checkpoint, options: ExportOptions, source_sha256: str 
     module = finalize(graph, producer="mwt-export")
 
     full_graph = import_graph(full_proto)
+    sink_channel_scales(full_graph)
     full_graph.outputs = [t for t in full_graph.outputs if t.name == LOGITS]
     full_cost = graph_cost(finalize(full_graph, producer="mwt-export"))
     layers = [LayerReport(k, int(v.sum()), int(v.size)) for k, v in retained.items()]
@@ -212,6 +214,7 @@ def export_full_model(ckpt: Checkpoint, source_sha256: str = "") -> onnx.ModelPr
     """The full model as an mwt module of all classes with nothing removed (the latency baseline)."""
     model = ckpt.build()
     graph = import_graph(export_with_gates(model, (ckpt.spec.in_channels, *ckpt.spec.input_size)))
+    sink_channel_scales(graph)
     graph.outputs = [t for t in graph.outputs if t.name == LOGITS]
     proto = finalize(graph, producer="mwt-export")
     cost = graph_cost(proto)

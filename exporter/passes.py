@@ -144,6 +144,68 @@ def select_classes(graph: gs.Graph, classes: list[int]) -> None:
     logits.shape = None
 
 
+# Ops f with f(x * g) == f(x) * g for a per-channel scale g >= 0 (bit for bit: scaling by g >= 0
+# keeps the order of values, so max and the sign test give the same element).
+_COMMUTES_WITH_SCALE = {"Relu", "MaxPool"}
+_SHAPE_ONLY = {"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Identity"}
+
+
+def _is_nonnegative(t: gs.Tensor, depth: int = 0) -> bool:
+    if isinstance(t, gs.Constant):
+        return bool(np.all(np.asarray(t.values) >= 0))
+    if depth > 16 or len(t.inputs) != 1:
+        return False
+    node = t.inputs[0]
+    if node.op == "Relu":
+        return True
+    if node.op in _SHAPE_ONLY:
+        return _is_nonnegative(node.inputs[0], depth + 1)
+    if node.op == "Mul":
+        return all(_is_nonnegative(i, depth + 1) for i in node.inputs)
+    return False
+
+
+def _channel_scale_operands(node: gs.Node) -> tuple[int, gs.Tensor] | None:
+    """(index of the feature-map input, scale) when `node` is Mul(x, g) with g (N, C, 1, 1) >= 0."""
+    if node.op != "Mul" or len(node.inputs) != 2:
+        return None
+    for i, (x, g) in enumerate((node.inputs, node.inputs[::-1])):
+        gs_shape = g.shape
+        if (not isinstance(g, gs.Constant) and gs_shape is not None and len(gs_shape) == 4
+                and list(gs_shape[2:]) == [1, 1] and x.shape is not None and len(x.shape) == 4
+                and _is_nonnegative(g)):
+            return (0 if i == 0 else 1), g
+    return None
+
+
+def sink_channel_scales(graph: gs.Graph) -> int:
+    """Move each dynamic gate multiply Mul(x, g), g >= 0 per channel, past the Relu and MaxPool
+    that follow it: exact, and it lets onnxruntime fuse Conv+Relu and scale the smaller pooled map.
+    Needs inferred shapes. Returns the number of moves."""
+    moved = 0
+    for node in list(graph.nodes):
+        operands = _channel_scale_operands(node)
+        if operands is None:
+            continue
+        data_index, _ = operands
+        while True:
+            out = node.outputs[0]
+            consumers = list(out.outputs)
+            if out in graph.outputs or len(consumers) != 1 or consumers[0].op not in _COMMUTES_WITH_SCALE:
+                break
+            after = consumers[0]
+            x = node.inputs[data_index]
+            result = after.outputs[0]
+            unscaled = gs.Variable(f"{result.name}.unscaled", dtype=result.dtype, shape=result.shape)
+            after.inputs[0] = x  # x -> after -> Mul -> (after's consumers)
+            after.outputs[0] = unscaled
+            node.inputs[data_index] = unscaled
+            node.outputs[0] = result
+            moved += 1
+    graph.cleanup().toposort()
+    return moved
+
+
 def remove_identity_muls(graph: gs.Graph) -> int:
     """Bypass every Mul by an all-ones constant (masks that pruning left with nothing to mask)."""
     removed = 0

@@ -133,3 +133,39 @@ def test_all_dead_space_keeps_one_channel(fill):
     assert _weights(out, "Conv")[0][0] == (1 if fill == 0 else 4)
     x = RNG.normal(size=(2, 2, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-6)
+
+
+def _gated_chain(gate_activation: str):
+    """x -> Conv -> Mul(gate) -> Relu -> MaxPool -> Gemm, gate = act(Gemm(GAP(x))) as (N, C, 1, 1)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["x"], ["gp"]),
+        helper.make_node("Flatten", ["gp"], ["gf"]),
+        helper.make_node("Gemm", ["gf", "wg"], ["gl"], transB=1),
+        helper.make_node(gate_activation, ["gl"], ["g"]),
+        helper.make_node("Unsqueeze", ["g", "axes"], ["g4"]),
+        helper.make_node("Mul", ["c1", "g4"], ["m"]),
+        helper.make_node("Relu", ["m"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1),
+    ]
+    inits = {"w1": RNG.normal(size=(4, 2, 3, 3)), "wg": RNG.normal(size=(4, 2)), "w2": RNG.normal(size=(3, 16))}
+    model = _model(nodes, inits)
+    model.graph.initializer.append(numpy_helper.from_array(np.array([2, 3], np.int64), "axes"))
+    return model
+
+
+@pytest.mark.parametrize("activation, moves", [("Relu", 2), ("Tanh", 0)])
+def test_sink_channel_scales_is_exact_and_needs_nonnegative_gates(activation, moves):
+    from exporter.passes import sink_channel_scales
+
+    model = _gated_chain(activation)
+    graph = import_graph(model)
+    assert sink_channel_scales(graph) == moves
+    out = finalize(graph, producer="test")
+    order = [n.op_type for n in out.graph.node if n.op_type in ("Conv", "Mul", "Relu", "MaxPool")]
+    if moves:
+        assert order.index("Mul") > order.index("MaxPool")  # the scale now acts on the pooled map
+    x = RNG.normal(size=(3, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(_run(out, x), _run(model, x))

@@ -1,0 +1,127 @@
+"""Exporter benchmark: export time, FLOPs, parameters, file size and onnxruntime CPU latency of
+two-class modules against the full model, with and without channel alignment.
+
+Models: VGG16 and ResNet18 at full width with random weights and random kernel frequencies
+shaped like a trained model's (each class keeps about `--retain` of every layer), plus any
+trained checkpoints given with --checkpoint. Latencies are measured side by side in one run
+(interleaved rounds, median), 2 onnxruntime threads by default.
+
+    python benchmarks/export.py --out results/export
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from exporter.compile import ExportOptions, GateMode, compile_module, export_full_model
+from mwt.checkpoint import Checkpoint, Modularization, load_checkpoint
+from mwt.data import DATASETS
+from mwt.models import ModelSpec, build_model, gated_layers
+from runtime.latency import measure_side_by_side
+from runtime.session import SessionSettings, make_session
+
+
+def synthetic_checkpoint(arch: str, width: float, retain: float, seed: int = 0) -> Checkpoint:
+    """Random weights; frequencies U**k with P(freq >= 0.9) = retain for every class and layer."""
+    torch.manual_seed(seed)
+    info = DATASETS["fashion-mnist"]
+    spec = ModelSpec(arch, 10, 1, info.size, width, True, info.mean, info.std, info.pad)
+    model = build_model(spec).eval()
+    k = math.log(0.9) / math.log(1 - retain)
+    gen = torch.Generator().manual_seed(seed)
+    layers = gated_layers(model)
+    freq = {n: torch.rand(10, b.out_channels, generator=gen) ** k for n, b in layers}
+    mod = Modularization([n for n, _ in layers], freq, {n: f.clone() for n, f in freq.items()}, torch.full((10,), 6000))
+    return Checkpoint(spec, model.state_dict(), list(info.classes), info.name, modularization=mod)
+
+
+def bench(name: str, ckpt: Checkpoint, classes: tuple[int, ...], aligns: list[int], threads: int,
+          batches: list[int], seconds: float) -> dict:
+    settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
+    full = export_full_model(ckpt)
+    entries: dict[str, dict] = {}
+    sessions = {"full": make_session(full.SerializeToString(), settings)}
+    from exporter.flops import graph_cost
+
+    full_cost = graph_cost(full)
+    entries["full"] = {"flops": full_cost.flops, "params": full_cost.params, "bytes": full.ByteSize()}
+    variants = [(a, GateMode.dynamic) for a in aligns] + [(max(aligns), GateMode.folded)]
+    for align, gates in variants:
+        t = time.perf_counter()
+        proto, report = compile_module(ckpt, ExportOptions(classes, align=align, gates=gates))
+        seconds_export = time.perf_counter() - t
+        key = f"align {align}" + (" folded" if gates is GateMode.folded else "")
+        entries[key] = {"flops": report.module.flops, "params": report.module.params, "bytes": proto.ByteSize(),
+                        "krr": report.krr, "export_seconds": seconds_export}
+        sessions[key] = make_session(proto.SerializeToString(), settings)
+    shape = (ckpt.spec.in_channels, *ckpt.spec.input_size)
+    for batch in batches:
+        x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+        timings = measure_side_by_side(
+            {k: (lambda s=s: s.run(["logits"], {"input": x})) for k, s in sessions.items()}, min_seconds=seconds
+        )
+        for key, t in timings.items():
+            e = entries[key]
+            e[f"ms_b{batch}"] = t.median_ms
+            e[f"speedup_b{batch}"] = timings["full"].median_ms / t.median_ms
+            e["flops_ratio"] = full_cost.flops / e["flops"]
+            e[f"of_limit_b{batch}"] = e[f"speedup_b{batch}"] / e["flops_ratio"]
+    return {"model": name, "classes": [ckpt.classes[c] for c in classes], "entries": entries}
+
+
+def print_result(result: dict, batches: list[int]) -> None:
+    print(f"\n{result['model']}  classes {', '.join(result['classes'])}")
+    head = f"{'config':<16} {'KRR':>6} {'MFLOPs':>8} {'FLOPs x':>8} {'params k':>9} {'KiB':>8} {'export s':>8}"
+    for b in batches:
+        head += f" {'ms b' + str(b):>9} {'speedup':>8} {'of limit':>8}"
+    print(head)
+    for key, e in result["entries"].items():
+        line = (f"{key:<16} {100 * e.get('krr', 1):5.1f}% {e['flops'] / 1e6:8.1f} {e['flops_ratio']:7.1f}x "
+                f"{e['params'] / 1e3:9.1f} {e['bytes'] / 1024:8.0f} {e.get('export_seconds', float('nan')):8.2f}")
+        for b in batches:
+            line += f" {e[f'ms_b{b}']:9.2f} {e[f'speedup_b{b}']:7.2f}x {100 * e[f'of_limit_b{b}']:7.0f}%"
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="vgg16,resnet18")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--retain", type=float, default=0.15, help="per-class, per-layer retention of the synthetic frequencies")
+    p.add_argument("--checkpoint", type=Path, action="append", default=[], help="also benchmark a trained checkpoint")
+    p.add_argument("--classes", default="7,8", help="the two-class sub-task (indices or names)")
+    p.add_argument("--align", default="1,8,16")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batches", default="1,32")
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--out", type=Path, default=Path("results/export"))
+    args = p.parse_args(argv)
+    aligns = [int(a) for a in args.align.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+    from mwt.data import resolve_classes
+
+    results = []
+    jobs: list[tuple[str, Checkpoint]] = [
+        (f"{m} x{args.width} synthetic {int(100 * args.retain)}%", synthetic_checkpoint(m, args.width, args.retain))
+        for m in args.models.split(",") if m
+    ] + [(str(c), load_checkpoint(c)) for c in args.checkpoint]
+    for name, ckpt in jobs:
+        classes = tuple(resolve_classes(ckpt.classes, args.classes))
+        result = bench(name, ckpt, classes, aligns, args.threads, batches, args.seconds)
+        print_result(result, batches)
+        results.append(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "export.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
