@@ -66,7 +66,7 @@ def bench(name: str, ckpt: Checkpoint, classes: tuple[int, ...], aligns: list[in
     for batch in batches:
         x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
         timings = measure_side_by_side(
-            {k: (lambda s=s: s.run(["logits"], {"input": x})) for k, s in sessions.items()}, min_seconds=seconds
+            {k: (lambda s=s, x=x: s.run(["logits"], {"input": x})) for k, s in sessions.items()}, min_seconds=seconds
         )
         for key, t in timings.items():
             e = entries[key]

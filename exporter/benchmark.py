@@ -105,9 +105,9 @@ def latency_benchmark(
     for batch in batches:
         x = rng.random((batch, *shape), dtype=np.float32)
         calls: dict[str, Callable[[], object]] = {
-            name: (lambda r=runner: r.logits(x)) for name, runner in runners.items()
+            name: (lambda r=runner, x=x: r.logits(x)) for name, runner in runners.items()
         }
-        calls["full"] = lambda: full_session.run(["logits"], {"input": x})
+        calls["full"] = lambda x=x: full_session.run(["logits"], {"input": x})
         timings = measure_side_by_side(calls, min_seconds=min_seconds)
         base = timings["full"].median_ms
         for name in configs:

@@ -134,8 +134,7 @@ def _keeps_channel_axis(node: gs.Node) -> bool:
             return False
         rank = len(out.shape) if node.op == "Unsqueeze" else len(inp.shape)
         axes = [a % rank for a in np.atleast_1d(axes)]
-        return 0 not in axes and 1 not in axes and (node.op != "ReduceMean" or node.attrs.get("keepdims", 1) == 1
-                                                     or node.op == "ReduceMean")
+        return 0 not in axes and 1 not in axes
     if node.op == "Pad":
         pads = node.inputs[1].values if len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant) else None
         if pads is None:
@@ -210,10 +209,9 @@ def plan_channels(graph: gs.Graph) -> ChannelPlan:
     def channels(t: gs.Tensor) -> int:
         return width[space_of[t.name]]
 
-    live: dict[str, np.ndarray] = {}
-    for name in channel_tensors:
-        if name in {t.name for t in graph.inputs}:
-            live[name] = np.ones(channels(channel_tensors[name]), bool)
+    live: dict[str, np.ndarray] = {
+        t.name: np.ones(channels(t), bool) for t in graph.inputs if t.name in channel_tensors
+    }
     for node in nodes:
         k = kind[id(node)]
         for out in node.outputs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -147,7 +147,9 @@ def align_spaces(plan: ChannelPlan, gate_space: dict[str, int], retained: dict[s
     return out
 
 
-def compile_module(ckpt: Checkpoint, options: ExportOptions, source_sha256: str = "") -> tuple[onnx.ModelProto, ExportReport]:
+def compile_module(
+    ckpt: Checkpoint, options: ExportOptions, source_sha256: str = ""
+) -> tuple[onnx.ModelProto, ExportReport]:
     """Compile the module of `options.classes` from a modularized checkpoint.
 
     Guarantees with dynamic gates and align=1: for any input, the module's `logits` equal the
@@ -194,10 +196,7 @@ def compile_module(ckpt: Checkpoint, options: ExportOptions, source_sha256: str 
     fold_channel_scales(graph)
     module = finalize(graph, producer="mwt-export")
 
-    full_graph = import_graph(full_proto)
-    sink_channel_scales(full_graph)
-    full_graph.outputs = [t for t in full_graph.outputs if t.name == LOGITS]
-    full_cost = graph_cost(finalize(full_graph, producer="mwt-export"))
+    full_cost = graph_cost(_full_logits_model(full_proto))
     layers = [LayerReport(k, int(v.sum()), int(v.size)) for k, v in retained.items()]
     report = ExportReport(
         classes=[ckpt.classes[c] for c in classes], layers=layers,
@@ -210,13 +209,18 @@ def compile_module(ckpt: Checkpoint, options: ExportOptions, source_sha256: str 
     return module, report
 
 
-def export_full_model(ckpt: Checkpoint, source_sha256: str = "") -> onnx.ModelProto:
-    """The full model as an mwt module of all classes with nothing removed (the latency baseline)."""
-    model = ckpt.build()
-    graph = import_graph(export_with_gates(model, (ckpt.spec.in_channels, *ckpt.spec.input_size)))
+def _full_logits_model(full_proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The exported full model with only its logits output, through the same generic passes as a
+    module (so latency comparisons measure pruning, not pass differences)."""
+    graph = import_graph(full_proto)
     sink_channel_scales(graph)
     graph.outputs = [t for t in graph.outputs if t.name == LOGITS]
-    proto = finalize(graph, producer="mwt-export")
+    return finalize(graph, producer="mwt-export")
+
+
+def export_full_model(ckpt: Checkpoint, source_sha256: str = "") -> onnx.ModelProto:
+    """The full model as an mwt module of all classes with nothing removed (the latency baseline)."""
+    proto = _full_logits_model(export_with_gates(ckpt.build(), (ckpt.spec.in_channels, *ckpt.spec.input_size)))
     cost = graph_cost(proto)
     mod = ckpt.modularization
     layers = [LayerReport(n, len(f[0]), len(f[0])) for n, f in (mod.frequency.items() if mod else [])]
@@ -284,5 +288,4 @@ def model_digest(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
-__all__ = ["ExportOptions", "ExportReport", "GateMode", "compile_module", "export_full_model", "export_module_file",
-           "asdict"]
+__all__ = ["ExportOptions", "ExportReport", "GateMode", "compile_module", "export_full_model", "export_module_file"]

@@ -206,21 +206,30 @@ def sink_channel_scales(graph: gs.Graph) -> int:
     return moved
 
 
+def _constant_mul(node: gs.Node) -> tuple[gs.Constant, gs.Variable] | None:
+    """(constant, data) when `node` is a Mul of one constant and one computed tensor."""
+    if node.op != "Mul" or len(node.inputs) != 2:
+        return None
+    a, b = node.inputs
+    if isinstance(a, gs.Constant) != isinstance(b, gs.Constant):
+        return (a, b) if isinstance(a, gs.Constant) else (b, a)
+    return None
+
+
+def _bypass(graph: gs.Graph, node: gs.Node, replacement: gs.Tensor) -> None:
+    """Consumers of `node`'s output read `replacement`; the node becomes dead code."""
+    _rewire(graph, node.outputs[0], replacement)
+    node.outputs.clear()
+
+
 def remove_identity_muls(graph: gs.Graph) -> int:
     """Bypass every Mul by an all-ones constant (masks that pruning left with nothing to mask)."""
     removed = 0
     for node in list(graph.nodes):
-        if node.op != "Mul" or len(node.inputs) != 2:
+        operands = _constant_mul(node)
+        if operands is None or node.outputs[0] in graph.outputs or not np.all(np.asarray(operands[0].values) == 1):
             continue
-        const = [t for t in node.inputs if isinstance(t, gs.Constant)]
-        data = [t for t in node.inputs if not isinstance(t, gs.Constant)]
-        if len(const) != 1 or len(data) != 1 or not np.all(np.asarray(const[0].values) == 1):
-            continue
-        out = node.outputs[0]
-        if out in graph.outputs:
-            continue
-        _rewire(graph, out, data[0])
-        node.outputs.clear()
+        _bypass(graph, node, operands[1])
         removed += 1
     graph.cleanup()
     return removed
@@ -230,28 +239,26 @@ def fold_channel_scales(graph: gs.Graph) -> int:
     """Fold Mul(Conv(x), per-channel constant) into the conv's weights and bias (folded gates)."""
     folded = 0
     for node in list(graph.nodes):
-        if node.op != "Mul" or len(node.inputs) != 2:
+        operands = _constant_mul(node)
+        if operands is None:
             continue
-        const = next((t for t in node.inputs if isinstance(t, gs.Constant)), None)
-        data = next((t for t in node.inputs if not isinstance(t, gs.Constant)), None)
-        if const is None or data is None or len(data.inputs) != 1 or len(data.outputs) != 1:
+        const, data = operands
+        if len(data.inputs) != 1 or len(data.outputs) != 1:
             continue
         conv = data.inputs[0]
         if conv.op != "Conv" or not isinstance(conv.inputs[1], gs.Constant):
             continue
         scale = np.asarray(const.values, dtype=np.float32)
-        out_channels = np.asarray(conv.inputs[1].values).shape[0]
-        if scale.ndim != 4 or scale.shape[:1] != (1,) or scale.shape[1] != out_channels or scale.shape[2:] != (1, 1):
+        w = np.asarray(conv.inputs[1].values)
+        if scale.shape != (1, w.shape[0], 1, 1):
             continue
         s = scale.reshape(-1)
-        w = np.asarray(conv.inputs[1].values)
         conv.inputs[1] = gs.Constant(conv.inputs[1].name, np.ascontiguousarray(w * s[:, None, None, None]))
         if len(conv.inputs) > 2 and isinstance(conv.inputs[2], gs.Constant):
             conv.inputs[2] = gs.Constant(conv.inputs[2].name, np.ascontiguousarray(np.asarray(conv.inputs[2].values) * s))
         else:
-            conv.inputs.append(gs.Constant(f"{conv.name}.bias", np.zeros(out_channels, np.float32)))
-        _rewire(graph, node.outputs[0], data)
-        node.outputs.clear()
+            conv.inputs.append(gs.Constant(f"{conv.name}.bias", np.zeros(w.shape[0], np.float32)))
+        _bypass(graph, node, data)
         folded += 1
     graph.cleanup()
     return folded

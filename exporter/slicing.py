@@ -21,52 +21,32 @@ def _replace_constant(node: gs.Node, index: int, values: np.ndarray) -> None:
     node.inputs[index] = gs.Constant(name, np.ascontiguousarray(values.astype(np.asarray(old.values).dtype)))
 
 
-def _all(n: int) -> np.ndarray:
-    return np.arange(n)
+def _kept_or_all(indices: np.ndarray | None, n: int) -> np.ndarray:
+    return np.arange(n) if indices is None else indices
 
 
 def slice_conv(node: gs.Node, plan: ChannelPlan) -> None:
     """Conv weight (out, in, kh, kw): rows to the output's kept channels, columns to the input's."""
     w = np.asarray(node.inputs[1].values)
-    rows = plan.kept_of(node.outputs[0])
-    cols = plan.kept_of(node.inputs[0])
-    rows = _all(w.shape[0]) if rows is None else rows
-    cols = _all(w.shape[1]) if cols is None else cols
+    rows = _kept_or_all(plan.kept_of(node.outputs[0]), w.shape[0])
+    cols = _kept_or_all(plan.kept_of(node.inputs[0]), w.shape[1])
     _replace_constant(node, 1, w[rows][:, cols])
     if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
         _replace_constant(node, 2, np.asarray(node.inputs[2].values)[rows])
 
 
-def _slice_bias(node: gs.Node, index: int, rows: np.ndarray) -> None:
-    if len(node.inputs) <= index or not isinstance(node.inputs[index], gs.Constant):
-        return
-    b = np.asarray(node.inputs[index].values)
-    if b.ndim >= 1 and b.shape[-1] > 1:
-        _replace_constant(node, index, b[..., rows])
-
-
-def slice_gemm(node: gs.Node, plan: ChannelPlan) -> None:
-    """Gemm (transA=0): weight columns to the input's kept features, rows to the output's."""
+def slice_dense(node: gs.Node, plan: ChannelPlan) -> None:
+    """Gemm (transA=0) or MatMul with a constant weight: the output axis to the output's kept
+    features, the input axis to the input's (expanded per channel after a Flatten); Gemm's bias too."""
     w = np.asarray(node.inputs[1].values)
-    trans_b = node.attrs.get("transB", 0)
-    n_out = w.shape[0] if trans_b else w.shape[1]
-    n_in = w.shape[1] if trans_b else w.shape[0]
-    rows = plan.kept_of(node.outputs[0])
-    cols = plan.columns_of(node.inputs[0])
-    rows = _all(n_out) if rows is None else rows
-    cols = _all(n_in) if cols is None else cols
-    _replace_constant(node, 1, w[rows][:, cols] if trans_b else w[cols][:, rows])
-    _slice_bias(node, 2, rows)
-
-
-def slice_matmul(node: gs.Node, plan: ChannelPlan) -> None:
-    """MatMul with a constant (in, out) matrix."""
-    w = np.asarray(node.inputs[1].values)
-    rows = plan.kept_of(node.outputs[0])
-    cols = plan.columns_of(node.inputs[0])
-    rows = _all(w.shape[1]) if rows is None else rows
-    cols = _all(w.shape[0]) if cols is None else cols
-    _replace_constant(node, 1, w[cols][:, rows])
+    out_axis = 0 if node.op == "Gemm" and node.attrs.get("transB", 0) else 1
+    rows = _kept_or_all(plan.kept_of(node.outputs[0]), w.shape[out_axis])
+    cols = _kept_or_all(plan.columns_of(node.inputs[0]), w.shape[1 - out_axis])
+    _replace_constant(node, 1, np.take(np.take(w, rows, axis=out_axis), cols, axis=1 - out_axis))
+    if node.op == "Gemm" and len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
+        b = np.asarray(node.inputs[2].values)
+        if b.ndim >= 1 and b.shape[-1] > 1:
+            _replace_constant(node, 2, b[..., rows])
 
 
 def slice_batchnorm(node: gs.Node, plan: ChannelPlan) -> None:
@@ -98,8 +78,8 @@ def slice_broadcast_constants(node: gs.Node, plan: ChannelPlan) -> None:
 
 SLICERS: dict[str, Callable[[gs.Node, ChannelPlan], None]] = {
     "Conv": slice_conv,
-    "Gemm": slice_gemm,
-    "MatMul": slice_matmul,
+    "Gemm": slice_dense,
+    "MatMul": slice_dense,
     "BatchNormalization": slice_batchnorm,
     "Mul": slice_broadcast_constants,
     "Add": slice_broadcast_constants,

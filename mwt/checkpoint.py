@@ -120,7 +120,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise MwtError(f"{path} holds pickled objects that are not plain data; refusing to load it (not an mwt checkpoint)") from None
+        raise MwtError(
+            f"{path} holds pickled objects that are not plain data; refusing to load it (not an mwt checkpoint)"
+        ) from None
     except Exception as e:  # torch raises many types for a damaged or foreign file (even KeyError)
         raise MwtError(f"{path} is not a readable checkpoint (truncated or corrupt?): {str(e).splitlines()[0][:200]}") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:

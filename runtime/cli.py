@@ -11,7 +11,8 @@ import typer
 
 from mwt.errors import MwtError
 
-Mode = Annotated[str, typer.Option(help="'merged' (one graph), 'sessions' (one session per module, in turn) or 'sessions-parallel'.")]
+Mode = Annotated[str, typer.Option(
+    help="'merged' (one graph), 'sessions' (one session per module, in turn) or 'sessions-parallel'.")]
 Threads = Annotated[int, typer.Option(help="onnxruntime intra-op threads (0: one per core).")]
 
 
