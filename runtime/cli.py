@@ -74,7 +74,39 @@ def predict(
         typer.echo(f"{name:<{width}}  " + "  ".join(f"{result.classes[i]} {100 * probs[i]:.1f}%" for i in order))
 
 
+def serve(
+    modules: Annotated[list[Path], typer.Argument(help="A composed file, or module files to compose on start.")],
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean otherwise.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_batch: Annotated[int, typer.Option(help="Most samples per onnxruntime call (1: no batching).")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.")] = 5.0,
+    queue_size: Annotated[int, typer.Option(help="Most requests waiting; beyond it the server answers 503.")] = 256,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MiB.")] = 8.0,
+    mode: Mode = "merged",
+    threads: Threads = 0,
+    allow_mixed_sources: Annotated[bool, typer.Option("--allow-mixed-sources")] = False,
+) -> None:
+    """Serve a classifier over HTTP: POST /predict, GET /health, /info and /metrics."""
+    import uvicorn
+
+    from runtime.batching import BatchingConfig
+    from runtime.composed import ComposedClassifier
+    from runtime.server import ServerConfig, create_app
+    from runtime.session import SessionSettings
+
+    if max_batch < 1 or queue_size < 1 or max_wait_ms < 0 or max_body_mb <= 0:
+        raise MwtError("--max-batch and --queue-size must be >= 1, --max-wait-ms >= 0, --max-body-mb > 0")
+    if not 0 < port < 65536:
+        raise MwtError(f"--port must be in 1..65535, got {port}")
+    clf = ComposedClassifier.from_files(modules, mode=mode, settings=SessionSettings(intra_op_threads=threads),
+                                        allow_mixed_sources=allow_mixed_sources)
+    config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size), int(max_body_mb * (1 << 20)))
+    typer.echo(f"serving {', '.join(clf.classes)} on http://{host}:{port}", err=True)
+    uvicorn.run(create_app(clf, config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
 def register(app: typer.Typer) -> None:
     """Attach the runtime's commands to the `mwt` app."""
     app.command("compose")(compose)
     app.command("predict")(predict)
+    app.command("serve")(serve)

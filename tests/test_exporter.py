@@ -160,3 +160,14 @@ def test_bench_latency_cli(tmp_path, checkpoint_file, capsys):
     data = json.loads((out / "latency.json").read_text())
     assert {r["batch"] for r in data["rows"]} == {2} and all(r["median_ms"] > 0 for r in data["rows"])
     assert (out / "latency.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("arch", ["vgg11", "simcnn", "rescnn"])
+def test_every_registered_model_exports_exactly(arch):
+    # VGG16 and ResNet18 are covered above; the rest of the registry goes through the same passes.
+    ckpt = random_checkpoint(arch, width=0.125, seed=2)
+    x = np.random.default_rng(5).random((3, 1, 28, 28), dtype=np.float32)
+    for classes in [(2, 5), (0,)]:
+        module, report = compile_module(ckpt, ExportOptions(classes, align=1))
+        np.testing.assert_allclose(run_onnx(module, x), simulate(ckpt, report.retained, classes, x), atol=1e-4, rtol=0)
+        assert report.module.flops < report.full.flops

@@ -1,0 +1,96 @@
+"""Dynamic batching: requests that arrive together run as one onnxruntime call, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class QueueFull(Exception):
+    """The batching queue is at its bound; the caller should answer 503 and ask to retry."""
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    max_batch: int = 32  # samples per onnxruntime call (1 turns batching off)
+    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    queue_size: int = 256  # requests waiting at most; beyond that: QueueFull
+
+
+class Batcher:
+    """Collects (N_i, ...) arrays from concurrent requests into batches of at most `max_batch`
+    samples, runs `run` on each batch in a worker thread, and hands each request its rows."""
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], config: BatchingConfig,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self._run = run
+        self.config = config
+        self._on_batch = on_batch
+        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = asyncio.Queue(config.queue_size)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mwt-onnxruntime")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Finish every queued request, then stop."""
+        await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, x: np.ndarray) -> np.ndarray:
+        """Rows of `run`'s output for `x`; raises QueueFull when the queue is at its bound."""
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((x, future))
+        except asyncio.QueueFull:
+            raise QueueFull from None
+        return await future
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        concurrent = False  # did the last batch hold more than one request?
+        while True:
+            items = [await self._queue.get()]
+            size = items[0][0].shape[0]
+            # Wait for company only under concurrency: a lone client never pays max_wait.
+            deadline = time.perf_counter() + (self.config.max_wait_ms / 1000 if concurrent else 0.0)
+            while size < self.config.max_batch:
+                if not self._queue.empty():
+                    item = self._queue.get_nowait()
+                else:
+                    timeout = deadline - time.perf_counter()
+                    if timeout <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        break
+                items.append(item)
+                size += item[0].shape[0]
+            concurrent = len(items) > 1
+            batch = np.concatenate([x for x, _ in items]) if len(items) > 1 else items[0][0]
+            try:
+                out = await loop.run_in_executor(self._executor, self._run, batch)
+            except Exception as e:  # a failing batch fails its requests, never the server
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(e)
+            else:
+                if self._on_batch:
+                    self._on_batch(batch.shape[0])
+                start = 0
+                for x, future in items:
+                    if not future.done():
+                        future.set_result(out[start:start + x.shape[0]])
+                    start += x.shape[0]
+            finally:
+                for _ in items:
+                    self._queue.task_done()
