@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--beta", type=float, default=1.5, help="weight of the coupling loss (the paper: 1.5)")
     p.add_argument("--beta-warmup", type=int, default=0)
+    p.add_argument("--runs", default="standard,modular",
+                   help="which runs to train; a run left out is read from --out if an earlier run wrote it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (the two runs go in parallel)")
     p.add_argument("--curve-every", type=int, default=5, help="estimate mean KRR every N epochs")
@@ -71,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     configs = [
         TrainConfig(model=args.model, dataset=args.dataset, width=args.width, modular=modular, epochs=args.epochs,
-                    beta_warmup=args.beta_warmup, seed=args.seed, device="cpu", train_limit=args.limit)
+                    beta=args.beta, beta_warmup=args.beta_warmup, seed=args.seed, device="cpu", train_limit=args.limit)
         for modular in (False, True)
+        if ("modular" if modular else "standard") in args.runs.split(",")
     ]
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_run, args=(c, args.out, args.threads, args.curve_every)) for c in configs]
@@ -83,12 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     if any(proc.exitcode for proc in procs):
         print("a training run failed", file=sys.stderr)
         return 1
+    if not (args.out / "standard.json").exists():
+        print(f"no standard run in {args.out}; copy one there or include it in --runs", file=sys.stderr)
+        return 1
     std = json.loads((args.out / "standard.json").read_text())
     mod = json.loads((args.out / "modular.json").read_text())
     t_std = sum(h["seconds"] for h in std["history"]) / len(std["history"])
     t_mod = sum(h["seconds"] for h in mod["history"]) / len(mod["history"])
     summary = {
         "model": args.model, "width": args.width, "dataset": args.dataset, "epochs": args.epochs, "seed": args.seed,
+        "beta": args.beta, "beta_warmup": args.beta_warmup,
         "standard_acc": std["test_acc"], "modular_acc": mod["test_acc"],
         "accuracy_loss_pp": 100 * (std["test_acc"] - mod["test_acc"]),
         "mean_krr": mod["mean_krr"], "cohesion": mod["cohesion"], "coupling": mod["coupling"],
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"{args.model} x{args.width} on {args.dataset}, {args.epochs} epochs, seed {args.seed}")
+    print(f"{args.model} x{args.width} on {args.dataset}, {args.epochs} epochs, seed {args.seed}, beta {args.beta}")
     print(f"{'epoch':>5} {'standard':>9} {'modular':>9} {'KRR est.':>9}")
     for row in summary["curve"]:
         k = row["mean_krr_estimate"]

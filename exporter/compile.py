@@ -100,18 +100,12 @@ class ExportReport:
         return "\n".join(rows)
 
 
-def union_frequency(mod: Modularization, layer: str, classes: list[int]) -> np.ndarray:
-    """Frequency of each kernel of a layer over the pooled samples of `classes`."""
+def pooled(mod: Modularization, statistic: str, layer: str, classes: list[int]) -> np.ndarray:
+    """A per-class kernel statistic ('frequency' or 'gate_mean') of one layer, pooled over the
+    samples of `classes` (classes weighted by their sample counts)."""
+    per_class = getattr(mod, statistic)[layer][classes].double()
     counts = mod.class_counts[classes].double()
-    f = (mod.frequency[layer][classes].double() * counts[:, None]).sum(0) / counts.sum().clamp(min=1)
-    return f.numpy()
-
-
-def union_gate_mean(mod: Modularization, layer: str, classes: list[int]) -> np.ndarray:
-    """Mean gate value of each kernel of a layer over the pooled samples of `classes`."""
-    counts = mod.class_counts[classes].double()
-    g = (mod.gate_mean[layer][classes].double() * counts[:, None]).sum(0) / counts.sum().clamp(min=1)
-    return g.numpy()
+    return ((per_class * counts[:, None]).sum(0) / counts.sum().clamp(min=1)).numpy()
 
 
 def align_counts(retained: np.ndarray, frequency: np.ndarray, align: int) -> np.ndarray:
@@ -166,7 +160,7 @@ def compile_module(
     input_shape = (ckpt.spec.in_channels, *ckpt.spec.input_size)
     full_proto = export_with_gates(model, input_shape)
     retained = {k: v.numpy().astype(bool) for k, v in retained_kernels(mod, classes, options.threshold).items()}
-    frequency = {layer: union_frequency(mod, layer, classes) for layer in mod.layers}
+    frequency = {layer: pooled(mod, "frequency", layer, classes) for layer in mod.layers}
     if options.align > 1:
         retained = {k: align_counts(v, frequency[k], options.align) for k, v in retained.items()}
 
@@ -187,7 +181,7 @@ def compile_module(
             graph, plan, gate_space = analyse(retained)
     if options.gates is GateMode.folded:
         graph = import_graph(full_proto)
-        freeze_gates(graph, {k: union_gate_mean(mod, k, classes) * retained[k] for k in retained})
+        freeze_gates(graph, {k: pooled(mod, "gate_mean", k, classes) * retained[k] for k in retained})
         select_classes(graph, classes)
         graph = reinfer(graph)
         plan = plan_channels(graph)
