@@ -97,14 +97,19 @@ def create_app(clf: ComposedClassifier, config: ServerConfig = ServerConfig()) -
 
     async def predict(request: Request) -> Response:
         start = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
-            return _error(413, f"the body is over {config.max_body_bytes} bytes", metrics, "too_large")
-        body = b""
+        chunks: list[bytes] = []
+        received = 0
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_body_bytes:
-                return _error(413, f"the body is over {config.max_body_bytes} bytes", metrics, "too_large")
+            received += len(chunk)
+            if received <= config.max_body_bytes:
+                chunks.append(chunk)
+            elif received > 16 * config.max_body_bytes:
+                break  # far too large: stop reading; the connection closes after the answer
+        if received > config.max_body_bytes:
+            # An oversized body is read and dropped (up to a cap) so the client, still sending,
+            # gets this answer instead of a broken pipe.
+            return _error(413, f"the body is over {config.max_body_bytes} bytes", metrics, "too_large")
+        body = b"".join(chunks)
         try:
             x = decode_body(body, request.headers.get("content-type", ""), clf)
         except MwtError as e:
