@@ -167,7 +167,7 @@ def save_result(result: LatencyResult, out_dir: Path) -> tuple[Path, Path | None
         ax.set_title(title)
     axes[0].set_yscale("log")
     axes[1].axhline(1.0, color="gray", linewidth=0.8)
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"{', '.join(result.classes)} — onnxruntime {result.provider}, {result.threads} threads")
     fig.tight_layout()
     png_path = out_dir / "latency.png"

@@ -1,0 +1,50 @@
+"""Threshold sweep on a modularized checkpoint: mean module KRR, and for a few sub-tasks the
+union module's KRR and simulated accuracy, at each threshold. No retraining: modularization
+stores frequencies, so any threshold is a view of the same model.
+
+    python benchmarks/threshold.py results/training/modular.pt --out results/threshold.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mwt.checkpoint import load_checkpoint
+from mwt.data import load_split, resolve_classes
+from mwt.modularize import krr, retained_kernels
+from mwt.report import subtask_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--thresholds", default="0.8,0.9,0.95,0.98")
+    p.add_argument("--subtasks", default="sneaker,bag;t-shirt,pullover,shirt;trouser")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    ckpt = load_checkpoint(args.checkpoint)
+    mod = ckpt.require_modularization(args.checkpoint)
+    test = load_split(ckpt.dataset, "test")
+    subtasks = [resolve_classes(ckpt.classes, s) for s in args.subtasks.split(";")]
+    rows = []
+    for t in (float(v) for v in args.thresholds.split(",")):
+        mean = sum(krr(retained_kernels(mod, [c], t)) for c in range(len(ckpt.classes))) / len(ckpt.classes)
+        row = {"threshold": t, "mean_krr": mean, "subtasks": []}
+        for classes in subtasks:
+            r = subtask_report(ckpt, classes, test, t)
+            row["subtasks"].append({"classes": r.classes, "krr": r.krr, "module_acc": r.module_acc, "full_acc": r.full_acc})
+        rows.append(row)
+        cells = "  ".join(f"{'+'.join(s['classes'])}: KRR {100 * s['krr']:.1f}% acc {100 * s['module_acc']:.2f}% "
+                          f"(full {100 * s['full_acc']:.2f}%)" for s in row["subtasks"])
+        print(f"threshold {t:<5} mean KRR {100 * mean:5.1f}%   {cells}", flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
