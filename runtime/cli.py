@@ -84,7 +84,8 @@ def serve(
     max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MiB.")] = 8.0,
     mode: Mode = "merged",
     threads: Threads = 0,
-    allow_mixed_sources: Annotated[bool, typer.Option("--allow-mixed-sources")] = False,
+    allow_mixed_sources: Annotated[bool, typer.Option(
+        "--allow-mixed-sources", help="Allow modules from different checkpoints (their logits are not on one scale).")] = False,
 ) -> None:
     """Serve a classifier over HTTP: POST /predict, GET /health, /info and /metrics."""
     import uvicorn
