@@ -143,6 +143,7 @@ def demo(
     classes: Annotated[str, typer.Option(help="The two classes of the sub-task.")] = "sneaker,bag",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
     width: Annotated[float, typer.Option(help="Width of the VGG16.")] = 0.25,
+    beta: Annotated[float, typer.Option(help="Weight of the coupling loss (3: smaller modules in few epochs).")] = 3.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     data_dir: DataDir = None,
     quiet: Quiet = False,
@@ -157,7 +158,7 @@ def demo(
         raise MwtError(f"the demo takes exactly two classes, got {len(parts)}")
     if out.exists() and not out.is_dir():
         raise MwtError(f"{out} exists and is not a folder")
-    run_demo(DemoConfig(out=out, classes=(parts[0], parts[1]), epochs=epochs, width=width, seed=seed,
+    run_demo(DemoConfig(out=out, classes=(parts[0], parts[1]), epochs=epochs, width=width, beta=beta, seed=seed,
                         data_dir=data_dir, show_progress=not quiet))
 
 

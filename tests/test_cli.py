@@ -148,3 +148,25 @@ def test_export_runs_on_onnxruntime_input_spec(tmp_path, capsys, checkpoint_file
     assert sess.get_inputs()[0].shape[1:] == [1, 28, 28]
     logits = sess.run(None, {"input": np.zeros((2, 1, 28, 28), np.float32)})[0]
     assert logits.shape == (2, 2)
+
+
+def test_demo_walks_the_whole_path_on_a_small_dataset(tmp_path, capsys):
+    from tests.test_data import _write_idx
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n in (("train", 300), ("t10k", 100)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        _write_idx(data / f"{split}-images-idx3-ubyte.gz", images, compress=True)
+        _write_idx(data / f"{split}-labels-idx1-ubyte.gz", labels, compress=True)
+    out = tmp_path / "demo"
+    code, text, err = run(capsys, "demo", "--epochs", "1", "--width", "0.125", "--data-dir", str(data),
+                          "--out", str(out), "-q")
+    assert code == 0, err
+    for step in ("1. train", "2. modularize", "4. export", "5. compose", "6. predict", "7. latency"):
+        assert step in text
+    for name in ("model.pt", "sneaker-bag.onnx", "sneaker.onnx", "bag.onnx", "composed.onnx", "latency.json"):
+        assert (out / name).is_file()
+    assert len(list((out / "images").glob("*.png"))) == 8
