@@ -24,15 +24,13 @@ def compose(
 ) -> None:
     """Compose modules into one classifier: one ONNX file with logits, probabilities and label outputs."""
     from mwt.atomic import write_bytes_atomic
-    from runtime.composed import MixedSourcesWarning
+    from runtime.composed import MixedSourcesWarning, check_compatible
     from runtime.merge import merge_modules
     from runtime.module_file import read_module
 
     parts = [read_module(p) for p in modules]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MixedSourcesWarning)
-        from runtime.composed import check_compatible
-
         check_compatible(parts, allow_mixed_sources)
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
