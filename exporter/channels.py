@@ -77,10 +77,6 @@ class ChannelPlan:
         r = self.repeat.get(tensor.name, 1)
         return (kept[:, None] * r + np.arange(r)[None, :]).reshape(-1)
 
-    def is_pruned(self, tensor: gs.Tensor) -> bool:
-        sid = self.space_of.get(tensor.name)
-        return sid is not None and len(self.kept[sid]) < self.width[sid]
-
 
 class _UnionFind:
     def __init__(self) -> None:

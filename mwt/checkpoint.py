@@ -18,7 +18,7 @@ from torch import nn
 from mwt import __version__
 from mwt.atomic import write_atomic
 from mwt.errors import MwtError
-from mwt.models import ModelSpec, build_model, gated_layers
+from mwt.models import ModelSpec, build_model
 
 FORMAT = "mwt-checkpoint"
 FORMAT_VERSION = 1
@@ -147,8 +147,3 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def gated_layer_names(model: nn.Module) -> list[str]:
-    """Names of the gated convs, in gate order."""
-    return [name for name, _ in gated_layers(model)]

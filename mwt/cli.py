@@ -52,7 +52,7 @@ def train(
     beta: Annotated[float, typer.Option(help="Weight of the coupling loss.")] = 1.5,
     beta_warmup: Annotated[int, typer.Option(help="Ramp beta up from 0 over this many epochs (0: off).")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.")] = 0,
-    device: Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")] = "auto",
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     limit: Annotated[Optional[int], typer.Option(help="Train on only the first N training images.")] = None,
     log: Annotated[Optional[Path], typer.Option(help="JSON-lines log of every epoch (default: OUT with .jsonl).")] = None,
     data_dir: DataDir = None,

@@ -25,10 +25,6 @@ class ModuleFile:
     metadata: dict[str, str]
 
     @property
-    def kind(self) -> str:
-        return self.metadata.get("mwt.kind", "module")
-
-    @property
     def source(self) -> str:
         return self.metadata.get("mwt.source_sha256", "")
 
