@@ -17,9 +17,13 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 # torch and torchvision are installed together from the registry so that their builds match (a lone
-# CPU torch wheel on the machine cannot load torchvision's compiled ops).
-if ! .venv/bin/python -c "import torch, torchvision, onnx_graphsurgeon, mwt" >/dev/null 2>&1; then
+# CPU torch wheel on the machine cannot load torchvision's compiled ops). The install is redone
+# whenever pyproject.toml changes, so an older .venv picks up new dependencies.
+stamp=.venv/.mwt-pyproject.sha256
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import torch, torchvision, mwt" >/dev/null 2>&1; then
     echo "setup: installing mwt and its dependencies into .venv (a few minutes the first time)" >&2
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[all,dev]"
+    echo "$want" > "$stamp"
 fi
