@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from onnxruntime import InferenceSession
 
 from exporter.compile import ExportOptions, GateMode, compile_module, export_full_model
 from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
-from mwt.data import resolve_classes
+from mwt.data import load_split, resolve_classes
 from mwt.errors import MwtError
 from runtime.composed import ComposedClassifier
 from runtime.latency import measure_side_by_side
@@ -120,25 +121,24 @@ def latency_benchmark(
     return result
 
 
-def _accuracy(ckpt: Checkpoint, classes: list[int], runners: dict[str, ComposedClassifier],
-              full_session: object, data_dir: Path | None, limit: int | None) -> dict[str, float]:
-    from mwt.data import load_split
+def _in_chunks(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray, size: int = 500) -> np.ndarray:
+    return np.concatenate([run(x[i:i + size]) for i in range(0, len(x), size)])
 
+
+def _accuracy(ckpt: Checkpoint, classes: list[int], runners: dict[str, ComposedClassifier],
+              full_session: InferenceSession, data_dir: Path | None, limit: int | None) -> dict[str, float]:
     try:
         test = load_split(ckpt.dataset, "test", data_dir).where(classes).subset(limit)
     except MwtError:
         return {}
     x = test.images.numpy().astype(np.float32) / 255.0
     target = np.array([classes.index(int(c)) for c in test.labels.numpy()])
-    out = {}
-    full_logits = np.concatenate([full_session.run(["logits"], {"input": x[i:i + 500]})[0]  # type: ignore[attr-defined]
-                                  for i in range(0, len(x), 500)])
-    out["full (these classes)"] = float((full_logits[:, classes].argmax(1) == target).mean())
+    full_logits = _in_chunks(lambda b: full_session.run(["logits"], {"input": b})[0], x)
+    out = {"full (these classes)": float((full_logits[:, classes].argmax(1) == target).mean())}
     for name, runner in runners.items():
         if name == "composed sessions":  # the same logits as "composed merged"
             continue
-        logits = np.concatenate([runner.logits(x[i:i + 500]) for i in range(0, len(x), 500)])
-        out[name] = float((logits.argmax(1) == target).mean())
+        out[name] = float((_in_chunks(runner.logits, x).argmax(1) == target).mean())
     return out
 
 

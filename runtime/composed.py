@@ -37,6 +37,12 @@ class Prediction:
         return [self.classes[i] for i in self.indices]
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, float32, stable for large logits."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def check_compatible(modules: Sequence[ModuleFile], allow_mixed_sources: bool = False) -> None:
     """Raise MwtError unless the modules can be composed: same input spec, disjoint classes, one source."""
     if not modules:
@@ -140,9 +146,7 @@ class ComposedClassifier:
     def predict(self, batch: np.ndarray) -> Prediction:
         """Logits, probabilities and predicted class names for a batch."""
         logits = self.logits(self.prepare(batch))
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
-        return Prediction(logits, probabilities, logits.argmax(axis=1), list(self.classes))
+        return Prediction(logits, softmax(logits), logits.argmax(axis=1), list(self.classes))
 
     def close(self) -> None:
         if self._pool is not None:

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from mwt.errors import MwtError
 from runtime.batching import Batcher, BatchingConfig, QueueFull
-from runtime.composed import ComposedClassifier
+from runtime.composed import ComposedClassifier, softmax
 from runtime.images import decode_image
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -118,8 +118,7 @@ def create_app(clf: ComposedClassifier, config: ServerConfig = ServerConfig()) -
             logits = await state["batcher"].submit(x)
         except QueueFull:
             return _error(503, "the server is busy; retry shortly", metrics, "queue_full", {"Retry-After": "1"})
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        probs = softmax(logits)
         out = [
             {"label": clf.classes[int(row.argmax())],
              "probabilities": {c: float(p) for c, p in zip(clf.classes, prob_row)},
