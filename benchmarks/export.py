@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from exporter.compile import ExportOptions, GateMode, compile_module, export_full_model
-from mwt.checkpoint import Checkpoint, Modularization, load_checkpoint
-from mwt.data import DATASETS
+from exporter.compile import ExportOptions, ModuleCompiler
+from mwt.checkpoint import Checkpoint, Modularization, file_sha256, load_checkpoint
 from mwt.models import ModelSpec, build_model, gated_layers
-from runtime.latency import measure_side_by_side
+from mwt.registry import DATASETS
+from runtime.latency import compare_latency
+from runtime.metadata import GateMode
 from runtime.session import SessionSettings, make_session
 
 
@@ -43,38 +44,33 @@ def synthetic_checkpoint(arch: str, width: float, retain: float, seed: int = 0) 
     return Checkpoint(spec, model.state_dict(), list(info.classes), info.name, modularization=mod)
 
 
-def bench(name: str, ckpt: Checkpoint, classes: tuple[int, ...], aligns: list[int], threads: int,
+def bench(name: str, compiler: ModuleCompiler, classes: tuple[int, ...], aligns: list[int], threads: int,
           batches: list[int], seconds: float) -> dict:
     settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
-    full = export_full_model(ckpt)
     entries: dict[str, dict] = {}
-    sessions = {"full": make_session(full.SerializeToString(), settings)}
-    from exporter.flops import graph_cost
-
-    full_cost = graph_cost(full)
-    entries["full"] = {"flops": full_cost.flops, "params": full_cost.params, "bytes": full.ByteSize()}
+    sessions = {}
+    for key, proto in (("plain full", compiler.plain_model), ("full modular", compiler.full_model)):
+        cost = compiler.plain_cost if key == "plain full" else compiler.full_cost
+        entries[key] = {"flops": cost.flops, "params": cost.params, "bytes": proto.ByteSize()}
+        sessions[key] = make_session(proto.SerializeToString(), settings)
     variants = [(a, GateMode.dynamic) for a in aligns] + [(max(aligns), GateMode.folded)]
     for align, gates in variants:
         t = time.perf_counter()
-        proto, report = compile_module(ckpt, ExportOptions(classes, align=align, gates=gates))
+        proto, report = compiler.compile(ExportOptions(classes, align=align, gates=gates))
         seconds_export = time.perf_counter() - t
         key = f"align {align}" + (" folded" if gates is GateMode.folded else "")
         entries[key] = {"flops": report.module.flops, "params": report.module.params, "bytes": proto.ByteSize(),
                         "krr": report.krr, "export_seconds": seconds_export}
         sessions[key] = make_session(proto.SerializeToString(), settings)
-    shape = (ckpt.spec.in_channels, *ckpt.spec.input_size)
-    for batch in batches:
-        x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
-        timings = measure_side_by_side(
-            {k: (lambda s=s, x=x: s.run(["logits"], {"input": x})) for k, s in sessions.items()}, min_seconds=seconds
-        )
-        for key, t in timings.items():
-            e = entries[key]
-            e[f"ms_b{batch}"] = t.median_ms
-            e[f"speedup_b{batch}"] = timings["full"].median_ms / t.median_ms
-            e["flops_ratio"] = full_cost.flops / e["flops"]
-            e[f"of_limit_b{batch}"] = e[f"speedup_b{batch}"] / e["flops_ratio"]
-    return {"model": name, "classes": [ckpt.classes[c] for c in classes], "entries": entries}
+    rows = compare_latency({k: (lambda x, s=s: s.run(["logits"], {"input": x})) for k, s in sessions.items()},
+                           compiler.ckpt.spec.input_shape, tuple(batches), "plain full", min_seconds=seconds)
+    for r in rows:
+        e = entries[r.config]
+        e[f"ms_b{r.batch}"] = r.median_ms
+        e[f"speedup_b{r.batch}"] = r.speedup
+        e["flops_ratio"] = entries["plain full"]["flops"] / e["flops"]
+        e[f"of_limit_b{r.batch}"] = r.speedup / e["flops_ratio"]
+    return {"model": name, "classes": [compiler.ckpt.classes[c] for c in classes], "entries": entries}
 
 
 def print_result(result: dict, batches: list[int]) -> None:
@@ -84,7 +80,7 @@ def print_result(result: dict, batches: list[int]) -> None:
         head += f" {'ms b' + str(b):>9} {'speedup':>8} {'of limit':>8}"
     print(head)
     for key, e in result["entries"].items():
-        line = (f"{key:<16} {100 * e.get('krr', 1):5.1f}% {e['flops'] / 1e6:8.1f} {e['flops_ratio']:7.1f}x "
+        line = (f"{key:<16} {100 * (e.get('krr') or 1):5.1f}% {e['flops'] / 1e6:8.1f} {e['flops_ratio']:7.1f}x "
                 f"{e['params'] / 1e3:9.1f} {e['bytes'] / 1024:8.0f} {e.get('export_seconds', float('nan')):8.2f}")
         for b in batches:
             line += f" {e[f'ms_b{b}']:9.2f} {e[f'speedup_b{b}']:7.2f}x {100 * e[f'of_limit_b{b}']:7.0f}%"
@@ -106,16 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     aligns = [int(a) for a in args.align.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
-    from mwt.data import resolve_classes
-
     results = []
-    jobs: list[tuple[str, Checkpoint]] = [
-        (f"{m} x{args.width} synthetic {int(100 * args.retain)}%", synthetic_checkpoint(m, args.width, args.retain))
+    jobs: list[tuple[str, ModuleCompiler]] = [
+        (f"{m} x{args.width} synthetic {int(100 * args.retain)}%",
+         ModuleCompiler(synthetic_checkpoint(m, args.width, args.retain)))
         for m in args.models.split(",") if m
-    ] + [(str(c), load_checkpoint(c)) for c in args.checkpoint]
-    for name, ckpt in jobs:
-        classes = tuple(resolve_classes(ckpt.classes, args.classes))
-        result = bench(name, ckpt, classes, aligns, args.threads, batches, args.seconds)
+    ] + [(str(c), ModuleCompiler(load_checkpoint(c), file_sha256(c))) for c in args.checkpoint]
+    for name, compiler in jobs:
+        result = bench(name, compiler, compiler.resolve(args.classes), aligns, args.threads, batches, args.seconds)
         print_result(result, batches)
         results.append(result)
     args.out.mkdir(parents=True, exist_ok=True)

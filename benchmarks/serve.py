@@ -1,5 +1,5 @@
 """Load test of `mwt serve` on loopback: throughput and p50/p99 latency at 1, 8 and 32 concurrent
-clients, batching on and off, module vs full model; errors counted; server memory at start and end.
+clients, batching on and off, module vs the plain full model; errors counted; server memory at start and end.
 
 Bounded: each level sends at most --requests requests and runs at most --seconds. Traffic goes to
 127.0.0.1 only.
@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,37 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _start(model: Path, max_batch: int, threads: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from mwt.cli import main; main()", "serve", str(model), "--port", str(port),
-         "--max-batch", str(max_batch), "--threads", str(threads), "--queue-size", "1024"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(base + "/health", timeout=1)
-            return proc, base
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not start: " + proc.stderr.read().decode()[-1000:])
+from runtime.local_server import local_server
 
 
 def _load(base: str, body: bytes, clients: int, requests: int, seconds: float) -> dict:
@@ -101,38 +69,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("results/serve"))
     args = p.parse_args(argv)
-    from exporter.compile import export_full_model, export_module_file
-    from mwt.checkpoint import file_sha256, load_checkpoint
+    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
 
     work = Path(tempfile.mkdtemp(prefix="mwt-serve-"))
+    compiler = ModuleCompiler.from_file(args.checkpoint)
     module = work / "module.onnx"
-    export_module_file(args.checkpoint, args.classes, module)
-    full = work / "full.onnx"
-    full.write_bytes(export_full_model(load_checkpoint(args.checkpoint), file_sha256(args.checkpoint)).SerializeToString())
-    ckpt = load_checkpoint(args.checkpoint)
-    shape = (ckpt.spec.in_channels, *ckpt.spec.input_size)
+    export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
+    plain = work / "plain.onnx"
+    plain.write_bytes(compiler.plain_model.SerializeToString())
     buf = io.BytesIO()
-    np.save(buf, np.random.default_rng(0).random((1, *shape), dtype=np.float32))
+    np.save(buf, np.random.default_rng(0).random((1, *compiler.ckpt.spec.input_shape), dtype=np.float32))
     body = buf.getvalue()
     rows = []
     print(f"{'model':<7} {'batching':<9} {'clients':>7} {'req':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'RSS start':>9} {'RSS end':>8}")
-    for name, model in (("module", module), ("full", full)):
+    for name, model in (("module", module), ("plain", plain)):
         for max_batch in (32, 1):
-            proc, base = _start(model, max_batch, args.threads)
-            try:
-                rss_start = _rss_mib(proc.pid)
+            options = ("--max-batch", str(max_batch), "--threads", str(args.threads), "--queue-size", "1024")
+            with local_server([model], *options) as server:
+                rss_start = server.rss_mib()
                 for clients in (int(c) for c in args.clients.split(",")):
-                    r = _load(base, body, clients, args.requests, args.seconds)
+                    r = _load(server.url, body, clients, args.requests, args.seconds)
                     r.update(model=name, batching="on" if max_batch > 1 else "off", rss_start_mib=rss_start,
-                             rss_end_mib=_rss_mib(proc.pid))
+                             rss_end_mib=server.rss_mib())
                     rows.append(r)
                     print(f"{name:<7} {r['batching']:<9} {clients:>7} {r['requests']:>5} {r['errors']:>4} "
                           f"{r['throughput_rps']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
                           f"{rss_start:>8.1f}M {r['rss_end_mib']:>7.1f}M", flush=True)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve.json").write_text(json.dumps(rows, indent=2))
     return 0

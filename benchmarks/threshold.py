@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mwt.checkpoint import load_checkpoint
 from mwt.data import load_split, resolve_classes
-from mwt.modularize import krr, retained_kernels
+from mwt.modularize import mean_module_krr
 from mwt.report import subtask_report
 
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     subtasks = [resolve_classes(ckpt.classes, s) for s in args.subtasks.split(";")]
     rows = []
     for t in (float(v) for v in args.thresholds.split(",")):
-        mean = sum(krr(retained_kernels(mod, [c], t)) for c in range(len(ckpt.classes))) / len(ckpt.classes)
+        mean = mean_module_krr(mod, t)
         row = {"threshold": t, "mean_krr": mean, "subtasks": []}
         for classes in subtasks:
             r = subtask_report(ckpt, classes, test, t)

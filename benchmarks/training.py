@@ -20,7 +20,7 @@ import torch
 
 from mwt.checkpoint import save_checkpoint
 from mwt.data import load_split
-from mwt.modularize import kernel_frequency, krr, retained_kernels
+from mwt.modularize import kernel_frequency, mean_module_krr
 from mwt.report import module_report
 from mwt.train import TrainConfig, train
 
@@ -39,7 +39,7 @@ def _run(config: TrainConfig, out_dir: Path, threads: int, curve_every: int) -> 
             return {}
         mod = kernel_frequency(model, probe, 10, show_progress=False)
         model.train()
-        return {"mean_krr_estimate": sum(krr(retained_kernels(mod, [c])) for c in range(10)) / 10}
+        return {"mean_krr_estimate": mean_module_krr(mod)}
 
     start = time.perf_counter()
     ckpt = train(config, train_data, test_data, log_path=out_dir / f"{tag}.jsonl", show_progress=False, on_epoch_end=curve)
@@ -49,7 +49,8 @@ def _run(config: TrainConfig, out_dir: Path, threads: int, curve_every: int) -> 
             ckpt.build(), train_data.subset(config.train_limit), len(ckpt.classes), show_progress=False
         )
         rep = module_report(ckpt, test_data)
-        result.update(mean_krr=rep.mean_krr, class_krr=rep.class_krr, cohesion=rep.cohesion, coupling=rep.coupling)
+        result.update(mean_krr=rep.mean_krr, class_krr=rep.class_krr, mean_flops_kept=rep.mean_flops,
+                      class_flops_kept=rep.class_flops, cohesion=rep.cohesion, coupling=rep.coupling)
     result["test_acc"] = ckpt.training["test_acc"]
     save_checkpoint(ckpt, out_dir / f"{tag}.pt")
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=2))

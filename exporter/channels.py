@@ -9,6 +9,8 @@ run-time scatter: the cheapest correct construction when branches of an Add reta
 kernels is to let each branch compute the union, with the gate of a kernel it does not retain
 held at zero (a constant mask), which costs a few extra channels but no extra nodes.
 
+The analysis runs in four phases: `find_spaces`, `forward_live`, `backward_needed`, `kept_channels`.
+
 Guarantee: on every kept channel, every tensor of the compiled graph equals the same tensor of
 the original graph; a channel is dropped only where it is zero or cannot affect an output.
 """
@@ -16,9 +18,12 @@ the original graph; a channel is dropped only where it is zero or cannot affect 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 import onnx_graphsurgeon as gs
+
+from exporter.errors import ExportError
 
 # Ops whose output channel c depends only on input channel c (broadcasting aside).
 ELEMENTWISE = {"Relu", "LeakyRelu", "Tanh", "Sigmoid", "Clip", "Identity", "Dropout", "Add", "Sub", "Mul", "Div",
@@ -29,6 +34,14 @@ ZERO_PRESERVING = {"Relu", "LeakyRelu", "Tanh", "Identity", "Dropout", "MaxPool"
                    "GlobalMaxPool", "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten"}
 # Ops that mix input channels into new output channels through a weight initializer.
 PRODUCERS = {"Conv", "Gemm", "MatMul"}
+
+
+class NodeKind(Enum):
+    """What a node does to channel spaces."""
+
+    JOIN = "join"  # elementwise along the channel axis: its channel tensors share one space
+    PRODUCER = "producer"  # a conv or linear layer with a constant weight: its output starts a new space
+    OPAQUE = "opaque"  # anything else: every channel it touches is kept
 
 
 def channel_count(t: gs.Tensor) -> int | None:
@@ -50,8 +63,25 @@ def constant_channel_values(c: gs.Constant, rank: int, channels: int) -> np.ndar
     if axis < 0 or values.ndim == 0 or values.shape[axis] == 1:
         return None
     if values.shape[axis] != channels:
-        raise ValueError(f"constant {c.name} has {values.shape[axis]} entries on the channel axis, expected {channels}")
+        raise ExportError(
+            f"constant {c.name} has {values.shape[axis]} entries on the channel axis where the graph has {channels}"
+        )
     return np.moveaxis(values, axis, 0).reshape(channels, -1)
+
+
+@dataclass
+class ChannelSpaces:
+    """Phase 1: every channel tensor's space, and how each node treats channels."""
+
+    tensors: dict[str, gs.Variable]  # tensor name -> tensor, for every tensor with a channel axis
+    space_of: dict[str, int]  # tensor name -> space id
+    repeat: dict[str, int]  # tensor name -> elements per channel on axis 1 (H*W after Flatten, else 1)
+    width: dict[int, int]  # space id -> original channel count
+    kinds: dict[int, NodeKind]  # id(node) -> kind
+    pinned_tensors: set[str]  # graph inputs/outputs and tensors an opaque node touches
+
+    def channels(self, t: gs.Tensor) -> int:
+        return self.width[self.space_of[t.name]]
 
 
 @dataclass
@@ -97,14 +127,17 @@ class _UnionFind:
 
 def _channel_inputs(node: gs.Node) -> list[gs.Variable]:
     """The variable inputs of an elementwise node that carry the output's channel axis."""
+    if node.op in ("BatchNormalization", "Pad", "Unsqueeze", "Squeeze", "Flatten", "ReduceMean", "ReduceMax"):
+        return [node.inputs[0]]
     out_c = channel_count(node.outputs[0])
-    if node.op == "BatchNormalization":
-        return [node.inputs[0]]
-    if node.op == "Pad":
-        return [node.inputs[0]]
-    if node.op in ("Unsqueeze", "Squeeze", "Flatten", "ReduceMean", "ReduceMax"):
-        return [node.inputs[0]]
     return [t for t in node.inputs if isinstance(t, gs.Variable) and channel_count(t) == out_c]
+
+
+def _constant_axes(node: gs.Node) -> list[int] | None:
+    axes = node.attrs.get("axes")
+    if axes is None and len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant):
+        axes = node.inputs[1].values.tolist()
+    return None if axes is None else list(np.atleast_1d(axes))
 
 
 def _keeps_channel_axis(node: gs.Node) -> bool:
@@ -115,29 +148,23 @@ def _keeps_channel_axis(node: gs.Node) -> bool:
     if c_in is None or c_out is None:
         return False
     if node.op == "Flatten":
-        shape = inp.shape
-        rest = shape[2:]
+        rest = inp.shape[2:]
         return node.attrs.get("axis", 1) == 1 and all(isinstance(d, (int, np.integer)) for d in rest) and (
             c_out == c_in * int(np.prod(rest, dtype=np.int64))
         )
     if c_in != c_out:
         return False
     if node.op in ("Unsqueeze", "Squeeze", "ReduceMean", "ReduceMax"):
-        axes = node.attrs.get("axes")
-        if axes is None and len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant):
-            axes = node.inputs[1].values.tolist()
+        axes = _constant_axes(node)
         if axes is None:
             return False
         rank = len(out.shape) if node.op == "Unsqueeze" else len(inp.shape)
-        axes = [a % rank for a in np.atleast_1d(axes)]
-        return 0 not in axes and 1 not in axes
+        return not {a % rank for a in axes} & {0, 1}
     if node.op == "Pad":
         pads = node.inputs[1].values if len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant) else None
         if pads is None:
             return False
-        rank = len(inp.shape)
-        pads = np.asarray(pads).reshape(2, rank)
-        return bool((pads[:, :2] == 0).all())
+        return bool((np.asarray(pads).reshape(2, len(inp.shape))[:, :2] == 0).all())
     return True
 
 
@@ -155,84 +182,86 @@ def _producer_reads(node: gs.Node) -> gs.Variable | None:
     return data if isinstance(data, gs.Variable) and channel_count(data) is not None else None
 
 
-def plan_channels(graph: gs.Graph) -> ChannelPlan:
-    """Run the analysis over a shape-inferred graph (see the module docstring for what it guarantees)."""
-    nodes = list(graph.nodes)
+def _kind(node: gs.Node) -> NodeKind:
+    if node.op in ELEMENTWISE and len(node.outputs) == 1 and _keeps_channel_axis(node):
+        return NodeKind.JOIN
+    if node.op in PRODUCERS and len(node.outputs) == 1 and _producer_reads(node) is not None:
+        return NodeKind.PRODUCER
+    return NodeKind.OPAQUE
+
+
+def find_spaces(graph: gs.Graph) -> ChannelSpaces:
+    """Phase 1: classify every node and group channel tensors into spaces (union-find)."""
     uf = _UnionFind()
     repeat: dict[str, int] = {}
-    channel_tensors: dict[str, gs.Variable] = {}
-    pinned_tensors: set[str] = set()
-    kind: dict[int, str] = {}  # id(node) -> "join" | "producer" | "opaque"
+    tensors: dict[str, gs.Variable] = {}
+    pinned: set[str] = set()
+    kinds: dict[int, NodeKind] = {}
 
     def note(t: gs.Tensor) -> None:
         if isinstance(t, gs.Variable) and channel_count(t) is not None:
-            channel_tensors[t.name] = t
+            tensors[t.name] = t
             uf.find(t.name)
 
-    for t in list(graph.inputs) + list(graph.outputs):
+    for t in [*graph.inputs, *graph.outputs]:
         note(t)
-        pinned_tensors.add(t.name)
-    for node in nodes:
-        for t in list(node.inputs) + list(node.outputs):
+        pinned.add(t.name)
+    for node in graph.nodes:
+        for t in [*node.inputs, *node.outputs]:
             note(t)
-        if node.op in ELEMENTWISE and len(node.outputs) == 1 and _keeps_channel_axis(node):
-            kind[id(node)] = "join"
+        kind = kinds[id(node)] = _kind(node)
+        if kind is NodeKind.JOIN:
             out = node.outputs[0]
             for t in _channel_inputs(node):
                 uf.union(t.name, out.name)
             if node.op == "Flatten":
-                repeat[out.name] = channel_count(out) // channel_count(node.inputs[0])
-        elif node.op in PRODUCERS and _producer_reads(node) is not None and len(node.outputs) == 1:
-            kind[id(node)] = "producer"
-        else:
-            kind[id(node)] = "opaque"
-            for t in list(node.inputs) + list(node.outputs):
-                if t.name in channel_tensors:
-                    pinned_tensors.add(t.name)
+                repeat[out.name] = channel_count(out) // channel_count(node.inputs[0])  # type: ignore[operator]
+        elif kind is NodeKind.OPAQUE:
+            pinned.update(t.name for t in [*node.inputs, *node.outputs] if t.name in tensors)
 
-    # Flatten joins tensors of different element counts per channel; keep them in one space
-    # only when the repeat is consistent (it always is for Flatten -> Gemm).
-    spaces: dict[str, int] = {}
+    roots: dict[str, int] = {}
     space_of: dict[str, int] = {}
     width: dict[int, int] = {}
-    for name, t in sorted(channel_tensors.items()):
-        root = uf.find(name)
-        sid = spaces.setdefault(root, len(spaces))
+    for name, t in sorted(tensors.items()):
+        sid = roots.setdefault(uf.find(name), len(roots))
         space_of[name] = sid
-        width.setdefault(sid, channel_count(t) // repeat.get(name, 1))
-    pinned = {space_of[n] for n in pinned_tensors if n in space_of}
+        width.setdefault(sid, channel_count(t) // repeat.get(name, 1))  # type: ignore[operator]
+    return ChannelSpaces(tensors, space_of, repeat, width, kinds, pinned)
 
-    def channels(t: gs.Tensor) -> int:
-        return width[space_of[t.name]]
 
-    live: dict[str, np.ndarray] = {
-        t.name: np.ones(channels(t), bool) for t in graph.inputs if t.name in channel_tensors
-    }
-    for node in nodes:
-        k = kind[id(node)]
+def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray]:
+    """Phase 2: per channel tensor, the channels that can be nonzero."""
+    live: dict[str, np.ndarray] = {t.name: np.ones(spaces.channels(t), bool) for t in graph.inputs
+                                   if t.name in spaces.tensors}
+
+    def live_of(t: gs.Tensor, c: int) -> np.ndarray:
+        return live.get(t.name, np.ones(c, bool))
+
+    for node in graph.nodes:
         for out in node.outputs:
-            if out.name not in channel_tensors:
+            if out.name not in spaces.tensors:
                 continue
-            c = channels(out)
-            if k != "join" or node.op not in ZERO_PRESERVING | {"Mul", "Add", "Sub", "Div", "Pad"}:
+            c = spaces.channels(out)
+            if spaces.kinds[id(node)] is not NodeKind.JOIN or node.op not in ZERO_PRESERVING | {"Mul", "Add", "Sub",
+                                                                                              "Div", "Pad"}:
                 live[out.name] = np.ones(c, bool)
                 continue
             ins = _channel_inputs(node)
             rank = len(out.shape)
-            if node.op == "Mul":
+            if node.op == "Mul":  # zero if any factor is zero
                 acc = np.ones(c, bool)
                 for t in node.inputs:
-                    if t.name in channel_tensors and t in ins:
-                        acc &= live.get(t.name, np.ones(c, bool))
+                    if t.name in spaces.tensors and t in ins:
+                        acc &= live_of(t, c)
                     elif isinstance(t, gs.Constant):
                         vals = constant_channel_values(t, rank, c)
                         acc &= np.ones(c, bool) if vals is None else (vals != 0).any(1)
                 live[out.name] = acc
-            elif node.op in ("Add", "Sub"):
+            elif node.op in ("Add", "Sub"):  # zero only if every term is zero
                 acc = np.zeros(c, bool)
                 for t in node.inputs:
-                    if t.name in channel_tensors and t in ins:
-                        acc |= live.get(t.name, np.ones(c, bool))
+                    if t.name in spaces.tensors and t in ins:
+                        acc |= live_of(t, c)
                     elif isinstance(t, gs.Constant):
                         vals = constant_channel_values(t, rank, c)
                         acc |= (np.asarray(t.values) != 0).any() if vals is None else (vals != 0).any(1)
@@ -242,17 +271,20 @@ def plan_channels(graph: gs.Graph) -> ChannelPlan:
             elif node.op == "Pad":
                 value = node.inputs[2].values if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant) else 0
                 zero_pad = node.attrs.get("mode", "constant") == "constant" and not np.any(value)
-                live[out.name] = live.get(ins[0].name, np.ones(c, bool)).copy() if zero_pad else np.ones(c, bool)
+                live[out.name] = live_of(ins[0], c).copy() if zero_pad else np.ones(c, bool)
             else:  # Div and the zero-preserving unary ops follow their first channel input
-                live[out.name] = live.get(ins[0].name, np.ones(c, bool)).copy() if ins else np.ones(c, bool)
+                live[out.name] = live_of(ins[0], c).copy() if ins else np.ones(c, bool)
+    return live
 
-    needed: dict[str, np.ndarray] = {n: np.zeros(channels(t), bool) for n, t in channel_tensors.items()}
-    for n in pinned_tensors:
+
+def backward_needed(graph: gs.Graph, spaces: ChannelSpaces, live: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Phase 3: per channel tensor, the channels that can affect an output."""
+    needed = {n: np.zeros(spaces.channels(t), bool) for n, t in spaces.tensors.items()}
+    for n in spaces.pinned_tensors:
         if n in needed:
             needed[n][:] = True
-    for node in reversed(nodes):
-        k = kind[id(node)]
-        if k != "join":
+    for node in reversed(graph.nodes):
+        if spaces.kinds[id(node)] is not NodeKind.JOIN:
             for t in node.inputs:
                 if t.name in needed:
                     needed[t.name][:] = True
@@ -275,19 +307,29 @@ def plan_channels(graph: gs.Graph) -> ChannelPlan:
                         if vals is not None:
                             req &= (vals != 0).any(1)
             needed[t.name] |= req
+    return needed
 
-    kept: dict[int, np.ndarray] = {}
-    for sid in set(space_of.values()):
-        if sid in pinned:
-            kept[sid] = np.arange(width[sid])
+
+def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: dict[str, np.ndarray]) -> ChannelPlan:
+    """Phase 4: each space keeps the union over its tensors of live-and-needed channels."""
+    pinned = {spaces.space_of[n] for n in spaces.pinned_tensors if n in spaces.space_of}
+    kept: dict[int, np.ndarray] = {sid: np.arange(spaces.width[sid]) for sid in pinned}
     union: dict[int, np.ndarray] = {}
-    for name in channel_tensors:
-        sid = space_of[name]
+    for name in spaces.tensors:
+        sid = spaces.space_of[name]
         if sid in kept:
             continue
-        m = live.get(name, np.ones(width[sid], bool)) & needed[name]
+        m = live.get(name, np.ones(spaces.width[sid], bool)) & needed[name]
         union[sid] = union[sid] | m if sid in union else m
     for sid, m in union.items():
         idx = np.flatnonzero(m)
         kept[sid] = idx if len(idx) else np.array([0])  # a space never vanishes: keep one (zero) channel
-    return ChannelPlan(space_of=space_of, repeat=repeat, kept=kept, width=width, pinned=pinned)
+    return ChannelPlan(space_of=spaces.space_of, repeat=spaces.repeat, kept=kept, width=spaces.width, pinned=pinned)
+
+
+def plan_channels(graph: gs.Graph) -> ChannelPlan:
+    """Run the analysis over a shape-inferred graph (see the module docstring for what it guarantees)."""
+    spaces = find_spaces(graph)
+    live = forward_live(graph, spaces)
+    needed = backward_needed(graph, spaces, live)
+    return kept_channels(spaces, live, needed)

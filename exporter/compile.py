@@ -1,12 +1,16 @@
-"""compile_module: checkpoint + class list -> a compact ONNX module, and the export's report."""
+"""The module compiler: checkpoint + class list -> a compact ONNX module, and the export's report.
+
+`ModuleCompiler` exports a checkpoint from torch once and prepares the graph every module of it
+starts from; `compile` then runs the passes for one class list. One compiler serves all the
+modules of a command, a benchmark or a test.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -14,28 +18,22 @@ import onnx
 import onnx_graphsurgeon as gs
 import torch
 
-from exporter.channels import ChannelPlan, plan_channels
+from exporter.channels import plan_channels
 from exporter.errors import ExportError
 from exporter.flops import Cost, graph_cost
 from exporter.passes import (
-    finalize, fold_channel_scales, freeze_gates, import_graph, mask_gates, reinfer, remove_identity_muls,
-    select_classes, sink_channel_scales,
+    finalize, fold_channel_scales, freeze_gates, import_graph, mask_gates, remove_identity_muls, select_classes,
+    sink_channel_scales,
 )
 from exporter.slicing import apply_plan
-from exporter.torch_export import LOGITS, export_with_gates
-from mwt import __version__
-from mwt.checkpoint import Checkpoint, Modularization, file_sha256, load_checkpoint
+from exporter.torch_export import export_with_gates
+from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
+from mwt.cost import cost_model
 from mwt.data import resolve_classes
-from mwt.modularize import check_threshold, krr, retained_kernels
-
-METADATA_FORMAT = "mwt-module/1"
-
-
-class GateMode(str, Enum):
-    """How a module computes its gates."""
-
-    dynamic = "dynamic"  # pruned mask generators stay: exactly the full modular model on retained kernels
-    folded = "folded"  # each gate is a per-kernel constant (the classes' mean gate), folded into the weights
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_threshold
+from mwt.modularize import folded_gate_values, krr, module_kernels
+from mwt.models import build_model, gated_layers
+from runtime.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata
 
 
 @dataclass(frozen=True)
@@ -43,47 +41,49 @@ class ExportOptions:
     """What to export and how."""
 
     classes: tuple[int, ...]
-    threshold: float = 0.9
+    threshold: float = DEFAULT_THRESHOLD
     gates: GateMode = GateMode.dynamic
-    align: int = 8  # round each layer's retained kernel count up to a multiple of this (see README)
+    align: int = DEFAULT_ALIGN  # round each stream's kept kernel count up to a multiple of this
 
-    def validate(self) -> None:
+    def validate(self, num_classes: int) -> None:
+        """The one place export options are checked."""
         if not self.classes:
             raise ExportError("the class list is empty")
         if len(set(self.classes)) != len(self.classes):
             raise ExportError("a class is named twice in the class list")
+        if not all(0 <= c < num_classes for c in self.classes):
+            raise ExportError(f"class indices must be in 0..{num_classes - 1}, got {list(self.classes)}")
         check_threshold(self.threshold)
-        if self.align < 1:
-            raise ExportError(f"--align must be at least 1, got {self.align}")
-
-
-@dataclass
-class LayerReport:
-    name: str
-    retained: int
-    total: int
+        if not 1 <= self.align <= 1024:
+            raise ExportError(f"align must be in 1..1024, got {self.align}")
 
 
 @dataclass
 class ExportReport:
-    """What the export did, with the figures that also go into the file's metadata."""
+    """What the export did, with the figures that also go into the file's metadata.
+
+    `full` is the full modular model (gate generators included), `plain` the same architecture
+    without gates: what a user would otherwise deploy, and the baseline of `flops_kept`.
+    """
 
     classes: list[str]
-    layers: list[LayerReport]
-    krr: float
+    layers: list[LayerKeep]
+    krr: float | None
     module: Cost
     full: Cost
+    plain: Cost
     seconds: float = 0.0
     file_bytes: int = 0
-    retained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # effective masks (after alignment)
+    retained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the kept kernels
+
+    @property
+    def flops_kept(self) -> float:
+        return self.module.flops / max(self.plain.flops, 1)
 
     @property
     def flops_ratio(self) -> float:
-        return self.full.flops / max(self.module.flops, 1)
-
-    @property
-    def params_ratio(self) -> float:
-        return self.full.params / max(self.module.params, 1)
+        """How many times fewer FLOPs than the plain full model."""
+        return self.plain.flops / max(self.module.flops, 1)
 
     def table(self) -> str:
         rows = [f"{'layer':<28} {'kept':>6} / {'total':<6}"]
@@ -91,186 +91,153 @@ class ExportReport:
         rows += [
             "",
             f"classes          {', '.join(self.classes)}",
-            f"KRR              {100 * self.krr:.2f}%",
-            f"FLOPs            {self.module.flops / 1e6:.2f} M of {self.full.flops / 1e6:.2f} M  ({self.flops_ratio:.1f}x fewer)",
-            f"parameters       {self.module.params / 1e3:.1f} k of {self.full.params / 1e3:.1f} k  ({self.params_ratio:.1f}x fewer)",
+            f"KRR              {'-' if self.krr is None else f'{100 * self.krr:.2f}%'}",
+            f"FLOPs            {self.module.flops / 1e6:.2f} M: {100 * self.flops_kept:.1f}% of the plain full model "
+            f"({self.plain.flops / 1e6:.2f} M, {self.flops_ratio:.1f}x fewer); the modular one has "
+            f"{self.full.flops / 1e6:.2f} M",
+            f"parameters       {self.module.params / 1e3:.1f} k of {self.full.params / 1e3:.1f} k",
             f"file size        {self.file_bytes / 1024:.1f} KiB",
             f"export time      {self.seconds:.2f} s",
         ]
         return "\n".join(rows)
 
 
-def pooled(mod: Modularization, statistic: str, layer: str, classes: list[int]) -> np.ndarray:
-    """A per-class kernel statistic ('frequency' or 'gate_mean') of one layer, pooled over the
-    samples of `classes` (classes weighted by their sample counts)."""
-    per_class = getattr(mod, statistic)[layer][classes].double()
-    counts = mod.class_counts[classes].double()
-    return ((per_class * counts[:, None]).sum(0) / counts.sum().clamp(min=1)).numpy()
+class ModuleCompiler:
+    """Compiles the modules of one checkpoint.
 
-
-def align_counts(retained: np.ndarray, frequency: np.ndarray, align: int) -> np.ndarray:
-    """Add a layer's most frequent unretained kernels until the count is a multiple of `align`."""
-    keep = retained.copy()
-    short = (-int(keep.sum())) % align
-    if short:
-        candidates = [int(i) for i in np.argsort(-frequency, kind="stable") if not keep[i]]
-        keep[candidates[:short]] = True
-    return keep
-
-
-def align_spaces(plan: ChannelPlan, gate_space: dict[str, int], retained: dict[str, np.ndarray],
-                 frequency: dict[str, np.ndarray], align: int) -> dict[str, np.ndarray]:
-    """Retained sets that make every channel space of `plan` an aligned width, fully used.
-
-    A residual space keeps the union of several layers' kernels, so aligning each layer alone is
-    not enough: the space's width is rounded up (with the kernels of highest summed frequency)
-    and every gated layer writing into it then retains all of it. Those channels are computed
-    anyway, so making them real kernels rather than masked ones costs nothing and removes the
-    mask nodes; nothing is zero padding.
-    """
-    by_space: dict[int, list[str]] = {}
-    for layer, sid in gate_space.items():
-        by_space.setdefault(sid, []).append(layer)
-    out = {k: v.copy() for k, v in retained.items()}
-    for sid, layers in sorted(by_space.items()):
-        kept = np.zeros(plan.width[sid], bool)
-        kept[plan.kept[sid]] = True
-        widened = align_counts(kept, sum(frequency[layer] for layer in layers), align)
-        for layer in layers:
-            out[layer] = widened.copy()
-    return out
-
-
-def compile_module(
-    ckpt: Checkpoint, options: ExportOptions, source_sha256: str = ""
-) -> tuple[onnx.ModelProto, ExportReport]:
-    """Compile the module of `options.classes` from a modularized checkpoint.
-
-    Guarantees with dynamic gates and align=1: for any input, the module's `logits` equal the
+    Guarantees with dynamic gates and align=1: for any input, a module's `logits` equal the
     PyTorch simulation (full modular model with unretained kernels zeroed) on the chosen classes,
     in the order given. The same inputs always give byte-identical output.
     """
-    options.validate()
-    start = time.perf_counter()
-    mod = ckpt.require_modularization()
-    classes = list(options.classes)
-    if max(classes) >= len(ckpt.classes):
-        raise ExportError(f"class index {max(classes)} is out of range; the model has {len(ckpt.classes)} classes")
-    model = ckpt.build()
-    input_shape = (ckpt.spec.in_channels, *ckpt.spec.input_size)
-    full_proto = export_with_gates(model, input_shape)
-    retained = {k: v.numpy().astype(bool) for k, v in retained_kernels(mod, classes, options.threshold).items()}
-    frequency = {layer: pooled(mod, "frequency", layer, classes) for layer in mod.layers}
-    if options.align > 1:
-        retained = {k: align_counts(v, frequency[k], options.align) for k, v in retained.items()}
 
-    def analyse(masks: dict[str, np.ndarray]) -> tuple[gs.Graph, ChannelPlan, dict[str, int]]:
-        graph = import_graph(full_proto)
+    def __init__(self, ckpt: Checkpoint, source_sha256: str = "") -> None:
+        self.ckpt = ckpt
+        self.source_sha256 = source_sha256
+        model = ckpt.build()
+        self.gated = [n for n, _ in gated_layers(model)]
+        if self.gated:
+            ckpt.require_modularization()
+        self.input = InputSpec(shape=ckpt.spec.input_shape, dataset=ckpt.dataset)
+        self.streams = cost_model(model, ckpt.spec.input_shape).streams if self.gated else ()
+        self._exported = export_with_gates(model, ckpt.spec.input_shape)
+        graph = import_graph(self._exported)
         sink_channel_scales(graph)
-        masked = mask_gates(graph, masks)
+        self._prepared = gs.export_onnx(graph)  # every module starts from this graph
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ModuleCompiler:
+        """A compiler for a checkpoint file (its SHA-256 goes into every module's metadata)."""
+        return cls(load_checkpoint(path), file_sha256(path))
+
+    def resolve(self, classes: str | list[str]) -> tuple[int, ...]:
+        """Class names or indices (as the CLI takes them) as indices into the checkpoint's classes."""
+        return tuple(resolve_classes(self.ckpt.classes, classes))
+
+    @cached_property
+    def _full_logits(self) -> onnx.ModelProto:
+        graph = gs.import_onnx(self._prepared)
+        graph.outputs = [t for t in graph.outputs if t.name == LOGITS]
+        return finalize(graph, producer="mwt-export")
+
+    @cached_property
+    def full_cost(self) -> Cost:
+        return graph_cost(self._full_logits)
+
+    @property
+    def full_model(self) -> onnx.ModelProto:
+        """The full model with only its logits output, through the same passes as a module (so
+        latency comparisons measure pruning, not pass differences), as an mwt module of all classes."""
+        proto = onnx.ModelProto()
+        proto.CopyFrom(self._full_logits)
+        self._write_metadata(proto, self.full_cost, gates=GateMode.dynamic if self.gated else None)
+        return proto
+
+    @cached_property
+    def _plain_logits(self) -> onnx.ModelProto:
+        spec = replace(self.ckpt.spec, modular=False, gate_first=False)
+        model = build_model(spec)
+        model.load_state_dict({k: v for k, v in self.ckpt.state_dict.items() if ".gate." not in k})
+        return finalize(import_graph(export_with_gates(model.eval(), spec.input_shape)), producer="mwt-export")
+
+    @cached_property
+    def plain_cost(self) -> Cost:
+        return graph_cost(self._plain_logits)
+
+    @property
+    def plain_model(self) -> onnx.ModelProto:
+        """The same architecture and weights without mask generators: the network a user would
+        otherwise deploy, and the baseline that speedups are quoted against."""
+        proto = onnx.ModelProto()
+        proto.CopyFrom(self._plain_logits)
+        self._write_metadata(proto, self.plain_cost, gates=None)
+        return proto
+
+    def kernels(self, options: ExportOptions) -> dict[str, np.ndarray]:
+        """The kernels a module keeps, per gated layer (after alignment)."""
+        if not self.gated:
+            return {}
+        mod = self.ckpt.require_modularization()
+        kept = module_kernels(mod, list(options.classes), options.threshold, options.align, self.streams)
+        return {k: v.numpy().astype(bool) for k, v in kept.items()}
+
+    def compile(self, options: ExportOptions) -> tuple[onnx.ModelProto, ExportReport]:
+        """Compile the module of `options.classes`; see the class docstring for what it guarantees."""
+        options.validate(len(self.ckpt.classes))
+        start = time.perf_counter()
+        classes = list(options.classes)
+        retained = self.kernels(options)
+        graph = gs.import_onnx(self._prepared)
+        if options.gates is GateMode.folded and self.gated:
+            values = folded_gate_values(self.ckpt.require_modularization(), classes,
+                                        {k: torch.from_numpy(v) for k, v in retained.items()})
+            freeze_gates(graph, {k: v.numpy() for k, v in values.items()})
+        else:
+            mask_gates(graph, retained)
         select_classes(graph, classes)
-        graph = reinfer(graph)
-        plan = plan_channels(graph)
-        return graph, plan, {layer: plan.space_of[name] for layer, name in masked.items()}
+        apply_plan(graph, plan_channels(graph))
+        remove_identity_muls(graph)
+        fold_channel_scales(graph)
+        module = finalize(graph, producer="mwt-export")
+        module_cost = graph_cost(module)
+        report = ExportReport(
+            classes=[self.ckpt.classes[c] for c in classes],
+            layers=[LayerKeep(k, int(v.sum()), int(v.size)) for k, v in retained.items()],
+            krr=krr({k: torch.from_numpy(v) for k, v in retained.items()}) if retained else None,
+            module=module_cost, full=self.full_cost, plain=self.plain_cost, retained=retained,
+        )
+        self._write_metadata(module, module_cost, gates=options.gates if self.gated else None,
+                             options=options, report=report)
+        report.seconds = time.perf_counter() - start
+        report.file_bytes = module.ByteSize()
+        return module, report
 
-    graph, plan, gate_space = analyse(retained)
-    if options.align > 1:
-        widened = align_spaces(plan, gate_space, retained, frequency, options.align)
-        if any((widened[k] != retained[k]).any() for k in retained):
-            retained = widened
-            graph, plan, gate_space = analyse(retained)
-    if options.gates is GateMode.folded:
-        graph = import_graph(full_proto)
-        freeze_gates(graph, {k: pooled(mod, "gate_mean", k, classes) * retained[k] for k in retained})
-        select_classes(graph, classes)
-        graph = reinfer(graph)
-        plan = plan_channels(graph)
-    apply_plan(graph, plan)
-    remove_identity_muls(graph)
-    fold_channel_scales(graph)
-    module = finalize(graph, producer="mwt-export")
-
-    full_cost = graph_cost(_full_logits_model(full_proto))
-    layers = [LayerReport(k, int(v.sum()), int(v.size)) for k, v in retained.items()]
-    report = ExportReport(
-        classes=[ckpt.classes[c] for c in classes], layers=layers,
-        krr=krr({k: torch.from_numpy(v) for k, v in retained.items()}),
-        module=graph_cost(module), full=full_cost, retained=retained,
-    )
-    _write_metadata(module, ckpt, options, report, source_sha256)
-    report.seconds = time.perf_counter() - start
-    report.file_bytes = module.ByteSize()
-    return module, report
-
-
-def _full_logits_model(full_proto: onnx.ModelProto) -> onnx.ModelProto:
-    """The exported full model with only its logits output, through the same generic passes as a
-    module (so latency comparisons measure pruning, not pass differences)."""
-    graph = import_graph(full_proto)
-    sink_channel_scales(graph)
-    graph.outputs = [t for t in graph.outputs if t.name == LOGITS]
-    return finalize(graph, producer="mwt-export")
+    def _write_metadata(self, proto: onnx.ModelProto, cost: Cost, *, gates: GateMode | None,
+                        options: ExportOptions | None = None, report: ExportReport | None = None) -> None:
+        classes = options.classes if options else range(len(self.ckpt.classes))
+        per_module = options is not None and bool(self.gated)
+        ModuleMetadata(
+            classes=tuple(self.ckpt.classes[c] for c in classes),
+            input=self.input,
+            source_sha256=self.source_sha256,
+            module_flops=cost.flops,
+            full_flops=self.full_cost.flops,
+            plain_flops=self.plain_cost.flops,
+            module_params=cost.params,
+            full_params=self.full_cost.params,
+            threshold=options.threshold if per_module else None,  # type: ignore[union-attr]
+            gates=gates,
+            align=options.align if per_module else None,  # type: ignore[union-attr]
+            krr=report.krr if report else None,
+            layers=tuple(report.layers) if report else (),
+            finetune=self.ckpt.training.get("finetune"),
+        ).write(proto)
 
 
-def export_full_model(ckpt: Checkpoint, source_sha256: str = "") -> onnx.ModelProto:
-    """The full model as an mwt module of all classes with nothing removed (the latency baseline)."""
-    proto = _full_logits_model(export_with_gates(ckpt.build(), (ckpt.spec.in_channels, *ckpt.spec.input_size)))
-    cost = graph_cost(proto)
-    mod = ckpt.modularization
-    layers = [LayerReport(n, len(f[0]), len(f[0])) for n, f in (mod.frequency.items() if mod else [])]
-    report = ExportReport(classes=list(ckpt.classes), layers=layers, krr=1.0, module=cost, full=cost)
-    options = ExportOptions(classes=tuple(range(len(ckpt.classes))), threshold=1.0, align=1)
-    _write_metadata(proto, ckpt, options, report, source_sha256, kind="full")
-    return proto
-
-
-def _write_metadata(model: onnx.ModelProto, ckpt: Checkpoint, options: ExportOptions, report: ExportReport,
-                    source_sha256: str, kind: str = "module") -> None:
-    meta = {
-        "mwt.format": METADATA_FORMAT,
-        "mwt.kind": kind,
-        "mwt.version": __version__,
-        "mwt.classes": json.dumps(report.classes),
-        "mwt.source_sha256": source_sha256,
-        "mwt.threshold": repr(options.threshold),
-        "mwt.gates": options.gates.value,
-        "mwt.align": str(options.align),
-        "mwt.layers": json.dumps([[r.name, r.retained, r.total] for r in report.layers]),
-        "mwt.krr": f"{report.krr:.6f}",
-        "mwt.module_flops": str(report.module.flops),
-        "mwt.full_flops": str(report.full.flops),
-        "mwt.module_params": str(report.module.params),
-        "mwt.full_params": str(report.full.params),
-        "mwt.input": json.dumps({
-            "name": model.graph.input[0].name,
-            "shape": [ckpt.spec.in_channels, *ckpt.spec.input_size],
-            "channels": ckpt.spec.in_channels,
-            "range": [0.0, 1.0],
-            "dtype": "float32",
-            "dataset": ckpt.dataset,
-        }),
-    }
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-
-
-def export_module_file(
-    checkpoint: str | Path, classes: str | list[str], out: str | Path, *, threshold: float = 0.9,
-    gates: GateMode = GateMode.dynamic, align: int = 8,
-) -> ExportReport:
-    """Load a checkpoint, compile the module of `classes`, and write it to `out` atomically."""
+def export_module_file(compiler: ModuleCompiler, options: ExportOptions, out: str | Path) -> ExportReport:
+    """Compile a module and write it to `out` atomically."""
     from mwt.atomic import write_bytes_atomic
 
-    if align < 1:
-        raise ExportError(f"--align must be at least 1, got {align}")
-    check_threshold(threshold)
-    ckpt = load_checkpoint(checkpoint)
-    indices = resolve_classes(ckpt.classes, classes)
-    ckpt.require_modularization(checkpoint)
-    options = ExportOptions(classes=tuple(indices), threshold=threshold, gates=gates, align=align)
-    model, report = compile_module(ckpt, options, source_sha256=file_sha256(checkpoint))
+    model, report = compiler.compile(options)
     data = model.SerializeToString(deterministic=True)
     write_bytes_atomic(out, data)
     report.file_bytes = len(data)
@@ -282,4 +249,4 @@ def model_digest(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
-__all__ = ["ExportOptions", "ExportReport", "GateMode", "compile_module", "export_full_model", "export_module_file"]
+__all__ = ["ExportOptions", "ExportReport", "GateMode", "ModuleCompiler", "export_module_file", "model_digest"]

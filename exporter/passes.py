@@ -1,7 +1,10 @@
-"""The compiler passes over an onnx-graphsurgeon graph, in the order `compile_module` runs them.
+"""The compiler's rewriting passes over an onnx-graphsurgeon graph, in the order the compiler runs them.
 
-Each pass is a function of the graph (and its parameters) that edits it in place; every pass
-that changes tensor shapes leaves them unset for `finalize` to re-infer.
+The contract every pass keeps: it is a function of the graph (and its parameters) that edits
+the graph in place, gives every tensor it creates a dtype and, where known, a shape, ends with
+`end_pass` (dead-node cleanup and a topological sort), and returns how many edits it made.
+Passes raise ExportError, never another exception, for a graph they cannot handle.
+`finalize` then re-infers every shape and runs the ONNX checker once, at the end.
 """
 
 from __future__ import annotations
@@ -12,11 +15,18 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 
 from exporter.errors import ExportError
-from exporter.torch_export import GATE_PREFIX, LOGITS
+from exporter.torch_export import GATE_PREFIX
+from runtime.metadata import LOGITS
 
 
 # graphsurgeon's constant folding runs onnxruntime; its optimizer notices are noise here.
 ort.set_default_logger_severity(3)
+
+
+def end_pass(graph: gs.Graph, edits: int) -> int:
+    """How every pass ends: drop dead nodes and tensors, sort topologically, report the edit count."""
+    graph.cleanup().toposort()
+    return edits
 
 
 def import_graph(model: onnx.ModelProto) -> gs.Graph:
@@ -75,7 +85,7 @@ def _drop_gate_outputs(graph: gs.Graph) -> None:
     graph.outputs = [t for t in graph.outputs if not t.name.startswith(GATE_PREFIX)]
 
 
-def mask_gates(graph: gs.Graph, retained: dict[str, np.ndarray]) -> dict[str, str]:
+def mask_gates(graph: gs.Graph, retained: dict[str, np.ndarray]) -> int:
     """Dynamic gates: multiply each layer's gate by its 0/1 retained mask.
 
     After this pass the graph computes exactly the PyTorch simulation of the module (unretained
@@ -85,14 +95,14 @@ def mask_gates(graph: gs.Graph, retained: dict[str, np.ndarray]) -> dict[str, st
     _check_layers(gates, retained)
     for layer, gate in gates.items():
         mask = gs.Constant(f"{layer}.mask", retained[layer].astype(np.float32)[None, :])
-        masked = gs.Variable(f"{layer}.gate.masked", dtype=np.float32)
+        masked = gs.Variable(f"{layer}.gate.masked", dtype=np.float32, shape=gate.shape)
         _rewire(graph, gate, masked)
         graph.nodes.append(gs.Node("Mul", name=f"{layer}.gate.mask", inputs=[gate, mask], outputs=[masked]))
     _drop_gate_outputs(graph)
-    return {layer: f"{layer}.gate.masked" for layer in gates}
+    return end_pass(graph, len(gates))
 
 
-def freeze_gates(graph: gs.Graph, values: dict[str, np.ndarray]) -> None:
+def freeze_gates(graph: gs.Graph, values: dict[str, np.ndarray]) -> int:
     """Folded gates: each gate becomes a per-kernel constant (zero for unretained kernels).
 
     The mask generators become dead code; `fold_channel_scales` later moves the constants into
@@ -104,7 +114,8 @@ def freeze_gates(graph: gs.Graph, values: dict[str, np.ndarray]) -> None:
         _rewire(graph, gate, gs.Constant(f"{layer}.gate.frozen", values[layer].astype(np.float32)[None, :]))
     _drop_gate_outputs(graph)
     graph.cleanup()
-    graph.fold_constants().cleanup()
+    graph.fold_constants()
+    return end_pass(graph, len(gates))
 
 
 def _check_layers(gates: dict[str, gs.Variable], wanted: dict[str, np.ndarray]) -> None:
@@ -116,7 +127,7 @@ def _check_layers(gates: dict[str, gs.Variable], wanted: dict[str, np.ndarray]) 
             raise ExportError(f"layer {layer} has {gate.shape[-1]} kernels but the checkpoint lists {len(wanted[layer])}")
 
 
-def select_classes(graph: gs.Graph, classes: list[int]) -> None:
+def select_classes(graph: gs.Graph, classes: list[int]) -> int:
     """Keep only the logits of `classes`, in that order, by slicing the last layer's rows.
 
     Falls back to a Gather on the logits when the last layer is not a Gemm with constant weights.
@@ -125,8 +136,10 @@ def select_classes(graph: gs.Graph, classes: list[int]) -> None:
     if logits is None:
         raise ExportError(f"the graph has no '{LOGITS}' output")
     idx = np.asarray(classes, dtype=np.int64)
-    producer = logits.inputs[0] if logits.inputs else None
-    if (producer is not None and producer.op == "Gemm" and isinstance(producer.inputs[1], gs.Constant)
+    if not logits.inputs:
+        raise ExportError(f"the graph's '{LOGITS}' output is not computed by any node")
+    producer = logits.inputs[0]
+    if (producer.op == "Gemm" and isinstance(producer.inputs[1], gs.Constant)
             and len(logits.outputs) == 0):
         w = np.asarray(producer.inputs[1].values)
         trans_b = producer.attrs.get("transB", 0)
@@ -135,13 +148,13 @@ def select_classes(graph: gs.Graph, classes: list[int]) -> None:
             b = np.asarray(producer.inputs[2].values)
             if b.ndim >= 1 and b.shape[-1] > 1:
                 producer.inputs[2] = gs.Constant(producer.inputs[2].name, np.ascontiguousarray(b[..., idx]))
-        logits.shape = None
-        return
-    full = gs.Variable(f"{LOGITS}.all", dtype=np.float32)
-    producer.outputs[producer.outputs.index(logits)] = full
-    graph.nodes.append(gs.Node("Gather", name="select_classes", attrs={"axis": 1},
-                               inputs=[full, gs.Constant("class_indices", idx)], outputs=[logits]))
-    logits.shape = None
+    else:
+        full = gs.Variable(f"{LOGITS}.all", dtype=np.float32, shape=logits.shape)
+        producer.outputs[producer.outputs.index(logits)] = full
+        graph.nodes.append(gs.Node("Gather", name="select_classes", attrs={"axis": 1},
+                                   inputs=[full, gs.Constant("class_indices", idx)], outputs=[logits]))
+    logits.shape = [logits.shape[0] if logits.shape else "batch", len(classes)]
+    return end_pass(graph, 1)
 
 
 # Ops f with f(x * g) == f(x) * g for a per-channel scale g >= 0 (bit for bit: scaling by g >= 0
@@ -202,8 +215,7 @@ def sink_channel_scales(graph: gs.Graph) -> int:
             node.inputs[data_index] = unscaled
             node.outputs[0] = result
             moved += 1
-    graph.cleanup().toposort()
-    return moved
+    return end_pass(graph, moved)
 
 
 def _constant_mul(node: gs.Node) -> tuple[gs.Constant, gs.Variable] | None:
@@ -231,8 +243,7 @@ def remove_identity_muls(graph: gs.Graph) -> int:
             continue
         _bypass(graph, node, operands[1])
         removed += 1
-    graph.cleanup()
-    return removed
+    return end_pass(graph, removed)
 
 
 def fold_channel_scales(graph: gs.Graph) -> int:
@@ -260,8 +271,7 @@ def fold_channel_scales(graph: gs.Graph) -> int:
             conv.inputs.append(gs.Constant(f"{conv.name}.bias", np.zeros(w.shape[0], np.float32)))
         _bypass(graph, node, data)
         folded += 1
-    graph.cleanup()
-    return folded
+    return end_pass(graph, folded)
 
 
 def finalize(graph: gs.Graph, producer: str) -> onnx.ModelProto:

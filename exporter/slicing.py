@@ -12,6 +12,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from exporter.channels import ChannelPlan, constant_channel_values
+from exporter.passes import end_pass
 
 
 def _replace_constant(node: gs.Node, index: int, values: np.ndarray) -> None:
@@ -88,12 +89,16 @@ SLICERS: dict[str, Callable[[gs.Node, ChannelPlan], None]] = {
 }
 
 
-def apply_plan(graph: gs.Graph, plan: ChannelPlan) -> None:
-    """Slice every node's constants as `plan` says, then drop all stale intermediate shapes."""
+def apply_plan(graph: gs.Graph, plan: ChannelPlan) -> int:
+    """Slice every node's constants as `plan` says, then drop all stale intermediate shapes
+    (`finalize` infers them afresh). Returns the number of nodes visited by a slicer."""
+    sliced = 0
     for node in graph.nodes:
         slicer = SLICERS.get(node.op)
         if slicer is not None:
             slicer(node, plan)
+            sliced += 1
     for t in graph.tensors().values():
         if isinstance(t, gs.Variable) and t not in graph.inputs:
             t.shape = None
+    return end_pass(graph, sliced)

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from mwt.models import gated_layers
+from runtime.metadata import INPUT, LOGITS
 
 OPSET = 17
-LOGITS = "logits"
 GATE_PREFIX = "gate:"
 
 
@@ -32,7 +32,7 @@ class _WithGates(nn.Module):
         return (logits, *gates)
 
 
-def export_with_gates(model: nn.Module, input_shape: tuple[int, int, int]) -> onnx.ModelProto:
+def export_with_gates(model: nn.Module, input_shape: tuple[int, ...]) -> onnx.ModelProto:
     """Export `model` (eval mode, on CPU) with a dynamic batch; outputs `logits` and `gate:<layer>`.
 
     Uses the TorchScript-based exporter: it is deterministic, fast, and folds eval-mode BatchNorm
@@ -45,8 +45,8 @@ def export_with_gates(model: nn.Module, input_shape: tuple[int, int, int]) -> on
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _WithGates(model), (example,), buffer, input_names=["input"], output_names=names,
-            dynamic_axes={n: {0: "batch"} for n in ["input", *names]}, opset_version=OPSET, dynamo=False,
+            _WithGates(model), (example,), buffer, input_names=[INPUT], output_names=names,
+            dynamic_axes={n: {0: "batch"} for n in [INPUT, *names]}, opset_version=OPSET, dynamo=False,
             do_constant_folding=True,
         )
     return onnx.load_from_string(buffer.getvalue())

@@ -16,40 +16,9 @@ import numpy as np
 import torch
 
 from mwt.errors import MwtError
+from mwt.registry import DATASETS, DatasetInfo
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a model needs to know about a dataset: classes, image shape, normalization."""
-
-    name: str
-    classes: tuple[str, ...]
-    channels: int
-    size: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    pad: int = 0  # zero pixels added on each side before the network (Fashion-MNIST 28 -> 32)
-    augment: str = "none"  # "none", "crop", or "crop-flip": applied to training batches only
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist",
-        ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"),
-        1, (28, 28), (0.2860,), (0.3530,), pad=2,
-    ),
-    "cifar10": DatasetInfo(
-        "cifar10",
-        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-        3, (32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), augment="crop-flip",
-    ),
-    "svhn": DatasetInfo(
-        "svhn", tuple(str(d) for d in range(10)),
-        3, (32, 32), (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), augment="crop",
-    ),
-}
 
 
 @dataclass

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mwt.cost import CostModel
+
 
 @dataclass
 class LossParts:
@@ -16,6 +18,7 @@ class LossParts:
     ce: torch.Tensor
     cohesion: torch.Tensor
     coupling: torch.Tensor
+    flops: torch.Tensor  # mean fraction of the network's MACs the samples' open gates use (1 without gates)
 
 
 def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,12 +51,24 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> t
 
 
 def modular_loss(
-    logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float
+    logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float,
+    gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None,
 ) -> LossParts:
-    """cross-entropy + alpha * cohesion + beta * coupling (just cross-entropy when there are no gates)."""
+    """cross-entropy + alpha * cohesion + beta * coupling + gamma * expected FLOPs fraction.
+
+    The last term (the cost-aware recipe) needs the model's `cost` model and the gated layers'
+    names in gate order; it weighs each open kernel by what its layer costs, so that the early,
+    expensive layers become class-specific too. Just cross-entropy when there are no gates.
+    """
     ce = F.cross_entropy(logits, labels)
     cohesion, coupling = gate_similarity_losses(gates, labels)
-    return LossParts(ce + alpha * cohesion + beta * coupling, ce, cohesion, coupling)
+    total = ce + alpha * cohesion + beta * coupling
+    flops = torch.ones((), device=logits.device)
+    if cost is not None and gates:
+        flops = cost.expected_fraction(dict(zip(gate_names or [], gates))).mean()
+        if gamma:
+            total = total + gamma * flops
+    return LossParts(total, ce, cohesion, coupling, flops)
 
 
 def kernel_rate(gates: list[torch.Tensor]) -> float:

@@ -11,6 +11,7 @@ from torch import nn
 
 from mwt.checkpoint import Modularization
 from mwt.data import Split, batches
+from mwt.defaults import DEFAULT_THRESHOLD, check_threshold
 from mwt.errors import MwtError
 from mwt.models import gated_layers
 from mwt.progress import progress
@@ -76,7 +77,7 @@ def _mean_pairwise_jaccard(sets: torch.Tensor) -> float:
     return float(jac[off].mean())
 
 
-def class_kernels(frequency: torch.Tensor, threshold: float) -> torch.Tensor:
+def class_kernels(frequency: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> torch.Tensor:
     """Kernels of each class's module in one layer: (num_classes, C) bool.
 
     A kernel belongs to a class's module when its frequency >= threshold. Where a class would keep
@@ -96,16 +97,58 @@ def class_kernels(frequency: torch.Tensor, threshold: float) -> torch.Tensor:
     return keep
 
 
-def retained_kernels(mod: Modularization, classes: list[int], threshold: float = 0.9) -> dict[str, torch.Tensor]:
+def retained_kernels(mod: Modularization, classes: list[int], threshold: float = DEFAULT_THRESHOLD) -> dict[str, torch.Tensor]:
     """Per layer, the union over `classes` of their modules' kernels: {layer: (C,) bool}."""
     if not classes:
         raise MwtError("the class list is empty")
     return {n: class_kernels(mod.frequency[n], threshold)[classes].any(0) for n in mod.layers}
 
 
-def check_threshold(threshold: float) -> None:
-    if not 0 < threshold <= 1:
-        raise MwtError(f"threshold must be in (0, 1], got {threshold}")
+def pooled_statistic(mod: Modularization, statistic: str, layer: str, classes: list[int]) -> torch.Tensor:
+    """A per-class kernel statistic ('frequency' or 'gate_mean') of one layer, pooled over the
+    samples of `classes` (classes weighted by their sample counts): (C,) float64."""
+    per_class = getattr(mod, statistic)[layer][classes].double()
+    counts = mod.class_counts[classes].double()
+    return (per_class * counts[:, None]).sum(0) / counts.sum().clamp(min=1)
+
+
+def module_kernels(
+    mod: Modularization, classes: list[int], threshold: float = DEFAULT_THRESHOLD, align: int = 1,
+    streams: tuple[tuple[str, ...], ...] = (),
+) -> dict[str, torch.Tensor]:
+    """The kernels the module of `classes` keeps: {gated layer: (C,) bool}.
+
+    With align 1, the union of the classes' modules (`retained_kernels`). With align N > 1, each
+    channel stream's kept width is rounded up to a multiple of N with the kernels these classes
+    use most often (real kernels, not zero padding), and every writer of a residual stream
+    (`streams`, from the cost model) keeps the whole stream: those channels are computed anyway.
+    """
+    if align < 1:
+        raise MwtError(f"align must be at least 1, got {align}")
+    retained = retained_kernels(mod, classes, threshold)
+    if align == 1:
+        return retained
+    in_stream = {layer for members in streams for layer in members}
+    groups = [list(members) for members in streams] + [[layer] for layer in mod.layers if layer not in in_stream]
+    out = dict(retained)
+    for members in groups:
+        keep = torch.zeros_like(retained[members[0]])
+        for layer in members:
+            keep |= retained[layer]
+        short = (-int(keep.sum())) % align
+        if short:
+            frequency = sum(pooled_statistic(mod, "frequency", layer, classes) for layer in members)
+            order = torch.argsort(-frequency, stable=True)  # type: ignore[arg-type]
+            keep[order[~keep[order]][:short]] = True
+        for layer in members:
+            out[layer] = keep.clone()
+    return out
+
+
+def mean_module_krr(mod: Modularization, threshold: float = DEFAULT_THRESHOLD) -> float:
+    """Mean KRR of the single-class modules."""
+    k = mod.class_counts.shape[0]
+    return sum(krr(retained_kernels(mod, [c], threshold)) for c in range(k)) / k
 
 
 def krr(retained: dict[str, torch.Tensor]) -> float:
@@ -114,7 +157,7 @@ def krr(retained: dict[str, torch.Tensor]) -> float:
     return sum(int(m.sum()) for m in retained.values()) / max(total, 1)
 
 
-def module_coupling(mod: Modularization, threshold: float = 0.9) -> float:
+def module_coupling(mod: Modularization, threshold: float = DEFAULT_THRESHOLD) -> float:
     """Mean Jaccard index between the kernel sets of every pair of single-class modules."""
     k = mod.class_counts.shape[0]
     sets = torch.cat([class_kernels(mod.frequency[n], threshold) for n in mod.layers], dim=1).float()
@@ -152,3 +195,31 @@ def retain_only(model: nn.Module, retained: dict[str, torch.Tensor]) -> Iterator
     finally:
         for h in handles:
             h.remove()
+
+
+@contextlib.contextmanager
+def frozen_gates(model: nn.Module, values: dict[str, torch.Tensor]) -> Iterator[nn.Module]:
+    """Within the block, each named gated layer's gate is the constant `values[layer]` ((C,)) for
+    every sample: the PyTorch simulation of a module with folded gates. Hooks go on exit."""
+    blocks = dict(gated_layers(model))
+    missing = set(values) - set(blocks)
+    if missing:
+        raise MwtError(f"the model has no gated layer named {sorted(missing)[0]}")
+    handles = []
+    for name, value in values.items():
+        const = value.float()
+
+        def hook(_m: nn.Module, _inp: object, out: torch.Tensor, const: torch.Tensor = const) -> torch.Tensor:
+            return const.to(out.device, out.dtype).expand_as(out)
+
+        handles.append(blocks[name].gate.register_forward_hook(hook))  # type: ignore[union-attr]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def folded_gate_values(mod: Modularization, classes: list[int], kept: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The constant gates of a folded module: the classes' pooled mean gate on kept kernels, 0 elsewhere."""
+    return {k: pooled_statistic(mod, "gate_mean", k, classes).float() * kept[k].float() for k in kept}

@@ -1,7 +1,9 @@
-"""Progress bars for long loops (tqdm), switched off where nobody is watching."""
+"""Progress bars for long loops (tqdm), shown only on a terminal: redrawn bars in a log file or a
+pipe are noise, so there the commands print one line per epoch or step instead."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -9,12 +11,12 @@ T = TypeVar("T")
 
 
 class Progress(Generic[T]):
-    """An iterable with a tqdm bar on stderr when enabled, and a plain loop otherwise."""
+    """An iterable with a tqdm bar on stderr when enabled and stderr is a terminal, and a plain loop otherwise."""
 
     def __init__(self, items: Iterable[T], *, total: int | None = None, desc: str = "", enable: bool = True) -> None:
         self._items = items
         self._bar: Any = None
-        if enable:
+        if enable and sys.stderr.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(items, total=total, desc=desc, leave=False, dynamic_ncols=True)

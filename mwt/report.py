@@ -1,4 +1,4 @@
-"""The figures `mwt modularize` and `mwt eval` print: module KRR, cohesion, coupling, accuracy."""
+"""The figures `mwt modularize` and `mwt eval` print: module KRR, FLOPs kept, cohesion, coupling, accuracy."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import math
 from dataclasses import dataclass
 
 from mwt.checkpoint import Checkpoint
+from mwt.cost import cost_model
 from mwt.data import Split
-from mwt.modularize import check_threshold, krr, module_coupling, retain_only, retained_kernels
+from mwt.defaults import DEFAULT_THRESHOLD, check_threshold
+from mwt.modularize import krr, module_coupling, retain_only, retained_kernels
 from mwt.train import accuracy
 
 
@@ -17,17 +19,26 @@ class ModuleReport:
 
     test_acc: float
     class_krr: dict[str, float]
-    mean_krr: float
+    class_flops: dict[str, float]  # FLOPs of each module's kept kernels / the plain full model's
     cohesion: float  # mean Jaccard of kernel sets within a class (higher is better)
     coupling: float  # mean Jaccard between modules' kernel sets (lower is better)
     threshold: float
 
+    @property
+    def mean_krr(self) -> float:
+        return sum(self.class_krr.values()) / len(self.class_krr)
+
+    @property
+    def mean_flops(self) -> float:
+        return sum(self.class_flops.values()) / len(self.class_flops)
+
     def table(self) -> str:
-        rows = [f"{'class':<14} {'KRR':>7}"]
-        rows += [f"{name:<14} {100 * v:6.2f}%" for name, v in self.class_krr.items()]
+        rows = [f"{'class':<14} {'KRR':>7} {'FLOPs kept':>11}"]
+        rows += [f"{name:<14} {100 * v:6.2f}% {100 * self.class_flops[name]:10.2f}%" for name, v in self.class_krr.items()]
         rows.append("")
         rows.append(f"test accuracy        {100 * self.test_acc:6.2f}%")
         rows.append(f"mean module KRR      {100 * self.mean_krr:6.2f}%   (threshold {self.threshold})")
+        rows.append(f"mean FLOPs kept      {100 * self.mean_flops:6.2f}%   (of the full model without gates)")
         rows.append(f"cohesion (Jaccard)   {self.cohesion:7.4f}")
         rows.append(f"coupling (Jaccard)   {self.coupling:7.4f}")
         return "\n".join(rows)
@@ -42,6 +53,7 @@ class SubtaskReport:
     full_acc: float
     module_acc: float
     krr: float
+    flops_kept: float
 
     def table(self) -> str:
         return "\n".join([
@@ -49,19 +61,24 @@ class SubtaskReport:
             f"full model accuracy  {100 * self.full_acc:6.2f}%   (argmax over these classes' logits)",
             f"module accuracy      {100 * self.module_acc:6.2f}%   (simulated: unretained kernels zeroed)",
             f"module KRR           {100 * self.krr:6.2f}%",
+            f"module FLOPs kept    {100 * self.flops_kept:6.2f}%   (of the full model without gates)",
         ])
 
 
-def module_report(ckpt: Checkpoint, test_data: Split, threshold: float = 0.9, device: str = "cpu") -> ModuleReport:
-    """KRR of every class's module, their cohesion and coupling, and the model's test accuracy."""
+def module_report(
+    ckpt: Checkpoint, test_data: Split, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
+) -> ModuleReport:
+    """KRR and FLOPs kept of every class's module, their cohesion and coupling, and the model's test accuracy."""
     check_threshold(threshold)
     mod = ckpt.require_modularization()
-    class_krr = {name: krr(retained_kernels(mod, [c], threshold)) for c, name in enumerate(ckpt.classes)}
+    model = ckpt.build()
+    cost = cost_model(model, ckpt.spec.input_shape)
+    kept = {name: retained_kernels(mod, [c], threshold) for c, name in enumerate(ckpt.classes)}
     cohesion_values = [v for v in mod.sample_cohesion if not math.isnan(v)]
     return ModuleReport(
-        test_acc=accuracy(ckpt.build().to(device), test_data, device=device),
-        class_krr=class_krr,
-        mean_krr=sum(class_krr.values()) / len(class_krr),
+        test_acc=accuracy(model.to(device), test_data, device=device),
+        class_krr={name: krr(r) for name, r in kept.items()},
+        class_flops={name: cost.kept_fraction(r, 1) for name, r in kept.items()},
         cohesion=sum(cohesion_values) / len(cohesion_values) if cohesion_values else float("nan"),
         coupling=module_coupling(mod, threshold),
         threshold=threshold,
@@ -69,16 +86,18 @@ def module_report(ckpt: Checkpoint, test_data: Split, threshold: float = 0.9, de
 
 
 def subtask_report(
-    ckpt: Checkpoint, classes: list[int], test_data: Split, threshold: float = 0.9, device: str = "cpu"
+    ckpt: Checkpoint, classes: list[int], test_data: Split, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
 ) -> SubtaskReport:
     """Full model vs its union module (simulated in PyTorch) on the sub-task's test samples."""
     mod = ckpt.require_modularization()
     retained = retained_kernels(mod, classes, threshold)
-    model = ckpt.build().to(device)
+    model = ckpt.build()
+    cost = cost_model(model, ckpt.spec.input_shape)
+    model = model.to(device)
     full = accuracy(model, test_data, classes=classes, device=device)
     with retain_only(model, retained):
         simulated = accuracy(model, test_data, classes=classes, device=device)
     return SubtaskReport(
         classes=[ckpt.classes[c] for c in classes], samples=len(test_data.where(classes)),
-        full_acc=full, module_acc=simulated, krr=krr(retained),
+        full_acc=full, module_acc=simulated, krr=krr(retained), flops_kept=cost.kept_fraction(retained, len(classes)),
     )

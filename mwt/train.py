@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,11 @@ from mwt.checkpoint import Checkpoint
 from mwt.data import DatasetInfo, Split, batches, dataset_info
 from mwt.errors import MwtError
 from mwt.losses import kernel_rate, modular_loss
-from mwt.models import MODELS, ModelSpec, build_model
+from mwt.cost import CostModel, cost_model
+from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
+from mwt.registry import architecture, check_width
+from mwt.registry import recipe as registry_recipe
 
 
 @dataclass
@@ -34,29 +37,41 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    recipe: str = "paper"  # the named recipe the weights below came from (see mwt.registry.RECIPES)
     alpha: float = 0.5  # weight of the cohesion loss
     beta: float = 1.5  # weight of the coupling loss
+    gamma: float = 0.0  # weight of the expected-FLOPs loss (the cost-aware recipe)
+    gate_first: bool = False  # gate the first conv too
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
     train_limit: int | None = None  # use only the first N training samples (tests, quick runs)
     test_limit: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_recipe(cls, recipe: str = "paper", *, alpha: float | None = None, beta: float | None = None,
+                    gamma: float | None = None, **settings: Any) -> TrainConfig:
+        """A config with the named recipe's loss weights; a weight given here overrides the recipe's."""
+        r = registry_recipe(recipe)
+        return cls(recipe=recipe, alpha=r.alpha if alpha is None else alpha, beta=r.beta if beta is None else beta,
+                   gamma=r.gamma if gamma is None else gamma, gate_first=r.gate_first, **settings)
 
     def validate(self) -> None:
-        if self.model not in MODELS:
-            raise MwtError(f"unknown model '{self.model}'; choose one of: {', '.join(sorted(MODELS))}")
+        """The one place training settings are checked (every comparison also rejects NaN)."""
+        architecture(self.model)
+        check_width(self.width)
         dataset_info(self.dataset)
-        if self.epochs <= 0:
+        if not self.epochs > 0:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
-        if self.batch_size <= 0:
+        if not self.batch_size > 0:
             raise MwtError(f"batch size must be a positive number, got {self.batch_size}")
-        if not 0 < self.width <= 4:
-            raise MwtError(f"width must be in (0, 4], got {self.width}")
-        if self.lr <= 0:
-            raise MwtError(f"learning rate must be positive, got {self.lr}")
-        if self.alpha < 0 or self.beta < 0:
-            raise MwtError("alpha and beta must not be negative")
+        if not 0 < self.lr < float("inf"):
+            raise MwtError(f"learning rate must be a positive number, got {self.lr}")
+        for name in ("alpha", "beta", "gamma"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
+        if self.train_limit is not None and self.train_limit <= 0:
+            raise MwtError(f"the training limit must be positive, got {self.train_limit}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -74,6 +89,7 @@ def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
     return ModelSpec(
         arch=config.model, num_classes=len(info.classes), in_channels=info.channels, input_size=info.size,
         width=config.width, modular=config.modular, mean=info.mean, std=info.std, pad=info.pad,
+        gate_first=config.gate_first and config.modular,
     )
 
 
@@ -120,7 +136,10 @@ def train(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     spec = spec_for(config, info)
-    model = build_model(spec).to(device)
+    model = build_model(spec)
+    cost = cost_model(model, spec.input_shape) if config.modular else None
+    gate_names = [n for n, _ in gated_layers(model)]
+    model = model.to(device)
     train_data = train_data.subset(config.train_limit)
     test_data = test_data.subset(config.test_limit)
     steps = (len(train_data) + config.batch_size - 1) // config.batch_size
@@ -135,7 +154,7 @@ def train(
         for epoch in range(1, config.epochs + 1):
             beta = config.beta * min(1.0, epoch / config.beta_warmup) if config.beta_warmup else config.beta
             record = _train_epoch(
-                model, train_data, config, beta, optimizer, scheduler, generator, device,
+                model, train_data, config, beta, optimizer, scheduler, generator, device, cost, gate_names,
                 steps, desc=f"epoch {epoch}/{config.epochs}", show_progress=show_progress,
             )
             record["epoch"] = epoch
@@ -149,7 +168,8 @@ def train(
             if show_progress:
                 print(
                     f"epoch {epoch:3d}  loss {record['loss']:.3f}  train acc {record['train_acc']:.4f}  "
-                    f"test acc {record['test_acc']:.4f}  kernel rate {record['kernel_rate']:.3f}  {record['seconds']:.1f}s",
+                    f"test acc {record['test_acc']:.4f}  kernel rate {record['kernel_rate']:.3f}  FLOPs {record['flops']:.3f}  "
+                    f"{record['seconds']:.1f}s",
                     flush=True,
                 )
     finally:
@@ -166,11 +186,11 @@ def train(
 def _train_epoch(
     model: nn.Module, data: Split, config: TrainConfig, beta: float, optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, device: torch.device,
-    steps: int, *, desc: str, show_progress: bool,
+    cost: CostModel | None, gate_names: list[str], steps: int, *, desc: str, show_progress: bool,
 ) -> dict[str, float]:
     model.train()
     info = dataset_info(config.dataset)
-    sums = {"loss": 0.0, "ce": 0.0, "cohesion": 0.0, "coupling": 0.0, "kernel_rate": 0.0}
+    sums = {"loss": 0.0, "ce": 0.0, "cohesion": 0.0, "coupling": 0.0, "flops": 0.0, "kernel_rate": 0.0}
     correct = seen = 0
     start = time.perf_counter()
     bar = progress(
@@ -180,7 +200,7 @@ def _train_epoch(
     for i, (x, y) in enumerate(bar, 1):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits, gates = model(x)
-        parts = modular_loss(logits, gates, y, config.alpha, beta)
+        parts = modular_loss(logits, gates, y, config.alpha, beta, config.gamma, cost, gate_names)
         if not math.isfinite(float(parts.total.detach())):
             raise MwtError("training diverged (the loss is not finite); try a smaller --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -192,6 +212,7 @@ def _train_epoch(
         sums["ce"] += float(parts.ce.detach()) * n
         sums["cohesion"] += float(parts.cohesion.detach()) * n
         sums["coupling"] += float(parts.coupling.detach()) * n
+        sums["flops"] += float(parts.flops.detach()) * n
         sums["kernel_rate"] += kernel_rate([g.detach() for g in gates]) * n
         correct += int((logits.argmax(1) == y).sum())
         seen += n
@@ -199,6 +220,7 @@ def _train_epoch(
             bar.set_postfix(
                 ce=f"{sums['ce'] / seen:.3f}", coh=f"{sums['cohesion'] / seen:.3f}",
                 coup=f"{sums['coupling'] / seen:.3f}", acc=f"{correct / seen:.3f}", kr=f"{sums['kernel_rate'] / seen:.3f}",
+                flops=f"{sums['flops'] / seen:.3f}",
             )
     record = {k: v / max(seen, 1) for k, v in sums.items()}
     record["train_acc"] = correct / max(seen, 1)

@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,17 @@ import onnx
 
 from mwt.errors import MwtError
 from runtime.merge import merge_modules
+from runtime.metadata import LOGITS
 from runtime.module_file import ModuleFile, read_module
 from runtime.session import SessionSettings, make_session
 
-MODES = ("merged", "sessions", "sessions-parallel")
+
+class Composition(str, Enum):
+    """How composed modules run."""
+
+    merged = "merged"  # one ONNX graph holding every module behind one input
+    sessions = "sessions"  # one onnxruntime session per module, in turn
+    sessions_parallel = "sessions-parallel"  # one session per module, in a thread pool
 
 
 class MixedSourcesWarning(UserWarning):
@@ -48,12 +56,12 @@ def check_compatible(modules: Sequence[ModuleFile], allow_mixed_sources: bool = 
     if not modules:
         raise MwtError("no modules given")
     first = modules[0]
-    spec_keys = ("shape", "range", "dtype")
     for m in modules[1:]:
-        if any(m.input.get(k) != first.input.get(k) for k in spec_keys):
+        a, b = m.input, first.input
+        if (a.shape, a.range, a.dtype) != (b.shape, b.range, b.dtype):
             raise MwtError(
-                f"{m.name} takes input {m.input.get('shape')} {m.input.get('dtype')} in {m.input.get('range')} "
-                f"but {first.name} takes {first.input.get('shape')} {first.input.get('dtype')} in {first.input.get('range')}"
+                f"{m.name} takes input {list(a.shape)} {a.dtype} in {list(a.range)} "
+                f"but {first.name} takes {list(b.shape)} {b.dtype} in {list(b.range)}"
             )
     seen: dict[str, str] = {}
     for m in modules:
@@ -75,23 +83,24 @@ def check_compatible(modules: Sequence[ModuleFile], allow_mixed_sources: bool = 
 class ComposedClassifier:
     """Modules run as one classifier, in one merged graph or one session per module."""
 
-    def __init__(self, modules: Sequence[ModuleFile], *, mode: str = "merged",
+    def __init__(self, modules: Sequence[ModuleFile], *, mode: Composition | str = Composition.merged,
                  settings: SessionSettings = SessionSettings(), allow_mixed_sources: bool = False) -> None:
-        if mode not in MODES:
-            raise MwtError(f"unknown mode '{mode}'; choose one of: {', '.join(MODES)}")
+        try:
+            self.mode = Composition(mode)
+        except ValueError:
+            raise MwtError(f"unknown mode '{mode}'; choose one of: {', '.join(c.value for c in Composition)}") from None
         check_compatible(modules, allow_mixed_sources)
         self.modules = list(modules)
-        self.mode = mode
         self.classes = [c for m in self.modules for c in m.classes]
-        self.input_shape = tuple(int(d) for d in self.modules[0].input["shape"])  # (C, H, W)
+        self.input_shape: tuple[int, int, int] = self.modules[0].input.shape  # (C, H, W)
         self.flops = sum(m.flops for m in self.modules)
         self._merged: onnx.ModelProto | None = None
-        if mode == "merged":
+        if self.mode is Composition.merged:
             self._sessions = [make_session(self.merged_model().SerializeToString(), settings)]
         else:
             self._sessions = [make_session(m.model.SerializeToString(), settings) for m in self.modules]
         self._inputs = [s.get_inputs()[0].name for s in self._sessions]
-        self._pool = ThreadPoolExecutor(len(self._sessions)) if mode == "sessions-parallel" else None
+        self._pool = ThreadPoolExecutor(len(self._sessions)) if self.mode is Composition.sessions_parallel else None
 
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], **kwargs: object) -> ComposedClassifier:
@@ -131,11 +140,11 @@ class ComposedClassifier:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Composed logits of a prepared float32 batch."""
-        if self.mode == "merged":
-            return self._sessions[0].run(["logits"], {self._inputs[0]: x})[0]
+        if self.mode is Composition.merged:
+            return self._sessions[0].run([LOGITS], {self._inputs[0]: x})[0]
 
         def one(i: int) -> np.ndarray:
-            return self._sessions[i].run(["logits"], {self._inputs[i]: x})[0]
+            return self._sessions[i].run([LOGITS], {self._inputs[i]: x})[0]
 
         if self._pool is not None:
             parts = list(self._pool.map(one, range(len(self._sessions))))

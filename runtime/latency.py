@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Latency:
@@ -42,3 +44,33 @@ def measure_side_by_side(
         deciles = statistics.quantiles(values, n=10) if len(values) > 1 else values * 9
         out[name] = Latency(statistics.median(values), deciles[0], deciles[-1], len(values))
     return out
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """One candidate at one batch size; `speedup` is the baseline's median over this one's."""
+
+    config: str
+    batch: int
+    median_ms: float
+    p90_ms: float
+    speedup: float
+
+
+def compare_latency(
+    candidates: dict[str, Callable[[np.ndarray], object]], shape: tuple[int, ...], batches: tuple[int, ...],
+    baseline: str, *, min_seconds: float = 2.0, seed: int = 0,
+) -> list[LatencyRow]:
+    """Time every candidate on the same random batch of each size, side by side (see
+    `measure_side_by_side`), and express each as a speedup over `baseline`."""
+    if baseline not in candidates:
+        raise ValueError(f"the baseline '{baseline}' is not among the candidates")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for batch in batches:
+        x = rng.random((batch, *shape), dtype=np.float32)
+        timings = measure_side_by_side({name: (lambda f=f: f(x)) for name, f in candidates.items()},
+                                       min_seconds=min_seconds)
+        base = timings[baseline].median_ms
+        rows += [LatencyRow(name, batch, t.median_ms, t.p90_ms, base / t.median_ms) for name, t in timings.items()]
+    return rows

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 
 import onnx
 from onnx import TensorProto, helper
 
-from mwt import __version__
+from mwt.errors import MwtError
+from runtime.metadata import INPUT, LABEL, LOGITS, PROBABILITIES, ModuleMetadata
 from runtime.module_file import ModuleFile
 
-INPUT = "input"
 
-
-def logits_only(model: onnx.ModelProto) -> onnx.ModelProto:
+def logits_only(module: ModuleFile) -> onnx.ModelProto:
     """The part of a module that computes `logits` (a composed file's extra outputs are dropped)."""
-    if [o.name for o in model.graph.output] == ["logits"]:
+    model = module.model
+    if [o.name for o in model.graph.output] == [LOGITS]:
         return model
-    return onnx.utils.Extractor(model).extract_model([model.graph.input[0].name], ["logits"])
+    return onnx.utils.Extractor(model).extract_model([module.input.name], [LOGITS])
 
 
 def merge_modules(modules: list[ModuleFile]) -> onnx.ModelProto:
@@ -30,54 +30,51 @@ def merge_modules(modules: list[ModuleFile]) -> onnx.ModelProto:
     """
     opsets = {tuple((o.domain, o.version) for o in m.model.opset_import) for m in modules}
     if len(opsets) > 1:
-        from mwt.errors import MwtError
-
         raise MwtError("the modules use different ONNX opsets; export them with the same mwt version")
     nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
     part_logits: list[str] = []
     for i, module in enumerate(modules):
-        prefixed = onnx.compose.add_prefix(logits_only(module.model), f"m{i}/")
-        own_input = prefixed.graph.input[0].name
+        prefixed = onnx.compose.add_prefix(logits_only(module), f"m{i}/")
+        own_input = f"m{i}/{module.input.name}"
         for node in prefixed.graph.node:
             node.input[:] = [INPUT if name == own_input else name for name in node.input]
             nodes.append(node)
         initializers.extend(prefixed.graph.initializer)
-        part_logits.append(prefixed.graph.output[0].name)
-    nodes.append(helper.make_node("Concat", part_logits, ["logits"], name="concat_logits", axis=1))
-    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=1))
-    nodes.append(helper.make_node("ArgMax", ["logits"], ["label"], name="argmax", axis=1, keepdims=0))
+        part_logits.append(f"m{i}/{LOGITS}")
+    nodes.append(helper.make_node("Concat", part_logits, [LOGITS], name="concat_logits", axis=1))
+    nodes.append(helper.make_node("Softmax", [LOGITS], [PROBABILITIES], name="softmax", axis=1))
+    nodes.append(helper.make_node("ArgMax", [LOGITS], [LABEL], name="argmax", axis=1, keepdims=0))
     first = modules[0]
-    shape = ["batch", *first.input["shape"]]
     classes = [c for m in modules for c in m.classes]
     graph = helper.make_graph(
         nodes, "mwt_composed",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(classes)]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(classes)]),
-         helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"])],
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", *first.input.shape])],
+        [helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["batch", len(classes)]),
+         helper.make_tensor_value_info(PROBABILITIES, TensorProto.FLOAT, ["batch", len(classes)]),
+         helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["batch"])],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=list(first.model.opset_import), producer_name="mwt-compose")
     model.ir_version = first.model.ir_version
     sources = sorted({m.source for m in modules})
-    meta = {
-        "mwt.format": first.metadata["mwt.format"],
-        "mwt.kind": "composed",
-        "mwt.version": __version__,
-        "mwt.classes": json.dumps(classes),
-        "mwt.source_sha256": sources[0] if len(sources) == 1 else "mixed:" + ",".join(sources),
-        "mwt.module_flops": str(sum(m.flops for m in modules)),
-        "mwt.full_flops": first.metadata.get("mwt.full_flops", "0"),
-        "mwt.input": json.dumps({**first.input, "name": INPUT}),
-        "mwt.parts": json.dumps([
-            {"classes": m.classes, "krr": m.metadata.get("mwt.krr"), "flops": m.flops, "source": m.source,
-             "gates": m.metadata.get("mwt.gates"), "align": m.metadata.get("mwt.align")}
+    precisions = {m.meta.precision for m in modules}
+    ModuleMetadata(
+        classes=tuple(classes),
+        input=replace(first.input, name=INPUT),
+        source_sha256=sources[0] if len(sources) == 1 else "mixed:" + ",".join(sources),
+        module_flops=sum(m.flops for m in modules),
+        full_flops=first.meta.full_flops,
+        plain_flops=first.meta.plain_flops,
+        module_params=sum(m.meta.module_params for m in modules),
+        full_params=first.meta.full_params,
+        precision=precisions.pop() if len(precisions) == 1 else first.meta.precision,
+        parts=tuple(
+            {"classes": m.classes, "krr": m.meta.krr, "flops": m.flops, "source": m.source,
+             "gates": m.meta.gates.value if m.meta.gates else None, "align": m.meta.align,
+             "precision": m.meta.precision.value}
             for m in modules
-        ]),
-    }
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
+        ),
+    ).write(model)
     onnx.checker.check_model(model)
     return model

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import onnx
 
 from mwt.errors import MwtError
-
-FORMAT_PREFIX = "mwt-module/"
+from runtime.metadata import LOGITS, InputSpec, ModuleMetadata
 
 
 @dataclass
@@ -20,17 +17,23 @@ class ModuleFile:
 
     path: Path | None
     model: onnx.ModelProto
-    classes: list[str]
-    input: dict[str, Any]  # name, shape [C, H, W], channels, range, dtype, dataset
-    metadata: dict[str, str]
+    meta: ModuleMetadata
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.classes)
+
+    @property
+    def input(self) -> InputSpec:
+        return self.meta.input
 
     @property
     def source(self) -> str:
-        return self.metadata.get("mwt.source_sha256", "")
+        return self.meta.source_sha256
 
     @property
     def flops(self) -> int:
-        return int(self.metadata.get("mwt.module_flops", "0"))
+        return self.meta.module_flops
 
     @property
     def name(self) -> str:
@@ -52,17 +55,12 @@ def read_module(path: str | Path) -> ModuleFile:
 
 
 def module_from_model(model: onnx.ModelProto, path: Path | None = None) -> ModuleFile:
-    """Check the mwt metadata of an in-memory model."""
+    """Check the mwt metadata and the tensors of an in-memory model."""
     label = str(path) if path else "the model"
-    meta = {p.key: p.value for p in model.metadata_props}
-    if not meta.get("mwt.format", "").startswith(FORMAT_PREFIX):
-        raise MwtError(f"{label} is an ONNX model but not an mwt module (no mwt metadata); export one with mwt-export")
-    try:
-        classes = json.loads(meta["mwt.classes"])
-        spec = json.loads(meta["mwt.input"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise MwtError(f"{label} has damaged mwt metadata ({e})") from None
-    outputs = [o.name for o in model.graph.output]
-    if "logits" not in outputs:
-        raise MwtError(f"{label} has no 'logits' output")
-    return ModuleFile(path, model, list(classes), spec, meta)
+    meta = ModuleMetadata.read(model, label)
+    inputs = [i.name for i in model.graph.input]
+    if meta.input.name not in inputs:
+        raise MwtError(f"{label} has no input named '{meta.input.name}'")
+    if LOGITS not in [o.name for o in model.graph.output]:
+        raise MwtError(f"{label} has no '{LOGITS}' output")
+    return ModuleFile(path, model, meta)

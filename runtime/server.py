@@ -72,15 +72,17 @@ def create_app(clf: ComposedClassifier, config: ServerConfig = ServerConfig()) -
     """The Starlette app serving `clf`; the batcher and the warm-up run start with the app."""
     metrics = _Metrics()
     state: dict[str, Any] = {"ready": False}
-    meta = clf.modules[0].metadata if len(clf.modules) == 1 else {}
+    first = clf.modules[0].meta
     info = {
         "classes": clf.classes,
-        "input": clf.modules[0].input,
+        "input": first.input.to_dict(),
         "source_sha256": sorted({m.source for m in clf.modules}),
-        "krr": meta.get("mwt.krr"),
+        "krr": first.krr if len(clf.modules) == 1 else None,
         "flops": clf.flops,
-        "full_flops": int(clf.modules[0].metadata.get("mwt.full_flops", "0")),
-        "modules": [{"classes": m.classes, "krr": m.metadata.get("mwt.krr"), "flops": m.flops} for m in clf.modules],
+        "full_flops": first.full_flops,
+        "plain_flops": first.plain_flops,
+        "modules": [{"classes": m.classes, "krr": m.meta.krr, "flops": m.flops, "precision": m.meta.precision.value}
+                    for m in clf.modules],
         "batching": config.batching.__dict__,
     }
 

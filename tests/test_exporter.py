@@ -1,8 +1,10 @@
-"""The compiled module against the PyTorch simulation, on VGG16 and ResNet18, and the export CLI."""
+"""The compiled module against the PyTorch simulation, on every registered model, and the export CLI."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -10,13 +12,16 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from exporter.cli import main as export_main
-from exporter.compile import ExportOptions, GateMode, compile_module, export_full_model, model_digest
+from cli.export import main as export_main
+from exporter.compile import ExportOptions, model_digest
 from mwt.checkpoint import save_checkpoint
-from mwt.modularize import retain_only
-from tests.conftest import random_checkpoint
+from mwt.modularize import folded_gate_values, frozen_gates, retain_only
+from mwt.registry import MODELS
+from runtime.metadata import GateMode, ModuleMetadata
+from tests.conftest import compiler_for, random_checkpoint
 
 SUBSETS = [(3,), (1, 7), (9, 0, 4), (5, 2, 8, 6, 1), tuple(range(10))]
+X = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
 
 
 def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
@@ -24,78 +29,119 @@ def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return sess.run(["logits"], {"input": x})[0]
 
 
-def simulate(ckpt, retained, classes, x):
+def simulate(ckpt, retained, classes, x, frozen=None):
     model = ckpt.build()
-    with retain_only(model, {k: torch.from_numpy(v) for k, v in retained.items()}), torch.no_grad():
+    masks = {k: torch.from_numpy(v) for k, v in retained.items()}
+    with retain_only(model, masks), frozen_gates(model, frozen or {}), torch.no_grad():
         return model(torch.from_numpy(x))[0][:, list(classes)].numpy()
 
 
-@pytest.fixture(scope="module", params=["vgg16", "resnet18"])
-def ckpt(request):
-    return random_checkpoint(request.param, width=0.125, seed=1)
-
-
+@pytest.mark.parametrize("arch", sorted(MODELS))
 @pytest.mark.parametrize("classes", SUBSETS)
-def test_module_matches_simulation_exactly(ckpt, classes):
-    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
-    module, report = compile_module(ckpt, ExportOptions(classes, align=1))
-    got = run_onnx(module, x)
+def test_module_matches_simulation_exactly(arch, classes):
+    compiler = compiler_for(arch)
+    module, report = compiler.compile(ExportOptions(classes, align=1))
+    got = run_onnx(module, X)
     assert got.shape == (4, len(classes))
-    np.testing.assert_allclose(got, simulate(ckpt, report.retained, classes, x), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(got, simulate(compiler.ckpt, report.retained, classes, X), atol=1e-4, rtol=0)
     if len(classes) < 10:
         assert report.module.flops < report.full.flops and report.module.params < report.full.params
 
 
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
 @pytest.mark.parametrize("align", [4, 8])
-def test_alignment_widths_and_exactness(ckpt, align):
-    x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
-    module, report = compile_module(ckpt, ExportOptions((1, 7), align=align))
+def test_alignment_widths_and_exactness(arch, align):
+    compiler = compiler_for(arch)
+    module, report = compiler.compile(ExportOptions((1, 7), align=align))
     for layer in report.layers:
         assert layer.retained % align == 0 or layer.retained == layer.total
     conv_weights = {n.input[1] for n in module.graph.node if n.op_type == "Conv"}
     widths = [w.dims[0] for w in module.graph.initializer if w.name in conv_weights]
-    assert all(w % align == 0 for w in widths)
-    np.testing.assert_allclose(run_onnx(module, x), simulate(ckpt, report.retained, (1, 7), x), atol=1e-4, rtol=0)
+    assert widths and all(w % align == 0 for w in widths)
+    np.testing.assert_allclose(run_onnx(module, X), simulate(compiler.ckpt, report.retained, (1, 7), X), atol=1e-4,
+                               rtol=0)
 
 
-def test_every_kernel_retained_equals_full_model(ckpt):
-    full_ckpt = random_checkpoint(ckpt.spec.arch, width=0.125, seed=1)
-    for f in full_ckpt.modularization.frequency.values():
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_folded_gates_equal_pytorch_with_the_same_constant_gates(arch):
+    compiler = compiler_for(arch)
+    classes = (2, 5)
+    module, report = compiler.compile(ExportOptions(classes, align=1, gates=GateMode.folded))
+    assert not {"MatMul", "Tanh"} & {n.op_type for n in module.graph.node}  # the generators are gone
+    kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+    frozen = folded_gate_values(compiler.ckpt.modularization, list(classes), kept)
+    np.testing.assert_allclose(run_onnx(module, X), simulate(compiler.ckpt, report.retained, classes, X, frozen),
+                               atol=1e-4, rtol=0)
+    _, dynamic = compiler.compile(ExportOptions(classes, align=1))
+    assert report.module.flops < dynamic.module.flops
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_every_kernel_retained_equals_full_model(arch):
+    ckpt = random_checkpoint(arch, width=0.125, seed=1)
+    for f in ckpt.modularization.frequency.values():
         f.fill_(1.0)
-    x = np.random.default_rng(2).random((3, 1, 28, 28), dtype=np.float32)
-    module, report = compile_module(full_ckpt, ExportOptions(tuple(range(10)), align=1))
+    from exporter.compile import ModuleCompiler
+
+    compiler = ModuleCompiler(ckpt)
+    module, report = compiler.compile(ExportOptions(tuple(range(10)), align=1))
     assert report.krr == 1.0
     with torch.no_grad():
-        reference = full_ckpt.build()(torch.from_numpy(x))[0].numpy()
-    np.testing.assert_allclose(run_onnx(module, x), reference, atol=1e-4, rtol=0)
-    np.testing.assert_allclose(run_onnx(export_full_model(full_ckpt), x), reference, atol=1e-4, rtol=0)
+        reference = ckpt.build()(torch.from_numpy(X))[0].numpy()
+    np.testing.assert_allclose(run_onnx(module, X), reference, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(run_onnx(compiler.full_model, X), reference, atol=1e-4, rtol=0)
 
 
-def test_byte_identical_output(ckpt):
-    a, _ = compile_module(ckpt, ExportOptions((2, 5), gates=GateMode.folded))
-    b, _ = compile_module(ckpt, ExportOptions((2, 5), gates=GateMode.folded))
-    assert model_digest(a) == model_digest(b)
+def test_plain_model_is_the_same_network_without_generators():
+    compiler = compiler_for("vgg16")
+    plain = compiler.plain_model
+    assert not {"MatMul", "Tanh"} & {n.op_type for n in plain.graph.node}
+    assert compiler.plain_cost.flops < compiler.full_cost.flops
+    meta = ModuleMetadata.read(plain)
+    assert meta.gates is None and meta.plain_flops == meta.module_flops == compiler.plain_cost.flops
+    # With every gate open, the modular model computes the plain one, scaled per kernel by its gate:
+    # so equal weights with gates frozen at 1 give the plain network's logits.
+    ones = {n: torch.ones_like(f[0]) for n, f in compiler.ckpt.modularization.frequency.items()}
+    model = compiler.ckpt.build()
+    with frozen_gates(model, ones), torch.no_grad():
+        reference = model(torch.from_numpy(X))[0].numpy()
+    np.testing.assert_allclose(run_onnx(plain, X), reference, atol=1e-4, rtol=0)
 
 
-def test_folded_gates_remove_the_mask_generators(ckpt):
-    module, report = compile_module(ckpt, ExportOptions((2, 5), gates=GateMode.folded, align=1))
-    ops = {n.op_type for n in module.graph.node}
-    assert "MatMul" not in ops and "Tanh" not in ops
-    dynamic, dynamic_report = compile_module(ckpt, ExportOptions((2, 5), align=1))
-    assert report.module.flops < dynamic_report.module.flops
-    x = np.random.default_rng(3).random((2, 1, 28, 28), dtype=np.float32)
-    assert np.isfinite(run_onnx(module, x)).all() and run_onnx(dynamic, x).shape == (2, 2)
+DIGEST_SCRIPT = """
+import sys
+from exporter.compile import ExportOptions, ModuleCompiler, model_digest
+from runtime.metadata import GateMode
+from tests.conftest import random_checkpoint
+compiler = ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s")
+print(model_digest(compiler.compile(ExportOptions((2, 5), gates=GateMode(sys.argv[1])))[0]))
+"""
 
 
-def test_metadata(ckpt):
-    module, report = compile_module(ckpt, ExportOptions((8, 7)), source_sha256="abc")
-    meta = {p.key: p.value for p in module.metadata_props}
-    assert json.loads(meta["mwt.classes"]) == ["bag", "sneaker"]
-    assert meta["mwt.source_sha256"] == "abc" and meta["mwt.gates"] == "dynamic" and meta["mwt.align"] == "8"
-    assert json.loads(meta["mwt.input"])["shape"] == [1, 28, 28]
-    assert float(meta["mwt.krr"]) == pytest.approx(report.krr, abs=1e-6)
-    assert int(meta["mwt.module_flops"]) < int(meta["mwt.full_flops"])
+@pytest.mark.parametrize("gates", list(GateMode))
+def test_byte_identical_output_across_processes(gates):
+    from exporter.compile import ModuleCompiler
+
+    here = model_digest(ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s").compile(
+        ExportOptions((2, 5), gates=gates))[0])
+    there = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT, gates.value], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert here == there
+
+
+def test_metadata():
+    compiler = compiler_for("vgg16")
+    module, report = compiler.compile(ExportOptions((8, 7)))
+    meta = ModuleMetadata.read(module)
+    assert meta.classes == ("bag", "sneaker")
+    assert meta.source_sha256 == "vgg16-1" and meta.gates is GateMode.dynamic and meta.align == 8
+    assert meta.input.shape == (1, 28, 28) and meta.input.dataset == "fashion-mnist"
+    assert meta.krr == pytest.approx(report.krr, abs=1e-6)
+    assert meta.module_flops < meta.full_flops and meta.plain_flops == compiler.plain_cost.flops
+    assert meta.flops_kept == pytest.approx(report.flops_kept)
+    assert [(k.name, k.retained, k.total) for k in meta.layers] == [(k.name, k.retained, k.total) for k in report.layers]
     assert [o.name for o in module.graph.output] == ["logits"]
+    assert ModuleMetadata.from_props(meta.to_props()) == meta
 
 
 # --- the command line ------------------------------------------------------------------------
@@ -114,14 +160,15 @@ def test_cli_writes_module(tmp_path, checkpoint_file, capsys):
     (["--classes", "cat"], "valid classes: t-shirt, trouser"),
     (["--classes", "bag,bag"], "twice"),
     (["--classes", ","], "empty"),
-    (["--classes", "bag", "--threshold", "0"], "threshold"),
-    (["--classes", "bag", "--threshold", "1.5"], "threshold"),
-    (["--classes", "bag", "--align", "0"], "align"),
-    (["--classes", "bag", "--gates", "sometimes"], "gates"),
+    (["--classes", "bag", "--threshold", "0"], "--threshold"),
+    (["--classes", "bag", "--threshold", "1.5"], "--threshold"),
+    (["--classes", "bag", "--threshold", "nan"], "finite"),
+    (["--classes", "bag", "--align", "0"], "--align"),
+    (["--classes", "bag", "--gates", "sometimes"], "'sometimes' is not one of 'dynamic', 'folded'"),
     (["--classes", "bag", "-o", "/nonexistent/dir/m.onnx"], "does not exist"),
 ])
 def test_cli_bad_input(tmp_path, checkpoint_file, capsys, args, message):
-    assert export_main([str(checkpoint_file), *args]) != 0
+    assert export_main([str(checkpoint_file), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*tmp"))
@@ -147,27 +194,28 @@ def test_cli_failure_keeps_existing_output(tmp_path, checkpoint_file, capsys):
     assert out.read_bytes() == b"precious"
 
 
-def test_bench_latency_cli(tmp_path, checkpoint_file, capsys):
-    from mwt.cli import main
+def test_bench_latency_cli(tmp_path, shared_checkpoint_file, capsys):
+    from cli import main
 
     out = tmp_path / "bench"
-    code = main(["bench", "latency", str(checkpoint_file), "--classes", "sneaker,bag", "--batch", "2",
-                 "--seconds", "0.05", "--out", str(out)])
+    code = main(["bench", "latency", str(shared_checkpoint_file), "--classes", "sneaker,bag", "--batch", "2",
+                 "--seconds", "0.01", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     text = capsys.readouterr().out
-    for config in ("full", "union (align 8)", "union (align 1)", "composed merged", "composed sessions"):
+    for config in ("plain full", "full modular", "union (align 8)", "union (align 1)", "composed merged",
+                   "composed sessions"):
         assert config in text
     data = json.loads((out / "latency.json").read_text())
     assert {r["batch"] for r in data["rows"]} == {2} and all(r["median_ms"] > 0 for r in data["rows"])
+    plain = next(r for r in data["rows"] if r["config"] == "plain full")
+    assert plain["speedup"] == 1.0 and plain["flops_ratio"] == 1.0
     assert (out / "latency.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("arch", ["vgg11", "simcnn", "rescnn"])
-def test_every_registered_model_exports_exactly(arch):
-    # VGG16 and ResNet18 are covered above; the rest of the registry goes through the same passes.
-    ckpt = random_checkpoint(arch, width=0.125, seed=2)
-    x = np.random.default_rng(5).random((3, 1, 28, 28), dtype=np.float32)
-    for classes in [(2, 5), (0,)]:
-        module, report = compile_module(ckpt, ExportOptions(classes, align=1))
-        np.testing.assert_allclose(run_onnx(module, x), simulate(ckpt, report.retained, classes, x), atol=1e-4, rtol=0)
-        assert report.module.flops < report.full.flops
+def test_bench_latency_refuses_a_file_as_output_folder_before_working(tmp_path, shared_checkpoint_file, capsys):
+    from cli import main
+
+    out = tmp_path / "taken"
+    out.write_text("keep me")
+    assert main(["bench", "latency", str(shared_checkpoint_file), "--classes", "bag", "--out", str(out)]) == 2
+    assert "not a folder" in capsys.readouterr().err and out.read_text() == "keep me"

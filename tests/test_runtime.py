@@ -12,11 +12,13 @@ import onnx
 import pytest
 from PIL import Image
 
-from exporter.compile import ExportOptions, compile_module
-from mwt.cli import main
+from cli import main
+from exporter.compile import ExportOptions, ModuleCompiler
 from mwt.errors import MwtError
 from runtime import ComposedClassifier, read_module
 from runtime.composed import MixedSourcesWarning
+from runtime.metadata import ModuleMetadata
+from runtime.module_file import module_from_model
 from runtime.session import make_session
 from tests.conftest import random_checkpoint
 
@@ -31,14 +33,12 @@ def _write(tmp_path, name, proto):
 def modules(tmp_path_factory):
     """Single-class modules for sneaker (7), bag (8) and ankle-boot (9), and their union, from one checkpoint."""
     tmp = tmp_path_factory.mktemp("modules")
-    ckpt = random_checkpoint("vgg11", width=0.125, seed=4, frequency_power=2.0)
+    compiler = ModuleCompiler(random_checkpoint("vgg11", width=0.125, seed=4, frequency_power=2.0), "checkpoint-a")
     paths = {}
     for name, classes in {"sneaker": (7,), "bag": (8,), "ankle": (9,), "union": (7, 8)}.items():
-        proto, _ = compile_module(ckpt, ExportOptions(classes), source_sha256="checkpoint-a")
-        paths[name] = _write(tmp, f"{name}.onnx", proto)
-    other = random_checkpoint("vgg11", width=0.125, seed=5)
-    proto, _ = compile_module(other, ExportOptions((0,)), source_sha256="checkpoint-b")
-    paths["foreign"] = _write(tmp, "foreign.onnx", proto)
+        paths[name] = _write(tmp, f"{name}.onnx", compiler.compile(ExportOptions(classes))[0])
+    other = ModuleCompiler(random_checkpoint("vgg11", width=0.125, seed=5), "checkpoint-b")
+    paths["foreign"] = _write(tmp, "foreign.onnx", other.compile(ExportOptions((0,)))[0])
     return paths
 
 
@@ -63,14 +63,15 @@ def test_merged_file_outputs_and_metadata(modules):
     clf = ComposedClassifier.from_files([modules["sneaker"], modules["bag"]])
     model = clf.merged_model()
     assert [o.name for o in model.graph.output] == ["logits", "probabilities", "label"]
-    meta = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(meta["mwt.classes"]) == ["sneaker", "bag"] and meta["mwt.kind"] == "composed"
+    meta = ModuleMetadata.read(model)
+    assert meta.classes == ("sneaker", "bag") and [p["classes"] for p in meta.parts] == [["sneaker"], ["bag"]]
+    assert meta.source_sha256 == "checkpoint-a" and meta.module_flops == sum(
+        read_module(modules[n]).flops for n in ("sneaker", "bag"))
     x = np.random.default_rng(1).random((3, 1, 28, 28), dtype=np.float32)
     logits, probs, label = make_session(model.SerializeToString()).run(None, {"input": x})
     np.testing.assert_array_equal(label, logits.argmax(1))
     # A composed file is itself a module: it composes again and predicts the same.
-    again = ComposedClassifier([read_module(modules["sneaker"]).__class__(None, model, ["sneaker", "bag"],
-                                json.loads(meta["mwt.input"]), meta)])
+    again = ComposedClassifier([module_from_model(model)])
     np.testing.assert_allclose(again.predict(x).logits, logits, atol=1e-6)
 
 
@@ -113,7 +114,7 @@ def test_composition_checks(modules, tmp_path):
     from mwt.models import build_model
 
     rgb.state_dict = build_model(rgb.spec).state_dict()
-    proto, _ = compile_module(rgb, ExportOptions((1,)), source_sha256="checkpoint-a")
+    proto, _ = ModuleCompiler(rgb, "checkpoint-a").compile(ExportOptions((1,)))
     with pytest.raises(MwtError, match=r"takes input \[3, 32, 32\]"):
         ComposedClassifier.from_files([modules["sneaker"], _write(tmp_path, "rgb.onnx", proto)])
 
@@ -187,6 +188,7 @@ def test_cli_compose_bad_input(modules, tmp_path, capsys):
 
 
 def test_runtime_needs_no_torch():
-    code = ("import sys, runtime, runtime.cli, runtime.images, runtime.latency, runtime.merge; "
+    code = ("import sys, cli, runtime, runtime.composed, runtime.images, runtime.latency, runtime.merge, "
+            "runtime.server, runtime.local_server; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

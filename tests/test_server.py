@@ -6,10 +6,6 @@ import asyncio
 import io
 import json
 import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -18,50 +14,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exporter.compile import ExportOptions, compile_module
+from exporter.compile import ExportOptions
 from runtime import ComposedClassifier
 from runtime.batching import Batcher, BatchingConfig, QueueFull
-from tests.conftest import random_checkpoint
+from runtime.local_server import local_server
+from tests.conftest import compiler_for
 
 
 @pytest.fixture(scope="module")
 def module_file(tmp_path_factory):
-    proto, _ = compile_module(random_checkpoint("vgg11", width=0.125, seed=7), ExportOptions((7, 8)), source_sha256="s")
+    proto, _ = compiler_for("vgg11", seed=7).compile(ExportOptions((7, 8)))
     path = tmp_path_factory.mktemp("serve") / "module.onnx"
     path.write_bytes(proto.SerializeToString())
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(module_file):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from mwt.cli import main; main()", "serve", str(module_file), "--port", str(port),
-         "--max-body-mb", "0.5", "--max-wait-ms", "20"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(base + "/health", timeout=1).status == 200:
-                break
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("server did not become healthy: " + proc.stderr.read().decode()[-2000:])
-    yield base
-    proc.terminate()
+    with local_server([module_file], "--max-body-mb", "0.5", "--max-wait-ms", "20") as s:
+        yield s.url
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal as its exit status.
-    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    assert b"Traceback" not in proc.stderr.read()
+    assert s.process.returncode in (0, -signal.SIGTERM)
+    assert "Traceback" not in s.final_stderr
 
 
 def post(url: str, body: bytes, content_type: str = "application/octet-stream") -> tuple[int, dict, dict]:

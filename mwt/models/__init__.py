@@ -1,4 +1,4 @@
-"""Model registry: one place maps architecture names to constructors; the CLI's choices come from it."""
+"""Building networks from registry entries (`mwt.registry.MODELS`): one constructor per family."""
 
 from __future__ import annotations
 
@@ -9,56 +9,21 @@ from torch import nn
 from mwt.errors import MwtError
 from mwt.models.gate import GatedConv, MaskGenerator, Preprocess
 from mwt.models.resnet import ResNet
-from mwt.models.simcnn import SimCNN
 from mwt.models.spec import ModelSpec
-from mwt.models.vgg import CONFIGS, VGG
+from mwt.models.vgg import VGG
+from mwt.registry import MODELS, Architecture, architecture, check_width
 
-MODELS: dict[str, Callable[[ModelSpec], nn.Module]] = {}
-
-
-def register_model(name: str) -> Callable[[Callable[[ModelSpec], nn.Module]], Callable[[ModelSpec], nn.Module]]:
-    """Decorator: make `fn(spec) -> nn.Module` buildable by name."""
-
-    def wrap(fn: Callable[[ModelSpec], nn.Module]) -> Callable[[ModelSpec], nn.Module]:
-        MODELS[name] = fn
-        return fn
-
-    return wrap
-
-
-@register_model("vgg16")
-def vgg16(spec: ModelSpec) -> nn.Module:
-    return VGG(spec, CONFIGS["vgg16"])
-
-
-@register_model("vgg11")
-def vgg11(spec: ModelSpec) -> nn.Module:
-    return VGG(spec, CONFIGS["vgg11"])
-
-
-@register_model("resnet18")
-def resnet18(spec: ModelSpec) -> nn.Module:
-    return ResNet(spec, [2, 2, 2, 2])
-
-
-@register_model("simcnn")
-def simcnn(spec: ModelSpec) -> nn.Module:
-    return SimCNN(spec)
-
-
-@register_model("rescnn")
-def rescnn(spec: ModelSpec) -> nn.Module:
-    # ResCNN: SimCNN with residual sums around the 3rd-4th and 11th-13th convs (same shapes).
-    return SimCNN(spec, residual=((2, 3), (10, 12)))
+FAMILIES: dict[str, Callable[[ModelSpec, Architecture], nn.Module]] = {"vgg": VGG, "resnet": ResNet}
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
-    """Construct the network a spec describes (random weights)."""
-    if spec.arch not in MODELS:
-        raise MwtError(f"unknown model '{spec.arch}'; choose one of: {', '.join(sorted(MODELS))}")
-    if not 0 < spec.width <= 4:
-        raise MwtError(f"width must be in (0, 4], got {spec.width}")
-    return MODELS[spec.arch](spec)
+    """Construct the network a spec describes (random weights), compact widths included."""
+    arch = architecture(spec.arch)
+    check_width(spec.width)
+    model = FAMILIES[arch.family](spec, arch)
+    if spec.widths:
+        resize_layers(model, spec.widths)
+    return model
 
 
 def gated_layers(model: nn.Module) -> list[tuple[str, GatedConv]]:
@@ -66,6 +31,30 @@ def gated_layers(model: nn.Module) -> list[tuple[str, GatedConv]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, GatedConv) and m.gate is not None]
 
 
+def resize_layers(model: nn.Module, widths: tuple[tuple[str, int, int], ...]) -> None:
+    """Give the named conv blocks and linear layers new (in, out) widths, with fresh weights.
+
+    This is how a compact network (a module with unretained kernels removed) is rebuilt from its
+    architecture: the same definition, narrower layers. Gated blocks lose their mask generator.
+    """
+    for name, c_in, c_out in widths:
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError:
+            raise MwtError(f"the model has no layer named '{name}'") from None
+        if isinstance(layer, GatedConv):
+            old = layer.conv
+            layer.conv = nn.Conv2d(c_in, c_out, old.kernel_size, stride=old.stride, padding=old.padding, bias=False)
+            layer.bn = nn.BatchNorm2d(c_out)
+            layer.gate = None
+        elif isinstance(layer, nn.Linear):
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attr, nn.Linear(c_in, c_out))
+        else:
+            raise MwtError(f"layer '{name}' is a {type(layer).__name__}; only conv blocks and linear layers resize")
+
+
 __all__ = [
-    "MODELS", "GatedConv", "MaskGenerator", "ModelSpec", "Preprocess", "build_model", "gated_layers", "register_model",
+    "MODELS", "GatedConv", "MaskGenerator", "ModelSpec", "Preprocess", "build_model", "gated_layers", "resize_layers",
 ]

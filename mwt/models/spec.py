@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -19,13 +19,17 @@ class ModelSpec:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     pad: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    gate_first: bool = False  # gate the first conv too (MwT leaves it plain)
+    # A compact network (a fine-tuned module): (layer, in, out) for every conv or linear layer
+    # whose width differs from the architecture's. Empty for a full network.
+    widths: tuple[tuple[str, int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_size"] = list(self.input_size)
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        d["widths"] = [list(w) for w in self.widths]
         return d
 
     @classmethod
@@ -40,8 +44,14 @@ class ModelSpec:
             mean=tuple(float(v) for v in d["mean"]),
             std=tuple(float(v) for v in d["std"]),
             pad=int(d["pad"]),
-            extra=dict(d.get("extra", {})),
+            gate_first=bool(d.get("gate_first", False)),
+            widths=tuple((str(n), int(i), int(o)) for n, i, o in d.get("widths", [])),
         )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images the model takes."""
+        return (self.in_channels, *self.input_size)
 
 
 def scaled(channels: int, width: float) -> int:

@@ -1,4 +1,4 @@
-"""`mwt compose` and `mwt predict`: the runtime's commands (no torch needed)."""
+"""`mwt compose`, `mwt predict` and `mwt serve`: the runtime's commands (no torch needed)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from typing import Annotated
 
 import typer
 
-from mwt.errors import MwtError
+from cli.options import number
+from runtime.composed import Composition
 
-Mode = Annotated[str, typer.Option(
-    help="'merged' (one graph), 'sessions' (one session per module, in turn) or 'sessions-parallel'.")]
-Threads = Annotated[int, typer.Option(help="onnxruntime intra-op threads (0: one per core).")]
+app = typer.Typer()
+
+Mode = Annotated[Composition, typer.Option(
+    help="merged: one graph; sessions: one session per module, in turn; sessions-parallel: in a thread pool.")]
+Threads = Annotated[int, typer.Option(help="onnxruntime intra-op threads (0: one per core).", min=0, max=1024)]
 
 
+@app.command()
 def compose(
     modules: Annotated[list[Path], typer.Argument(help="Module files from mwt-export (or composed files).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the composed ONNX file.")] = Path("composed.onnx"),
@@ -41,12 +45,13 @@ def compose(
     typer.echo(f"wrote {out}: {sum(len(p.classes) for p in parts)} classes")
 
 
+@app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="A module or composed file.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images (PNG, JPEG, ...), folders of them, or .npy batches.")],
-    mode: Mode = "merged",
+    mode: Mode = Composition.merged,
     threads: Threads = 0,
-    top: Annotated[int, typer.Option(help="Show this many most likely classes per image.")] = 1,
+    top: Annotated[int, typer.Option(help="Show this many most likely classes per image.", min=1)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Classify images with a module or a composed classifier, converting them to its input spec."""
@@ -54,8 +59,6 @@ def predict(
     from runtime.images import load_inputs
     from runtime.session import SessionSettings
 
-    if top < 1:
-        raise MwtError(f"--top must be at least 1, got {top}")
     clf = ComposedClassifier.from_files([model], mode=mode, settings=SessionSettings(intra_op_threads=threads))
     batch, names = load_inputs(inputs, clf.input_shape)
     result = clf.predict(batch)
@@ -72,15 +75,20 @@ def predict(
         typer.echo(f"{name:<{width}}  " + "  ".join(f"{result.classes[i]} {100 * probs[i]:.1f}%" for i in order))
 
 
+@app.command()
 def serve(
     modules: Annotated[list[Path], typer.Argument(help="A composed file, or module files to compose on start.")],
     host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean otherwise.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    max_batch: Annotated[int, typer.Option(help="Most samples per onnxruntime call (1: no batching).")] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.")] = 5.0,
-    queue_size: Annotated[int, typer.Option(help="Most requests waiting; beyond it the server answers 503.")] = 256,
-    max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MiB.")] = 8.0,
-    mode: Mode = "merged",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    max_batch: Annotated[int, typer.Option(help="Most samples per onnxruntime call (1: no batching).",
+                                           min=1, max=65536)] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.",
+                                               callback=number(0, 10_000))] = 5.0,
+    queue_size: Annotated[int, typer.Option(help="Most requests waiting; beyond it the server answers 503.",
+                                            min=1, max=1_000_000)] = 256,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MiB.",
+                                               callback=number(0, 1024, low_open=True))] = 8.0,
+    mode: Mode = Composition.merged,
     threads: Threads = 0,
     allow_mixed_sources: Annotated[bool, typer.Option(
         "--allow-mixed-sources", help="Allow modules from different checkpoints (their logits are not on one scale).")] = False,
@@ -93,19 +101,8 @@ def serve(
     from runtime.server import ServerConfig, create_app
     from runtime.session import SessionSettings
 
-    if max_batch < 1 or queue_size < 1 or max_wait_ms < 0 or max_body_mb <= 0:
-        raise MwtError("--max-batch and --queue-size must be >= 1, --max-wait-ms >= 0, --max-body-mb > 0")
-    if not 0 < port < 65536:
-        raise MwtError(f"--port must be in 1..65535, got {port}")
     clf = ComposedClassifier.from_files(modules, mode=mode, settings=SessionSettings(intra_op_threads=threads),
                                         allow_mixed_sources=allow_mixed_sources)
     config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size), int(max_body_mb * (1 << 20)))
     typer.echo(f"serving {', '.join(clf.classes)} on http://{host}:{port}", err=True)
     uvicorn.run(create_app(clf, config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
-
-
-def register(app: typer.Typer) -> None:
-    """Attach the runtime's commands to the `mwt` app."""
-    app.command("compose")(compose)
-    app.command("predict")(predict)
-    app.command("serve")(serve)

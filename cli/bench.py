@@ -1,0 +1,37 @@
+"""`mwt bench`: measured benchmarks (the library behind them is `benchmarks/`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.options import Align, Classes, DataDir, number, numbers
+from mwt.defaults import DEFAULT_ALIGN
+
+app = typer.Typer(help="Measured benchmarks: latency of modules against the full model.", no_args_is_help=True)
+
+
+@app.command("latency")
+def latency(
+    checkpoint: Annotated[Path, typer.Argument(help="A modularized checkpoint.")],
+    classes: Classes,
+    batch: Annotated[list[int], typer.Option(help="Batch sizes (repeat the option).",
+                                             callback=numbers(1, 65536))] = [1, 32, 256],  # noqa: B006
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.", min=0, max=1024)] = 2,
+    align: Align = DEFAULT_ALIGN,
+    seconds: Annotated[float, typer.Option(help="Minimum measuring time per batch size.",
+                                           callback=number(0, 3600, low_open=True))] = 2.0,
+    out: Annotated[Path, typer.Option(help="Folder for latency.json and latency.png.")] = Path("results/latency"),
+    data_dir: DataDir = None,
+) -> None:
+    """Latency and accuracy of the full models, the union module and composed single-class modules, side by side."""
+    from benchmarks.latency import check_output_folder, latency_benchmark, save_result
+
+    check_output_folder(out)
+    result = latency_benchmark(checkpoint, classes, batches=tuple(batch), threads=threads, align=align,
+                               min_seconds=seconds, data_dir=data_dir)
+    print(result.table())
+    paths = save_result(result, out)
+    print("wrote " + ", ".join(str(p) for p in paths if p))

@@ -1,0 +1,63 @@
+"""Option types shared by several commands, and the range checks every numeric option goes through.
+
+Floats are checked here rather than with click's FloatRange because a range check lets NaN
+through (every comparison with NaN is false); these reject NaN and infinity by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+
+def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False) -> Callable[[float | None], float | None]:
+    """A typer callback: the value must be finite and within [low, high] (open ends where asked)."""
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"must be a finite number, got {value}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise typer.BadParameter(f"must be {'>' if low_open else '>='} {low:g}, got {value:g}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise typer.BadParameter(f"must be {'<' if high_open else '<='} {high:g}, got {value:g}")
+        return value
+
+    return check
+
+
+def numbers(low: float, high: float) -> Callable[[list[int] | None], list[int] | None]:
+    """A typer callback for a repeated integer option: every value within [low, high]."""
+    check = number(low, high)
+
+    def check_all(values: list[int] | None) -> list[int] | None:
+        for v in values or []:
+            check(v)
+        return values
+
+    return check_all
+
+
+def choices(names: object) -> type[Enum]:
+    """A string Enum of registry names, so that typer shows and checks them as choices."""
+    return Enum("Choice", {str(n): str(n) for n in names}, type=str)  # type: ignore[return-value]
+
+
+DataDir = Annotated[Optional[Path], typer.Option(
+    help="Folder holding a built-in dataset (default: $MWT_DATA, then the Debian Fashion-MNIST path).")]
+Download = Annotated[bool, typer.Option(help="Download a built-in dataset into --data-dir if it is missing.")]
+Threshold = Annotated[float, typer.Option(
+    help="A kernel joins a class's module when its frequency >= this.", callback=number(0, 1, low_open=True))]
+Align = Annotated[int, typer.Option(
+    help="Round each layer's kept kernel count up to a multiple of N with its next most active kernels "
+    "(odd widths run slowly in onnxruntime's CPU kernels); 1 keeps the exact retained set.", min=1, max=1024)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+Classes = Annotated[str, typer.Option(help="Classes by name or index, in output order: 'sneaker,bag'.")]

@@ -1,0 +1,126 @@
+"""`mwt train`, `mwt modularize` and `mwt eval`: the training side's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cli.options import Classes, DataDir, Download, Quiet, Threshold, choices, number
+from mwt.atomic import check_writable
+from mwt.defaults import DEFAULT_THRESHOLD
+from mwt.errors import MwtError
+from mwt.registry import DATASETS, MAX_WIDTH, MODELS, RECIPES
+
+app = typer.Typer()
+
+ModelName = choices(MODELS)
+RecipeName = choices(RECIPES)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the checkpoint.")] = Path("model.pt"),
+    model: Annotated[ModelName, typer.Option(help="Architecture.")] = ModelName("vgg16"),  # type: ignore[valid-type]
+    dataset: Annotated[str, typer.Option(
+        help=f"A built-in dataset ({', '.join(DATASETS)}).")] = "fashion-mnist",
+    width: Annotated[float, typer.Option(
+        help="Channel-width multiplier (0.25 trains a quarter-width net).", callback=number(0, MAX_WIDTH, low_open=True),
+    )] = 1.0,
+    epochs: Annotated[int, typer.Option(help="Training epochs (the paper uses 200).", min=1, max=100_000)] = 200,
+    standard: Annotated[bool, typer.Option("--standard", help="Train the standard baseline (no gates, no MwT losses).")] = False,
+    recipe: Annotated[RecipeName, typer.Option(  # type: ignore[valid-type]
+        help="Loss weights: " + "; ".join(f"{k}: {r.summary}" for k, r in RECIPES.items()) + ".")] = RecipeName("paper"),
+    alpha: Annotated[Optional[float], typer.Option(help="Weight of the cohesion loss (default: the recipe's).",
+                                                   callback=number(0, 1000))] = None,
+    beta: Annotated[Optional[float], typer.Option(help="Weight of the coupling loss (default: the recipe's).",
+                                                  callback=number(0, 1000))] = None,
+    gamma: Annotated[Optional[float], typer.Option(help="Weight of the expected-FLOPs loss (default: the recipe's).",
+                                                   callback=number(0, 1000))] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", min=1, max=1 << 16)] = 128,
+    lr: Annotated[float, typer.Option(help="Initial SGD learning rate (cosine schedule).",
+                                      callback=number(0, 100, low_open=True))] = 0.05,
+    beta_warmup: Annotated[int, typer.Option(help="Ramp beta up from 0 over this many epochs (0: off).", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
+    limit: Annotated[Optional[int], typer.Option(help="Train on only the first N training images.", min=1)] = None,
+    log: Annotated[Optional[Path], typer.Option(help="JSON-lines log of every epoch (default: OUT with .jsonl).")] = None,
+    data_dir: DataDir = None,
+    download: Download = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a modular CNN (or the standard baseline) and save it as a checkpoint."""
+    from mwt.checkpoint import save_checkpoint
+    from mwt.data import load_split
+    from mwt.train import TrainConfig
+    from mwt.train import train as run_training
+
+    config = TrainConfig.from_recipe(
+        recipe.value, alpha=alpha, beta=beta, gamma=gamma,
+        model=model.value, dataset=dataset, width=width, modular=not standard, epochs=epochs, batch_size=batch_size,
+        lr=lr, beta_warmup=beta_warmup, seed=seed, device=device, train_limit=limit,
+    )
+    config.validate()
+    log = log or out.with_suffix(".jsonl")
+    for path in (out, log):
+        check_writable(path)
+    train_data = load_split(dataset, "train", data_dir, download)
+    test_data = load_split(dataset, "test", data_dir, download)
+    kind = "standard" if standard else f"modular ({config.recipe} recipe)"
+    print(f"training a {kind} {config.model} (width {width}) on {dataset}: "
+          f"{len(train_data.subset(limit))} images, {epochs} epochs", flush=True)
+    ckpt = run_training(config, train_data, test_data, log_path=log, show_progress=not quiet)
+    save_checkpoint(ckpt, out)
+    print(f"test accuracy {100 * ckpt.training['test_acc']:.2f}%; wrote {out} (epoch log {log})")
+
+
+@app.command()
+def modularize(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from 'mwt train'.")],
+    threshold: Threshold = DEFAULT_THRESHOLD,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training images.", min=1)] = None,
+    data_dir: DataDir = None,
+    download: Download = False,
+    quiet: Quiet = False,
+) -> None:
+    """Record each class's kernel frequencies in the checkpoint; report module KRR, FLOPs kept, cohesion, coupling."""
+    from mwt.checkpoint import load_checkpoint, save_checkpoint
+    from mwt.data import load_split
+    from mwt.modularize import kernel_frequency
+    from mwt.report import module_report
+
+    ckpt = load_checkpoint(checkpoint)
+    if not ckpt.spec.modular:
+        raise MwtError(f"{checkpoint} is a standard model (trained with --standard); it has no gates to modularize")
+    check_writable(checkpoint)
+    train_data = load_split(ckpt.dataset, "train", data_dir, download).subset(limit)
+    ckpt.modularization = kernel_frequency(ckpt.build(), train_data, len(ckpt.classes), show_progress=not quiet)
+    save_checkpoint(ckpt, checkpoint)
+    test_data = load_split(ckpt.dataset, "test", data_dir, download)
+    print(module_report(ckpt, test_data, threshold).table())
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A modularized checkpoint.")],
+    classes: Classes,
+    threshold: Threshold = DEFAULT_THRESHOLD,
+    data_dir: DataDir = None,
+    download: Download = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Sub-task accuracy of the full model and its union module (simulated in PyTorch), KRR, FLOPs kept."""
+    from dataclasses import asdict
+
+    from mwt.checkpoint import load_checkpoint
+    from mwt.data import load_split, resolve_classes
+    from mwt.report import subtask_report
+
+    ckpt = load_checkpoint(checkpoint)
+    indices = resolve_classes(ckpt.classes, classes)
+    ckpt.require_modularization(checkpoint)
+    test_data = load_split(ckpt.dataset, "test", data_dir, download)
+    report = subtask_report(ckpt, indices, test_data, threshold)
+    print(json.dumps(asdict(report), indent=2) if as_json else report.table())

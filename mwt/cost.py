@@ -1,0 +1,235 @@
+"""What a module costs: the FLOPs of its kept kernels, from the model's own dataflow.
+
+A conv's cost is proportional to (input channels kept) x (output channels kept), so a module's
+cost depends on which gated layer feeds which: in a VGG each conv reads the previous conv's
+channels, in a ResNet several convs write into one residual stream that later convs read. This
+is found once per model by probing, not declared per architecture: with every layer's output
+silenced except one, the layers whose input is then nonzero read that layer's channels.
+Parameter-free ops (ReLU, pooling, residual adds) pass channels through; every conv block and
+linear layer is a boundary. The image itself reaches the first conv, so its input is whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mwt.models import GatedConv, MaskGenerator
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One conv block or linear layer: its cost at full width and where its channels come from."""
+
+    name: str
+    macs: int  # multiply-accumulates per sample at full width
+    in_channels: int
+    out_channels: int
+    gate: str | None  # the gated layer whose gate selects this layer's output channels (None: all computed)
+    stream: int | None  # the channel stream its input is read from (None: the input is always whole)
+    logits: bool = False  # its outputs are the classes (a module keeps only its own)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Costs of a network's layers and the channel streams its gated layers write into.
+
+    `streams[i]` lists the gated layers writing into stream i; a residual sum makes several. A
+    stream that a plain (ungated) layer also writes into is always whole and is not listed.
+    """
+
+    layers: tuple[LayerCost, ...]
+    streams: tuple[tuple[str, ...], ...]
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def total_flops(self) -> int:
+        return 2 * self.total_macs
+
+    def stream_of(self, gated_layer: str) -> int | None:
+        """The stream a gated layer writes into (None when a plain layer writes there too)."""
+        for i, members in enumerate(self.streams):
+            if gated_layer in members:
+                return i
+        return None
+
+    def kept_macs(self, retained: Mapping[str, torch.Tensor], num_outputs: int | None = None) -> int:
+        """MACs per sample of the network that keeps only `retained` kernels ({gated layer: (C,) bool}).
+
+        A stream keeps the union of its writers' kernels (each writer computes the union), and a
+        logits layer keeps `num_outputs` rows (all when None).
+        """
+        kept = [self._stream_fraction(members, retained) for members in self.streams]
+        total = 0.0
+        for layer in self.layers:
+            f_in = 1.0 if layer.stream is None else kept[layer.stream]
+            out_stream = self.stream_of(layer.gate) if layer.gate is not None else None
+            if layer.logits and num_outputs is not None:
+                f_out = num_outputs / layer.out_channels
+            else:
+                f_out = 1.0 if out_stream is None else kept[out_stream]
+            total += layer.macs * f_in * f_out
+        return int(round(total))
+
+    def kept_fraction(self, retained: Mapping[str, torch.Tensor], num_outputs: int | None = None) -> float:
+        """`kept_macs` as a fraction of the whole network's."""
+        return self.kept_macs(retained, num_outputs) / max(self.total_macs, 1)
+
+    @staticmethod
+    def _stream_fraction(members: Sequence[str], retained: Mapping[str, torch.Tensor]) -> float:
+        """Fraction of a stream's channels kept: the union of its writers' kernels."""
+        union = torch.zeros_like(retained[members[0]], dtype=torch.bool)
+        for m in members:
+            union |= retained[m].bool()
+        return float(union.sum()) / max(union.numel(), 1)
+
+    def expected_fraction(self, gates: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Per sample, the fraction of the network's MACs its open gates use: (B,), differentiable.
+
+        The value counts open kernels (gate > 0) exactly; the gradient is that of the gate values
+        (straight-through), so minimizing it closes the gates of the costliest layers first.
+        """
+        on = {n: g + ((g > 0).to(g.dtype) - g).detach() for n, g in gates.items()}
+        rates = []
+        for members in self.streams:
+            closed = torch.ones_like(on[members[0]])
+            for m in members:
+                closed = closed * (1 - on[m])
+            rates.append((1 - closed).mean(1))  # (B,)
+        batch = next(iter(gates.values())).shape[0]
+        device = next(iter(gates.values())).device
+        total = torch.zeros(batch, device=device)
+        for layer in self.layers:
+            factor = torch.ones(batch, device=device)
+            if layer.stream is not None:
+                factor = factor * rates[layer.stream]
+            out_stream = self.stream_of(layer.gate) if layer.gate is not None else None
+            if out_stream is not None and not layer.logits:
+                factor = factor * rates[out_stream]
+            total = total + layer.macs * factor
+        return total / max(self.total_macs, 1)
+
+
+def _boundaries(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Conv blocks and linear layers outside the mask generators, in registration order."""
+    generators = [n for n, m in model.named_modules() if isinstance(m, MaskGenerator)]
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, GatedConv) or (
+            isinstance(m, nn.Linear) and not any(name.startswith(g + ".") for g in generators)
+        ):
+            out.append((name, m))
+    return out
+
+
+@torch.no_grad()
+def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
+    """Probe `model` (on its current device) and return its cost model. The model's mode is kept."""
+    was_training = model.training
+    model.eval()
+    layers = _boundaries(model)
+    names = [n for n, _ in layers]
+    device = next(model.parameters()).device
+    x = torch.rand(2, *input_shape, device=device)
+    inputs: dict[str, torch.Tensor] = {}
+    outputs: dict[str, torch.Tensor] = {}
+    state: dict[str, object] = {"open": None}
+
+    def pre_hook(name: str):  # noqa: ANN202
+        def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            inputs[name] = args[0]
+        return hook
+
+    def post_hook(name: str):  # noqa: ANN202
+        def hook(_m: nn.Module, _args: object, out: object) -> object:
+            open_ = state["open"]
+            if open_ is None:
+                outputs[name] = out[0] if isinstance(out, tuple) else out  # type: ignore[index]
+                return None
+            # The open layer writes positive values into every channel, whatever its input; every
+            # other layer writes zeros.
+            fill = torch.rand_like if open_ == name else torch.zeros_like
+            if isinstance(out, tuple):  # a conv block: (feature map, gate)
+                return (fill(out[0]) + (open_ == name), out[1])
+            return fill(out) + (open_ == name)  # type: ignore[arg-type]
+        return hook
+
+    handles = []
+    for name, m in layers:
+        handles.append(m.register_forward_pre_hook(pre_hook(name)))
+        handles.append(m.register_forward_hook(post_hook(name)))
+    try:
+        logits, _ = model(x)
+        shapes = {n: (tuple(inputs[n].shape), tuple(outputs[n].shape)) for n in names}
+        logits_layer = next((n for n in names if outputs[n] is logits), None)
+
+        def readers(open_: str) -> set[str]:
+            """Layers whose input is nonzero when only `open_` writes ("": none, the image alone)."""
+            state["open"] = open_
+            inputs.clear()
+            model(x)
+            return {n for n in names if n in inputs and bool(inputs[n].abs().sum() > 0)}
+
+        whole = readers("")  # fed by the image itself
+        read_from: dict[str, set[str]] = {n: set() for n in names}
+        for name in names:
+            for reader in readers(name) - whole:
+                read_from[reader].add(name)
+    finally:
+        state["open"] = None
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    gated = {n for n, m in layers if isinstance(m, GatedConv) and m.gate is not None}
+    # Writers into one stream: every pair of layers read by the same reader.
+    parent = {n: n for n in names}
+
+    def find(a: str) -> str:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for writers in read_from.values():
+        first = next(iter(writers), None)
+        for w in writers:
+            parent[find(w)] = find(first)  # type: ignore[arg-type]
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(find(n), []).append(n)
+    # A stream with a plain writer (or read straight from the image) is always whole.
+    full_roots = {find(n) for n in names if n not in gated}
+    stream_index: dict[str, int] = {}
+    streams: list[tuple[str, ...]] = []
+    for root, members in groups.items():
+        if root in full_roots or not any(m in gated for m in members):
+            continue
+        stream_index[root] = len(streams)
+        streams.append(tuple(m for m in names if m in members))
+
+    costs = []
+    for name, m in layers:
+        (in_shape, out_shape) = shapes[name]
+        if isinstance(m, GatedConv):
+            conv = m.conv
+            macs = int(torch.tensor(out_shape[1:]).prod()) * (conv.in_channels // conv.groups) * int(
+                torch.tensor(conv.kernel_size).prod())
+            c_in, c_out = conv.in_channels, conv.out_channels
+        else:
+            macs, c_in, c_out = m.in_features * m.out_features, m.in_features, m.out_features
+        writers = read_from[name]
+        stream = None
+        if name not in whole and writers:
+            stream = stream_index.get(find(next(iter(writers))))
+        costs.append(LayerCost(
+            name=name, macs=macs, in_channels=c_in, out_channels=c_out,
+            gate=name if name in gated else None, stream=stream, logits=name == logits_layer,
+        ))
+    return CostModel(tuple(costs), tuple(streams))

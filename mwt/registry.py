@@ -1,0 +1,119 @@
+"""The one place that names architectures and built-in datasets. Needs no torch.
+
+The command line takes its choices from here without importing torch, and `mwt.models` builds a
+network from an entry (one generic constructor per family, as timm's registry does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mwt.errors import MwtError
+
+VGG16_LAYOUT: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
+)
+VGG11_LAYOUT: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one registered network.
+
+    family "vgg": `layout` lists conv widths and "M" (max-pool), torchvision-style; `classifier`
+    is the number of linear layers after global pooling; `residual` lists (from, to) conv indices
+    whose outputs are summed before the activation of conv `to`. family "resnet": `layout` gives
+    the BasicBlocks per stage.
+    """
+
+    family: str
+    layout: tuple[int | str, ...]
+    classifier: int = 3
+    residual: tuple[tuple[int, int], ...] = ()
+    summary: str = ""
+
+
+MODELS: dict[str, Architecture] = {
+    "vgg16": Architecture("vgg", VGG16_LAYOUT, summary="VGG16-BN (CIFAR-style, 3 linear layers)"),
+    "vgg11": Architecture("vgg", VGG11_LAYOUT, summary="VGG11-BN (CIFAR-style, 3 linear layers)"),
+    # SimCNN and ResCNN (the CNNSplitter/MwT evaluations) are VGG16's convs with a 2-layer classifier;
+    # ResCNN adds residual sums around the 3rd-4th and 11th-13th convs.
+    "simcnn": Architecture("vgg", VGG16_LAYOUT, classifier=2, summary="SimCNN: VGG16 convs, 2 linear layers"),
+    "rescnn": Architecture("vgg", VGG16_LAYOUT, classifier=2, residual=((2, 3), (10, 12)),
+                           summary="ResCNN: SimCNN with two residual sums"),
+    "resnet18": Architecture("resnet", (2, 2, 2, 2), summary="ResNet18 (CIFAR-style 3x3 stem, gated downsample)"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset: classes, image shape, normalization."""
+
+    name: str
+    classes: tuple[str, ...]
+    channels: int
+    size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    pad: int = 0  # zero pixels added on each side before the network (Fashion-MNIST 28 -> 32)
+    augment: str = "none"  # "none", "crop", or "crop-flip": applied to training batches only
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist",
+        ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"),
+        1, (28, 28), (0.2860,), (0.3530,), pad=2,
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        3, (32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), augment="crop-flip",
+    ),
+    "svhn": DatasetInfo(
+        "svhn", tuple(str(d) for d in range(10)),
+        3, (32, 32), (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), augment="crop",
+    ),
+}
+
+MAX_WIDTH = 4.0
+
+
+def architecture(name: str) -> Architecture:
+    """A registered architecture by name; unknown names get an error listing the known ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise MwtError(f"unknown model '{name}'; choose one of: {', '.join(sorted(MODELS))}") from None
+
+
+def check_width(width: float) -> None:
+    """The channel-width multiplier must be in (0, MAX_WIDTH]."""
+    if not 0 < width <= MAX_WIDTH:
+        raise MwtError(f"width must be in (0, {MAX_WIDTH:g}], got {width}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Loss weights and gating of a named modular-training recipe."""
+
+    alpha: float  # cohesion
+    beta: float  # coupling
+    gamma: float = 0.0  # expected FLOPs through the open gates
+    gate_first: bool = False  # gate the first conv too
+    summary: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(0.5, 1.5, summary="MwT as published: cohesion 0.5, coupling 1.5, first conv plain"),
+    "cost": Recipe(0.5, 3.0, 2.0, gate_first=True,
+                   summary="cost-aware: coupling 3, plus 2 x the expected FLOPs fraction, first conv gated"),
+}
+
+
+def recipe(name: str) -> Recipe:
+    """A registered recipe by name."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise MwtError(f"unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}") from None
