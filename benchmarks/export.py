@@ -13,35 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from exporter.compile import ExportOptions, ModuleCompiler
-from mwt.checkpoint import Checkpoint, Modularization, file_sha256, load_checkpoint
-from mwt.models import ModelSpec, build_model, gated_layers
-from mwt.registry import DATASETS
+from mwt.checkpoint import file_sha256, load_checkpoint
+from mwt.synthetic import random_checkpoint
 from runtime.latency import compare_latency
 from runtime.metadata import GateMode
 from runtime.session import SessionSettings, make_session
-
-
-def synthetic_checkpoint(arch: str, width: float, retain: float, seed: int = 0) -> Checkpoint:
-    """Random weights; frequencies U**k with P(freq >= 0.9) = retain for every class and layer."""
-    torch.manual_seed(seed)
-    info = DATASETS["fashion-mnist"]
-    spec = ModelSpec(arch, 10, 1, info.size, width, True, info.mean, info.std, info.pad)
-    model = build_model(spec).eval()
-    k = math.log(0.9) / math.log(1 - retain)
-    gen = torch.Generator().manual_seed(seed)
-    layers = gated_layers(model)
-    freq = {n: torch.rand(10, b.out_channels, generator=gen) ** k for n, b in layers}
-    mod = Modularization([n for n, _ in layers], freq, {n: f.clone() for n, f in freq.items()}, torch.full((10,), 6000))
-    return Checkpoint(spec, model.state_dict(), list(info.classes), info.name, modularization=mod)
 
 
 def bench(name: str, compiler: ModuleCompiler, classes: tuple[int, ...], aligns: list[int], threads: int,
@@ -105,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     jobs: list[tuple[str, ModuleCompiler]] = [
         (f"{m} x{args.width} synthetic {int(100 * args.retain)}%",
-         ModuleCompiler(synthetic_checkpoint(m, args.width, args.retain)))
+         ModuleCompiler(random_checkpoint(m, args.width, retain=args.retain)))
         for m in args.models.split(",") if m
     ] + [(str(c), ModuleCompiler(load_checkpoint(c), file_sha256(c))) for c in args.checkpoint]
     for name, compiler in jobs:

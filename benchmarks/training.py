@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--beta", type=float, default=1.5, help="weight of the coupling loss (the paper: 1.5)")
+    p.add_argument("--recipe", default="paper", help="training recipe (mwt.registry.RECIPES)")
+    p.add_argument("--beta", type=float, default=None, help="weight of the coupling loss (default: the recipe's)")
+    p.add_argument("--gamma", type=float, default=None, help="weight of the expected-FLOPs loss (default: the recipe's)")
     p.add_argument("--beta-warmup", type=int, default=0)
     p.add_argument("--runs", default="standard,modular",
                    help="which runs to train; a run left out is read from --out if an earlier run wrote it")
@@ -74,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     configs = [
-        TrainConfig(model=args.model, dataset=args.dataset, width=args.width, modular=modular, epochs=args.epochs,
-                    beta=args.beta, beta_warmup=args.beta_warmup, seed=args.seed, device="cpu", train_limit=args.limit)
+        TrainConfig.from_recipe(args.recipe, beta=args.beta, gamma=args.gamma, model=args.model, dataset=args.dataset,
+                                width=args.width, modular=modular, epochs=args.epochs, beta_warmup=args.beta_warmup,
+                                seed=args.seed, device="cpu", train_limit=args.limit)
         for modular in (False, True)
         if ("modular" if modular else "standard") in args.runs.split(",")
     ]
@@ -97,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     t_mod = sum(h["seconds"] for h in mod["history"]) / len(mod["history"])
     summary = {
         "model": args.model, "width": args.width, "dataset": args.dataset, "epochs": args.epochs, "seed": args.seed,
-        "beta": args.beta, "beta_warmup": args.beta_warmup,
+        "recipe": args.recipe, "alpha": configs[-1].alpha, "beta": configs[-1].beta, "gamma": configs[-1].gamma,
+        "gate_first": configs[-1].gate_first, "beta_warmup": args.beta_warmup,
+        "mean_flops_kept": mod.get("mean_flops_kept"),
         "standard_acc": std["test_acc"], "modular_acc": mod["test_acc"],
         "accuracy_loss_pp": 100 * (std["test_acc"] - mod["test_acc"]),
         "mean_krr": mod["mean_krr"], "cohesion": mod["cohesion"], "coupling": mod["coupling"],
@@ -109,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         ],
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"{args.model} x{args.width} on {args.dataset}, {args.epochs} epochs, seed {args.seed}, beta {args.beta}")
+    print(f"{args.model} x{args.width} on {args.dataset}, {args.epochs} epochs, seed {args.seed}, recipe {args.recipe} "
+          f"(alpha {summary['alpha']}, beta {summary['beta']}, gamma {summary['gamma']})")
     print(f"{'epoch':>5} {'standard':>9} {'modular':>9} {'KRR est.':>9}")
     for row in summary["curve"]:
         k = row["mean_krr_estimate"]
@@ -117,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
               + (f"{100 * k:8.2f}%" if k is not None else f"{'':>9}"))
     print(f"standard accuracy {100 * std['test_acc']:.2f}%  modular {100 * mod['test_acc']:.2f}%  "
           f"loss {summary['accuracy_loss_pp']:.2f} pp")
-    print(f"mean module KRR {100 * mod['mean_krr']:.2f}%  cohesion {mod['cohesion']:.4f}  coupling {mod['coupling']:.4f}")
+    print(f"mean module KRR {100 * mod['mean_krr']:.2f}%  mean FLOPs kept {100 * mod['mean_flops_kept']:.2f}%  "
+          f"cohesion {mod['cohesion']:.4f}  coupling {mod['coupling']:.4f}")
     print(f"epoch time: standard {t_std:.1f}s  modular {t_mod:.1f}s  ratio {t_mod / t_std:.2f}")
     return 0
 

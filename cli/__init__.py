@@ -17,7 +17,7 @@ import sys
 import typer
 
 from cli import bench, demo, export, inference, training
-from cli.entrypoint import run_app
+from cli.entrypoint import exit_process, run_app
 
 app = typer.Typer(
     help="mwt: train modular CNNs (MwT), cut out per-class modules, and run them as compact ONNX files.",
@@ -34,5 +34,5 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point of `mwt`."""
     code = run_app(app, argv if argv is not None else sys.argv[1:], prog_name="mwt")
     if argv is None:
-        sys.exit(code)
+        exit_process(code)
     return code

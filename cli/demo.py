@@ -105,7 +105,7 @@ def run_demo(cfg: DemoConfig) -> None:
     for i, (img, label) in enumerate(zip(shown.images, shown.labels)):
         Image.fromarray(img[0].numpy()).save(images_dir / f"{i}-{ckpt.classes[int(label)]}.png")
     clf = ComposedClassifier.from_files([composed_path])
-    batch, files = load_inputs([images_dir], clf.input_shape)
+    batch, files = load_inputs([images_dir], clf.input_spec)
     result = clf.predict(batch)
     for file, label, probs in zip(files, result.labels, result.probabilities):
         print(f"  {file:<20} -> {label:<10} ({100 * probs.max():.1f}%)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import typer
@@ -50,6 +52,18 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
         print(f"error: {format_message() if format_message else e}", file=sys.stderr)
         return 2
     except (typer.Abort, KeyboardInterrupt):
+        result = 130
+    if result == 130:  # typer turns Ctrl-C into this exit code without a word
         print("interrupted", file=sys.stderr)
-        return 130
     return int(result) if isinstance(result, int) else 0
+
+
+def exit_process(code: int) -> None:
+    """Exit a console script with `code`. After Ctrl-C (130) the interpreter is left at once: an
+    interrupted torch run can otherwise end in a second, silent death by SIGINT at shutdown."""
+    if code == 130:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.entrypoint import run_app
+from cli.entrypoint import exit_process, run_app
 from cli.options import Align, Classes, Threshold
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from runtime.metadata import GateMode
@@ -57,5 +57,5 @@ def main(argv: list[str] | None = None) -> int:
     single.command(help=export.__doc__)(export)
     code = run_app(single, argv if argv is not None else sys.argv[1:], prog_name="mwt-export")
     if argv is None:
-        sys.exit(code)
+        exit_process(code)
     return code

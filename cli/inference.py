@@ -60,7 +60,7 @@ def predict(
     from runtime.session import SessionSettings
 
     clf = ComposedClassifier.from_files([model], mode=mode, settings=SessionSettings(intra_op_threads=threads))
-    batch, names = load_inputs(inputs, clf.input_shape)
+    batch, names = load_inputs(inputs, clf.input_spec)
     result = clf.predict(batch)
     if as_json:
         typer.echo(json.dumps([
@@ -88,6 +88,12 @@ def serve(
                                             min=1, max=1_000_000)] = 256,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MiB.",
                                                callback=number(0, 1024, low_open=True))] = 8.0,
+    max_samples: Annotated[int, typer.Option(help="Most samples in one request (a .npy batch); beyond it: 413.",
+                                             min=1, max=1_000_000)] = 1024,
+    max_pixels: Annotated[int, typer.Option(help="Most pixels of one uploaded image, read from its header; "
+                                            "beyond it: 413.", min=1, max=1 << 31)] = 4096 * 4096,
+    body_timeout: Annotated[float, typer.Option(help="Seconds a client may take to send its request body; "
+                                                "beyond it: 408.", callback=number(0, 3600, low_open=True))] = 10.0,
     mode: Mode = Composition.merged,
     threads: Threads = 0,
     allow_mixed_sources: Annotated[bool, typer.Option(
@@ -98,11 +104,16 @@ def serve(
 
     from runtime.batching import BatchingConfig
     from runtime.composed import ComposedClassifier
-    from runtime.server import ServerConfig, create_app
+    from runtime.images import InputLimits
+    from runtime.server import ServerConfig, create_app, listen
     from runtime.session import SessionSettings
 
     clf = ComposedClassifier.from_files(modules, mode=mode, settings=SessionSettings(intra_op_threads=threads),
                                         allow_mixed_sources=allow_mixed_sources)
-    config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size), int(max_body_mb * (1 << 20)))
+    config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size), int(max_body_mb * (1 << 20)),
+                          InputLimits(max_pixels=max_pixels, max_samples=max_samples), body_timeout)
+    sock = listen(host, port)  # before saying so: a port in use or a bad host fails here, in one line
     typer.echo(f"serving {', '.join(clf.classes)} on http://{host}:{port}", err=True)
-    uvicorn.run(create_app(clf, config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    server = uvicorn.Server(uvicorn.Config(create_app(clf, config), log_level="warning",
+                                           timeout_graceful_shutdown=30))
+    server.run(sockets=[sock])

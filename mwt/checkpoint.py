@@ -7,6 +7,7 @@ runs code from the file.
 from __future__ import annotations
 
 import hashlib
+import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch import nn
 from mwt import __version__
 from mwt.atomic import write_atomic
 from mwt.errors import MwtError
-from mwt.models import ModelSpec, build_model
+from mwt.models import ModelSpec, build_model, gated_layers
 
 FORMAT = "mwt-checkpoint"
 FORMAT_VERSION = 1
@@ -72,10 +73,7 @@ class Checkpoint:
     def build(self) -> nn.Module:
         """The network with this checkpoint's weights, in eval mode."""
         model = build_model(self.spec)
-        try:
-            model.load_state_dict(self.state_dict)
-        except RuntimeError as e:
-            raise MwtError(f"checkpoint weights do not fit a '{self.spec.arch}' model: {str(e).splitlines()[0]}") from None
+        model.load_state_dict(self.state_dict)  # shapes were checked when the checkpoint was loaded
         return model.eval()
 
     def require_modularization(self, path: str | Path = "model.pt") -> Modularization:
@@ -113,7 +111,11 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load and validate a checkpoint; every way it can be wrong raises MwtError with one line."""
+    """Load and validate a checkpoint; every way it can be wrong raises MwtError with one line.
+
+    A checkpoint is untrusted input: it is read with `weights_only=True` (no code runs), and its
+    whole structure is checked against the network its spec describes before anything uses it.
+    """
     path = Path(path)
     if not path.is_file():
         raise MwtError(f"checkpoint {path} does not exist" if not path.exists() else f"{path} is not a file")
@@ -123,21 +125,111 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise MwtError(
             f"{path} holds pickled objects that are not plain data; refusing to load it (not an mwt checkpoint)"
         ) from None
+    except MemoryError:
+        raise MwtError(f"{path} asks for more memory than this machine has; it is not a usable checkpoint") from None
     except Exception as e:  # torch raises many types for a damaged or foreign file (even KeyError)
-        raise MwtError(f"{path} is not a readable checkpoint (truncated or corrupt?): {str(e).splitlines()[0][:200]}") from None
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise MwtError(f"{path} is not a readable checkpoint (truncated or corrupt?): {first}") from None
+    return checkpoint_from_dict(d, str(path))
+
+
+def checkpoint_from_dict(d: object, label: str = "the checkpoint") -> Checkpoint:
+    """Check a loaded checkpoint dict field by field and turn it into a Checkpoint."""
     if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise MwtError(f"{path} is not an mwt checkpoint")
+        raise MwtError(f"{label} is not an mwt checkpoint")
     if d.get("format_version") != FORMAT_VERSION:
-        raise MwtError(f"{path} has checkpoint format {d.get('format_version')}, this mwt reads {FORMAT_VERSION}")
+        raise MwtError(f"{label} has checkpoint format {d.get('format_version')!r}, this mwt reads {FORMAT_VERSION}")
     try:
         spec = ModelSpec.from_dict(d["model"])
-        mod = Modularization.from_dict(d["modularization"]) if d.get("modularization") else None
-        return Checkpoint(
-            spec=spec, state_dict=d["state_dict"], classes=list(d["classes"]), dataset=str(d["dataset"]),
-            training=d.get("training") or {}, modularization=mod, mwt_version=str(d.get("mwt_version", "?")),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise MwtError(f"{path} is an mwt checkpoint with a missing or malformed field ({e})") from None
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise MwtError(f"{label}: the model description is missing or malformed ({type(e).__name__}: {e})") from None
+    _check_spec(spec, label)
+    model = build_model(spec)
+    state_dict = _checked_weights(d.get("state_dict"), model, spec, label)
+    classes = d.get("classes")
+    if (not isinstance(classes, list) or len(classes) != spec.num_classes
+            or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes)):
+        raise MwtError(f"{label}: 'classes' must list {spec.num_classes} distinct class names")
+    if not isinstance(d.get("dataset"), str):
+        raise MwtError(f"{label}: 'dataset' must be a name")
+    training = d.get("training") or {}
+    if not isinstance(training, dict):
+        raise MwtError(f"{label}: 'training' must be a dict")
+    mod = None
+    if d.get("modularization") is not None:
+        mod = _checked_modularization(d["modularization"], model, spec.num_classes, label)
+    return Checkpoint(spec=spec, state_dict=state_dict, classes=list(classes), dataset=d["dataset"],
+                      training=training, modularization=mod, mwt_version=str(d.get("mwt_version", "?")))
+
+
+def _check_spec(spec: ModelSpec, label: str) -> None:
+    problems = []
+    if not 1 <= spec.num_classes <= 100_000:
+        problems.append(f"num_classes {spec.num_classes}")
+    if not 1 <= spec.in_channels <= 64:
+        problems.append(f"in_channels {spec.in_channels}")
+    if not all(1 <= s <= 16_384 for s in spec.input_size):
+        problems.append(f"input_size {list(spec.input_size)}")
+    if not 0 <= spec.pad <= 1024:
+        problems.append(f"pad {spec.pad}")
+    if len(spec.mean) != spec.in_channels or len(spec.std) != spec.in_channels:
+        problems.append("mean/std do not have one value per input channel")
+    if not all(math.isfinite(v) for v in spec.mean) or not all(math.isfinite(v) and v > 0 for v in spec.std):
+        problems.append("mean/std are not finite positive numbers")
+    if problems:
+        raise MwtError(f"{label}: the model description is not valid ({'; '.join(problems)})")
+
+
+def _shape(t: torch.Tensor) -> list[int]:
+    return list(t.shape)
+
+
+def _checked_weights(state_dict: object, model: nn.Module, spec: ModelSpec, label: str) -> dict[str, torch.Tensor]:
+    """The weights, if they are exactly the tensors the spec's network has, with finite values."""
+    if not isinstance(state_dict, dict):
+        raise MwtError(f"{label}: 'state_dict' is missing")
+    expected = model.state_dict()
+    what = f"a {spec.arch} of width {spec.width:g}"
+    for name, ref in expected.items():
+        t = state_dict.get(name)
+        if t is None:
+            raise MwtError(f"{label}: tensor '{name}' is missing ({what} has it)")
+        if not isinstance(t, torch.Tensor):
+            raise MwtError(f"{label}: '{name}' is a {type(t).__name__}, not a tensor")
+        if t.shape != ref.shape:
+            raise MwtError(f"{label}: tensor '{name}' has shape {_shape(t)} where {what} needs {_shape(ref)}")
+        if t.dtype.is_floating_point != ref.dtype.is_floating_point:
+            raise MwtError(f"{label}: tensor '{name}' has dtype {t.dtype} where {what} needs {ref.dtype}")
+        if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+            raise MwtError(f"{label}: tensor '{name}' holds NaN or infinite values; the weights are unusable")
+    extra = sorted(set(state_dict) - set(expected))
+    if extra:
+        raise MwtError(f"{label}: tensor '{extra[0]}' does not belong to {what}")
+    return {k: state_dict[k] for k in expected}
+
+
+def _checked_modularization(d: object, model: nn.Module, num_classes: int, label: str) -> Modularization:
+    try:
+        mod = Modularization.from_dict(d)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise MwtError(f"{label}: the modularization is malformed ({type(e).__name__}: {e})") from None
+    layers = [(n, b.out_channels) for n, b in gated_layers(model)]
+    if mod.layers != [n for n, _ in layers]:
+        raise MwtError(f"{label}: the modularization lists layers {mod.layers[:3]}... but the model's gated layers "
+                       f"are {[n for n, _ in layers][:3]}...")
+    for name, channels in layers:
+        for statistic in ("frequency", "gate_mean"):
+            t = getattr(mod, statistic).get(name)
+            if not isinstance(t, torch.Tensor) or t.shape != (num_classes, channels):
+                raise MwtError(f"{label}: modularization {statistic} of layer '{name}' must be a "
+                               f"({num_classes}, {channels}) tensor")
+            if not t.dtype.is_floating_point or not bool(((t >= 0) & (t <= 1)).all()):
+                raise MwtError(f"{label}: modularization {statistic} of layer '{name}' must hold values in [0, 1]")
+    counts = mod.class_counts
+    if (not isinstance(counts, torch.Tensor) or counts.shape != (num_classes,) or counts.dtype.is_floating_point
+            or bool((counts < 0).any())):
+        raise MwtError(f"{label}: modularization class_counts must be {num_classes} non-negative counts")
+    return mod
 
 
 def file_sha256(path: str | Path) -> str:

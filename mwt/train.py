@@ -149,7 +149,10 @@ def train(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
-    log = open(log_path, "w") if log_path else None
+    # The log is appended to, never truncated: an earlier run's lines survive a new run that fails.
+    log = open(log_path, "a") if log_path else None
+    if log:
+        log.write(json.dumps({"run": {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(config)}}) + "\n")
     try:
         for epoch in range(1, config.epochs + 1):
             beta = config.beta * min(1.0, epoch / config.beta_warmup) if config.beta_warmup else config.beta

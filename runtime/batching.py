@@ -34,6 +34,7 @@ class Batcher:
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = asyncio.Queue(config.queue_size)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mwt-onnxruntime")
         self._task: asyncio.Task[None] | None = None
+        self._carry: tuple[np.ndarray, asyncio.Future[np.ndarray]] | None = None  # did not fit the last batch
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -46,19 +47,32 @@ class Batcher:
         self._executor.shutdown(wait=True)
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
-        """Rows of `run`'s output for `x`; raises QueueFull when the queue is at its bound."""
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((x, future))
-        except asyncio.QueueFull:
-            raise QueueFull from None
-        return await future
+        """Rows of `run`'s output for `x`; raises QueueFull when the queue is at its bound.
+
+        An `x` of more than `max_batch` samples goes in pieces, so no onnxruntime call (and no
+        buffer it allocates) is ever larger than `max_batch`."""
+        step = self.config.max_batch
+        pieces = [x[i:i + step] for i in range(0, x.shape[0], step)]
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[np.ndarray]] = []
+        for piece in pieces:
+            future: asyncio.Future[np.ndarray] = loop.create_future()
+            try:
+                self._queue.put_nowait((piece, future))
+            except asyncio.QueueFull:
+                for f in futures:
+                    f.cancel()
+                raise QueueFull from None
+            futures.append(future)
+        results = [await f for f in futures]
+        return results[0] if len(results) == 1 else np.concatenate(results)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         concurrent = False  # did the last batch hold more than one request?
         while True:
-            items = [await self._queue.get()]
+            items = [self._carry if self._carry is not None else await self._queue.get()]
+            self._carry = None
             size = items[0][0].shape[0]
             # Wait for company only under concurrency: a lone client never pays max_wait.
             deadline = time.perf_counter() + (self.config.max_wait_ms / 1000 if concurrent else 0.0)
@@ -73,6 +87,9 @@ class Batcher:
                         item = await asyncio.wait_for(self._queue.get(), timeout)
                     except asyncio.TimeoutError:
                         break
+                if size + item[0].shape[0] > self.config.max_batch:
+                    self._carry = item  # first in the next batch
+                    break
                 items.append(item)
                 size += item[0].shape[0]
             concurrent = len(items) > 1

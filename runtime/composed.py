@@ -80,6 +80,13 @@ def check_compatible(modules: Sequence[ModuleFile], allow_mixed_sources: bool = 
                       MixedSourcesWarning, stacklevel=3)
 
 
+def check_finite(logits: np.ndarray) -> np.ndarray:
+    """The logits, unless the model produced NaN or infinity (damaged weights): then MwtError."""
+    if not np.isfinite(logits).all():
+        raise MwtError("the model produced NaN or infinite logits; its weights are damaged")
+    return logits
+
+
 class ComposedClassifier:
     """Modules run as one classifier, in one merged graph or one session per module."""
 
@@ -92,7 +99,8 @@ class ComposedClassifier:
         check_compatible(modules, allow_mixed_sources)
         self.modules = list(modules)
         self.classes = [c for m in self.modules for c in m.classes]
-        self.input_shape: tuple[int, int, int] = self.modules[0].input.shape  # (C, H, W)
+        self.input_spec = self.modules[0].input
+        self.input_shape: tuple[int, int, int] = self.input_spec.shape  # (C, H, W)
         self.flops = sum(m.flops for m in self.modules)
         self._merged: onnx.ModelProto | None = None
         if self.mode is Composition.merged:
@@ -109,10 +117,21 @@ class ComposedClassifier:
             raise MwtError("no module files given")
         return cls([read_module(p) for p in paths], **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def providers(self) -> list[str]:
+        """The onnxruntime execution providers the sessions actually use, in preference order."""
+        return list(self._sessions[0].get_providers())
+
     def merged_model(self) -> onnx.ModelProto:
         """The single ONNX graph of the composition (built once)."""
         if self._merged is None:
-            self._merged = merge_modules(self.modules)
+            try:
+                self._merged = merge_modules(self.modules)
+            except MwtError:
+                raise
+            except Exception as e:  # onnx's checker and compose raise their own types for a damaged module
+                first = (str(e).splitlines() or [type(e).__name__])[0]
+                raise MwtError(f"cannot merge the modules into one graph: {first[:200]}") from None
         return self._merged
 
     def prepare(self, batch: np.ndarray) -> np.ndarray:
@@ -141,20 +160,23 @@ class ComposedClassifier:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Composed logits of a prepared float32 batch."""
         if self.mode is Composition.merged:
-            return self._sessions[0].run([LOGITS], {self._inputs[0]: x})[0]
-
-        def one(i: int) -> np.ndarray:
-            return self._sessions[i].run([LOGITS], {self._inputs[i]: x})[0]
-
+            return self._run(0, x)
         if self._pool is not None:
-            parts = list(self._pool.map(one, range(len(self._sessions))))
+            parts = list(self._pool.map(lambda i: self._run(i, x), range(len(self._sessions))))
         else:
-            parts = [one(i) for i in range(len(self._sessions))]
+            parts = [self._run(i, x) for i in range(len(self._sessions))]
         return np.concatenate(parts, axis=1)
+
+    def _run(self, i: int, x: np.ndarray) -> np.ndarray:
+        try:
+            return self._sessions[i].run([LOGITS], {self._inputs[i]: x})[0]
+        except Exception as e:  # onnxruntime's error types; a module that loads but cannot run
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise MwtError(f"onnxruntime failed to run the model: {first[:200]}") from None
 
     def predict(self, batch: np.ndarray) -> Prediction:
         """Logits, probabilities and predicted class names for a batch."""
-        logits = self.logits(self.prepare(batch))
+        logits = check_finite(self.logits(self.prepare(batch)))
         return Prediction(logits, softmax(logits), logits.argmax(axis=1), list(self.classes))
 
     def close(self) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from mwt.errors import MwtError
 from runtime.metadata import LOGITS, InputSpec, ModuleMetadata
@@ -63,4 +65,8 @@ def module_from_model(model: onnx.ModelProto, path: Path | None = None) -> Modul
         raise MwtError(f"{label} has no input named '{meta.input.name}'")
     if LOGITS not in [o.name for o in model.graph.output]:
         raise MwtError(f"{label} has no '{LOGITS}' output")
+    for init in model.graph.initializer:
+        values = numpy_helper.to_array(init)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise MwtError(f"{label}: weight '{init.name}' holds NaN or infinite values; the module is damaged")
     return ModuleFile(path, model, meta)

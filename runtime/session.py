@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import onnxruntime as ort
+
+from mwt.errors import MwtError
+
+
+class Provider(str, Enum):
+    """Where a module runs: `auto` picks the best this onnxruntime build has (CUDA, else CPU)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    tensorrt = "tensorrt"
+
+
+PROVIDER_NAMES = {
+    Provider.cpu: "CPUExecutionProvider",
+    Provider.cuda: "CUDAExecutionProvider",
+    Provider.tensorrt: "TensorrtExecutionProvider",
+}
 
 
 @dataclass(frozen=True)
@@ -17,7 +36,7 @@ class SessionSettings:
     inter_op_threads: int = 1
     optimization: str = "all"  # "disable", "basic", "extended", "all"
     parallel: bool = False
-    providers: tuple[str, ...] = ()  # empty: CUDA/TensorRT when available, then CPU
+    providers: tuple[str, ...] = ()  # empty: the best available (see `providers_for`)
 
 
 _LEVELS = {
@@ -26,13 +45,25 @@ _LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
-_PREFERRED = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-def default_providers() -> list[str]:
-    """GPU providers first where this onnxruntime build has them; CPU always last."""
+def providers_for(provider: Provider | str = Provider.auto) -> tuple[str, ...]:
+    """onnxruntime provider names for a choice, CPU last as the fallback for unsupported ops.
+
+    `auto` takes CUDA when this onnxruntime build has it (TensorRT only when asked: its engine
+    build takes minutes on first use); an explicit provider that is not installed is an error
+    that names the extra to install.
+    """
+    provider = Provider(provider)
     available = set(ort.get_available_providers())
-    return [p for p in _PREFERRED if p in available and p != "TensorrtExecutionProvider"] or ["CPUExecutionProvider"]
+    if provider is Provider.auto:
+        return tuple(p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available) or (
+            "CPUExecutionProvider",)
+    name = PROVIDER_NAMES[provider]
+    if name not in available:
+        raise MwtError(f"the {provider.value} provider is not in this onnxruntime build (it has "
+                       f"{', '.join(sorted(available))}); install it with: pip install 'mwt[gpu]'")
+    return (name, "CPUExecutionProvider") if provider is not Provider.cpu else (name,)
 
 
 def make_session(model: bytes | str, settings: SessionSettings = SessionSettings()) -> ort.InferenceSession:
@@ -45,5 +76,8 @@ def make_session(model: bytes | str, settings: SessionSettings = SessionSettings
         ort.ExecutionMode.ORT_PARALLEL if settings.parallel else ort.ExecutionMode.ORT_SEQUENTIAL
     )
     options.log_severity_level = 3  # errors only: fusion notices are noise to a user
-    providers = list(settings.providers) or default_providers()
-    return ort.InferenceSession(model, sess_options=options, providers=providers)
+    try:
+        return ort.InferenceSession(model, sess_options=options, providers=list(settings.providers or providers_for()))
+    except Exception as e:  # onnxruntime's own error types (InvalidGraph, Fail, ...) for a model it cannot load
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise MwtError(f"onnxruntime cannot load the model: {first[:200]}") from None

@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
 from exporter.compile import ModuleCompiler
 
-from mwt.checkpoint import Checkpoint, Modularization, save_checkpoint
-from mwt.models import ModelSpec, build_model, gated_layers
+from mwt.checkpoint import save_checkpoint
+from mwt.models import ModelSpec
 from mwt.registry import DATASETS
+from mwt.synthetic import random_checkpoint
 
 FASHION = DATASETS["fashion-mnist"]
 
 
 def tiny_spec(arch: str = "vgg16", width: float = 0.125, modular: bool = True, gate_first: bool = False) -> ModelSpec:
     return ModelSpec(arch, 10, 1, (28, 28), width, modular, FASHION.mean, FASHION.std, FASHION.pad, gate_first=gate_first)
-
-
-def random_checkpoint(arch: str = "vgg16", width: float = 0.125, seed: int = 0, frequency_power: float = 3.0,
-                      gate_first: bool = False) -> Checkpoint:
-    """A modularized checkpoint with random weights, non-trivial BN statistics and random frequencies."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    spec = tiny_spec(arch, width, gate_first=gate_first)
-    model = build_model(spec)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5, generator=gen)
-            m.running_var.uniform_(0.5, 2.0, generator=gen)
-            m.weight.data.uniform_(0.5, 1.5, generator=gen)
-            m.bias.data.uniform_(-0.2, 0.2, generator=gen)
-    layers = gated_layers(model)
-    freq = {n: torch.rand(10, b.out_channels, generator=gen) ** frequency_power for n, b in layers}
-    gate_mean = {n: torch.rand(10, b.out_channels, generator=gen) for n, b in layers}
-    mod = Modularization([n for n, _ in layers], freq, gate_mean, torch.full((10,), 100))
-    return Checkpoint(spec, model.eval().state_dict(), list(FASHION.classes), "fashion-mnist", modularization=mod)
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +47,24 @@ def compiler_for(arch: str, seed: int = 1) -> ModuleCompiler:
     if key not in _COMPILERS:
         _COMPILERS[key] = ModuleCompiler(random_checkpoint(arch, width=0.125, seed=seed), source_sha256=f"{arch}-{seed}")
     return _COMPILERS[key]
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> None:
+    """Write `array` as an IDX file of unsigned bytes (gzipped, as Debian ships Fashion-MNIST)."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with (gzip.open if compress else open)(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Fashion-MNIST-shaped folder of random images: 300 training and 100 test samples."""
+    rng = np.random.default_rng(0)
+    data = tmp_path_factory.mktemp("tiny-fashion")
+    for split, n in (("train", 300), ("t10k", 100)):
+        write_idx(data / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(data / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return data
 
 
 def fashion_mnist_available() -> bool:

@@ -1,20 +1,12 @@
 """Datasets: the IDX reader on real and broken files, class-name resolution, batching."""
 
-import gzip
-
 import numpy as np
 import pytest
 import torch
 
 from mwt.data import Split, _read_idx, batches, load_split, resolve_classes
 from mwt.errors import MwtError
-from tests.conftest import FASHION, needs_fashion_mnist
-
-
-def _write_idx(path, array: np.ndarray, compress: bool):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(data)
+from tests.conftest import FASHION, needs_fashion_mnist, write_idx
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -22,8 +14,8 @@ def test_fashion_mnist_from_a_folder(tmp_path, compress):
     suffix = ".gz" if compress else ""
     images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
     for split in ("train", "t10k"):
-        _write_idx(tmp_path / f"{split}-images-idx3-ubyte{suffix}", images, compress)
-        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte{suffix}", np.array([1, 2, 9]), compress)
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte{suffix}", images, compress)
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte{suffix}", np.array([1, 2, 9]), compress)
     data = load_split("fashion-mnist", "test", tmp_path)
     assert data.images.shape == (3, 1, 28, 28) and data.images.dtype == torch.uint8
     assert data.labels.tolist() == [1, 2, 9]
@@ -31,7 +23,7 @@ def test_fashion_mnist_from_a_folder(tmp_path, compress):
 
 def test_truncated_idx_and_missing_dataset(tmp_path):
     path = tmp_path / "x-idx3-ubyte"
-    _write_idx(path, np.zeros((2, 4, 4)), compress=False)
+    write_idx(path, np.zeros((2, 4, 4)), compress=False)
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(MwtError, match="truncated"):
         _read_idx(path)

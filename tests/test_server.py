@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import signal
+import socket
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +21,7 @@ from runtime import ComposedClassifier
 from runtime.batching import Batcher, BatchingConfig, QueueFull
 from runtime.local_server import local_server
 from tests.conftest import compiler_for
+from benchmarks.fuzz import npy, npy_claiming, png_claiming
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,8 @@ def module_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(module_file):
-    with local_server([module_file], "--max-body-mb", "0.5", "--max-wait-ms", "20") as s:
+    with local_server([module_file], "--max-body-mb", "0.5", "--max-wait-ms", "20", "--max-batch", "8",
+                      "--max-samples", "64", "--body-timeout", "1") as s:
         yield s.url
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal as its exit status.
     assert s.process.returncode in (0, -signal.SIGTERM)
@@ -45,12 +49,6 @@ def post(url: str, body: bytes, content_type: str = "application/octet-stream") 
             return r.status, json.loads(r.read()), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read()), dict(e.headers)
-
-
-def npy(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, array)
-    return buf.getvalue()
 
 
 def test_health_info_metrics(server):
@@ -92,12 +90,18 @@ def test_concurrent_clients_get_their_own_answers(server, module_file):
 @pytest.mark.parametrize("body, content_type, status, message", [
     (b"", "image/png", 400, "empty"),
     (b"garbage bytes", "image/png", 400, "cannot decode"),
-    (npy(np.zeros((2, 3, 28, 28), np.float32)), "application/x-npy", 400, "expected images of shape"),
+    (npy(np.zeros((2, 3, 28, 28), np.float32)), "application/x-npy", 400, "expected (N, 1, 28, 28)"),
     (npy(np.zeros((2, 1, 28, 28), np.int64)), "application/x-npy", 400, "dtype int64"),
     (npy(np.full((1, 1, 28, 28), np.inf, np.float32)), "application/x-npy", 400, "NaN or infinite"),
     (npy(np.zeros((0, 1, 28, 28), np.float32)), "application/x-npy", 400, "empty"),
     (b"\x93NUMPY broken", "application/x-npy", 400, ".npy"),
     (b"x" * (600 * 1024), "image/png", 413, "over"),
+    (png_claiming(30000, 30000), "image/png", 413, "limit"),
+    (png_claiming(13000, 13000), "image/png", 413, "limit"),
+    (npy(np.array(["a", "b"])), "application/x-npy", 400, "not numbers"),
+    (npy_claiming((100_000_000, 1, 28, 28)), "application/x-npy", 413, "100000000 samples"),
+    (npy(np.zeros((65, 1, 28, 28), np.float32)), "application/x-npy", 413, "65 samples"),
+    (npy_claiming((2, 1, 28, 28), data=b"\0" * 10), "application/x-npy", 400, "truncated"),
 ])
 def test_bad_requests_get_4xx_and_the_server_keeps_serving(server, body, content_type, status, message):
     got, payload, _ = post(server + "/predict", body, content_type)
@@ -123,3 +127,47 @@ def test_full_queue_raises_instead_of_growing(module_file):
 
     results = asyncio.run(scenario())
     assert [r.shape for r in results] == [(1, 2), (1, 2)]
+
+
+def metric(server, line_start: str) -> float:
+    text = urllib.request.urlopen(server + "/metrics").read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
+
+
+def test_every_answer_is_counted_by_status(server):
+    before_404 = metric(server, 'mwt_requests_total{endpoint="other",status="404"}')
+    before_405 = metric(server, 'mwt_requests_total{endpoint="/predict",status="405"}')
+    for path in ("/nope", "/predict"):
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(server + path)
+    assert metric(server, 'mwt_requests_total{endpoint="other",status="404"}') == before_404 + 1
+    assert metric(server, 'mwt_requests_total{endpoint="/predict",status="405"}') == before_405 + 1
+    assert metric(server, 'mwt_errors_total{reason="http_404"}') >= 1
+
+
+def test_a_large_request_runs_in_batches_no_larger_than_max_batch(server, module_file):
+    x = np.random.default_rng(5).random((50, 1, 28, 28), dtype=np.float32)
+    status, body, _ = post(server + "/predict", npy(x))
+    assert status == 200 and len(body["predictions"]) == 50
+    np.testing.assert_allclose([p["logits"] for p in body["predictions"]],
+                               ComposedClassifier.from_files([module_file]).predict(x).logits, atol=1e-5)
+    assert metric(server, 'mwt_batch_size_bucket{le="8.0"}') == metric(server, "mwt_batch_size_count")
+
+
+def test_a_client_that_stops_sending_is_dropped(server):
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
+        start = time.monotonic()
+        answer = b""
+        while b"did not arrive" not in answer:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        answer = answer.decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 408") and "did not arrive" in answer
+    assert time.monotonic() - start < 5
+    ok, _, _ = post(server + "/predict", npy(np.zeros((1, 1, 28, 28), np.float32)))
+    assert ok == 200
