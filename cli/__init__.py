@@ -22,6 +22,8 @@ from cli.entrypoint import exit_process, run_app
 app = typer.Typer(
     help="mwt: train modular CNNs (MwT), cut out per-class modules, and run them as compact ONNX files.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    # Plain help text: it reads the same in a terminal, a log and a pipe, and choices never wrap.
+    rich_markup_mode=None,
 )
 app.add_typer(training.app)
 app.add_typer(export.app)

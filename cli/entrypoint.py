@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 import typer
 
-from mwt.errors import MwtError
+from mwt.errors import Interrupted, MwtError
 
 # Optional dependencies and the extra of pyproject.toml that installs each.
 EXTRAS = {
@@ -34,11 +35,19 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
     on stderr and return 2; Ctrl-C prints `interrupted` and returns 130. Anything else is a bug
     and keeps its traceback.
     """
+    # Under torchrun every process meets the same bad input; one of them says so.
+    speak = os.environ.get("RANK", "0") == "0"
+    previous = _terminate_as_interrupt()
     try:
         result = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except MwtError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if speak:
+            print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        if speak:
+            print(f"interrupted: {e}", file=sys.stderr)
+        return e.code
     except ModuleNotFoundError as e:
         message = missing_extra_message(e)
         if message is None:
@@ -53,17 +62,33 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
         return 2
     except (typer.Abort, KeyboardInterrupt):
         result = 130
-    if result == 130:  # typer turns Ctrl-C into this exit code without a word
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if result == 130 and speak:  # typer turns Ctrl-C into this exit code without a word
         print("interrupted", file=sys.stderr)
     return int(result) if isinstance(result, int) else 0
 
 
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Interrupted("terminated", 143)
+
+
+def _terminate_as_interrupt() -> object | None:
+    """SIGTERM (a cluster's preemption, `kill`) ends a command like Ctrl-C does: cleanly, in one
+    line, exit 143. Training defers it to the next step boundary and saves first."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 def exit_process(code: int) -> None:
-    """Exit a console script with `code`. After Ctrl-C (130) the interpreter is left at once: an
-    interrupted torch run can otherwise end in a second, silent death by SIGINT at shutdown."""
-    if code == 130:
+    """Exit a console script with `code`. After Ctrl-C or SIGTERM (130, 143) the interpreter is left
+    at once: an interrupted torch run can otherwise end in a second, silent death by SIGINT at
+    shutdown."""
+    if code in (130, 143):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(code)
     sys.exit(code)

@@ -53,7 +53,7 @@ def export(
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point of `mwt-export` (the same command as `mwt export`)."""
-    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     single.command(help=export.__doc__)(export)
     code = run_app(single, argv if argv is not None else sys.argv[1:], prog_name="mwt-export")
     if argv is None:

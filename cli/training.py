@@ -18,11 +18,13 @@ app = typer.Typer()
 
 ModelName = choices(MODELS)
 RecipeName = choices(RECIPES)
+Amp = choices(["off", "bf16", "fp16"])
 
 
 @app.command()
 def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the checkpoint.")] = Path("model.pt"),
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Where to write the checkpoint (default: model.pt; with --resume, the resumed file).")] = None,
     model: Annotated[ModelName, typer.Option(help="Architecture.")] = ModelName("vgg16"),  # type: ignore[valid-type]
     dataset: Annotated[str, typer.Option(
         help=f"A built-in dataset ({', '.join(DATASETS)}).")] = "fashion-mnist",
@@ -39,41 +41,78 @@ def train(
                                                   callback=number(0, 1000))] = None,
     gamma: Annotated[Optional[float], typer.Option(help="Weight of the expected-FLOPs loss (default: the recipe's).",
                                                    callback=number(0, 1000))] = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size.", min=1, max=1 << 16)] = 128,
+    batch_size: Annotated[int, typer.Option(help="Batch size (under torchrun: the global batch, split evenly).",
+                                            min=1, max=1 << 16)] = 128,
     lr: Annotated[float, typer.Option(help="Initial SGD learning rate (cosine schedule).",
                                       callback=number(0, 100, low_open=True))] = 0.05,
     beta_warmup: Annotated[int, typer.Option(help="Ramp beta up from 0 over this many epochs (0: off).", min=0)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
+    amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
+    channels_last: Annotated[Optional[bool], typer.Option(
+        "--channels-last/--no-channels-last", help="Channels-last memory layout (default: on CUDA).")] = None,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    save_every: Annotated[int, typer.Option(
+        help="Write a resumable checkpoint to OUT every N epochs (0: only when stopped by SIGINT/SIGTERM).", min=0)] = 0,
+    resume: Annotated[Optional[Path], typer.Option(
+        help="Continue the run saved in this resumable checkpoint, as it was configured.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on only the first N training images.", min=1)] = None,
-    log: Annotated[Optional[Path], typer.Option(help="JSON-lines log of every epoch (default: OUT with .jsonl).")] = None,
+    log: Annotated[Optional[Path], typer.Option(
+        help="JSON-lines log of every epoch, appended to (default: OUT with .jsonl).")] = None,
     data_dir: DataDir = None,
     download: Download = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a modular CNN (or the standard baseline) and save it as a checkpoint."""
-    from mwt.checkpoint import save_checkpoint
+    """Train a modular CNN (or the standard baseline) and save it as a checkpoint; torchrun runs it on several processes."""
+    from mwt.checkpoint import load_checkpoint, save_checkpoint
     from mwt.data import load_split
-    from mwt.train import TrainConfig
+    from mwt.distributed import Dist, join, leave, world_from_env
+    from mwt.train import TrainConfig, resolve_device
     from mwt.train import train as run_training
 
-    config = TrainConfig.from_recipe(
-        recipe.value, alpha=alpha, beta=beta, gamma=gamma,
-        model=model.value, dataset=dataset, width=width, modular=not standard, epochs=epochs, batch_size=batch_size,
-        lr=lr, beta_warmup=beta_warmup, seed=seed, device=device, train_limit=limit,
-    )
-    config.validate()
+    given = dict(model=model.value, dataset=dataset, width=width, modular=not standard, epochs=epochs,
+                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value)
+    previous = None
+    if resume is not None:
+        previous = load_checkpoint(resume)
+        if previous.resume is None:
+            raise MwtError(f"{resume} is a finished run (or not a resumable checkpoint); there is nothing to resume")
+        config = TrainConfig.from_dict(previous.training.get("config", {}))
+        defaults = dict(model="vgg16", dataset="fashion-mnist", width=1.0, modular=True, epochs=200, batch_size=128,
+                        lr=0.05, beta_warmup=0, seed=0, train_limit=None, recipe="paper")
+        for key, value in given.items():
+            if value != defaults[key] and value != getattr(config, key):
+                raise MwtError(f"{key} {value} differs from the run in {resume} ({getattr(config, key)}); "
+                               "--resume continues a run as it was configured")
+        config.device, config.amp, config.channels_last, config.compile = device, amp.value, channels_last, compile_model
+    else:
+        config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, device=device,
+                                         amp=amp.value, channels_last=channels_last, compile=compile_model, **{
+                                             k: v for k, v in given.items() if k != "recipe"})
+    out = out or resume or Path("model.pt")
+    rank, world, local = world_from_env()
+    config.validate(world)
     log = log or out.with_suffix(".jsonl")
-    for path in (out, log):
-        check_writable(path)
-    train_data = load_split(dataset, "train", data_dir, download)
-    test_data = load_split(dataset, "test", data_dir, download)
-    kind = "standard" if standard else f"modular ({config.recipe} recipe)"
-    print(f"training a {kind} {config.model} (width {width}) on {dataset}: "
-          f"{len(train_data.subset(limit))} images, {epochs} epochs", flush=True)
-    ckpt = run_training(config, train_data, test_data, log_path=log, show_progress=not quiet)
-    save_checkpoint(ckpt, out)
-    print(f"test accuracy {100 * ckpt.training['test_acc']:.2f}%; wrote {out} (epoch log {log})")
+    if rank == 0:
+        for path in (out, log):
+            check_writable(path)
+    dist = join(resolve_device(device, Dist(rank, world, local)))
+    try:
+        train_data = load_split(config.dataset, "train", data_dir, download)
+        test_data = load_split(config.dataset, "test", data_dir, download)
+        if dist.main:
+            kind = "standard" if not config.modular else f"modular ({config.recipe} recipe)"
+            where = f" on {dist.world} processes" if dist.active else ""
+            start = f", resumed after epoch {len(previous.training.get('history', []))}" if previous else ""
+            print(f"training a {kind} {config.model} (width {config.width}) on {config.dataset}{where}: "
+                  f"{len(train_data.subset(config.train_limit))} images, {config.epochs} epochs{start}", flush=True)
+        ckpt = run_training(config, train_data, test_data, log_path=log, show_progress=not quiet, save_path=out,
+                            save_every=save_every, resume=previous, dist=dist)
+        if dist.main:
+            save_checkpoint(ckpt, out)
+            print(f"test accuracy {100 * ckpt.training['test_acc']:.2f}%; wrote {out} (epoch log {log})")
+    finally:
+        leave(dist)
 
 
 @app.command()
@@ -88,15 +127,27 @@ def modularize(
     """Record each class's kernel frequencies in the checkpoint; report module KRR, FLOPs kept, cohesion, coupling."""
     from mwt.checkpoint import load_checkpoint, save_checkpoint
     from mwt.data import load_split
+    from mwt.distributed import Dist, join, leave, world_from_env
     from mwt.modularize import kernel_frequency
     from mwt.report import module_report
+    from mwt.train import resolve_device
 
     ckpt = load_checkpoint(checkpoint)
     if not ckpt.spec.modular:
         raise MwtError(f"{checkpoint} is a standard model (trained with --standard); it has no gates to modularize")
-    check_writable(checkpoint)
-    train_data = load_split(ckpt.dataset, "train", data_dir, download).subset(limit)
-    ckpt.modularization = kernel_frequency(ckpt.build(), train_data, len(ckpt.classes), show_progress=not quiet)
+    rank, world, local = world_from_env()
+    if rank == 0:
+        check_writable(checkpoint)
+    device = resolve_device("auto", Dist(rank, world, local))
+    dist = join(device)
+    try:
+        train_data = load_split(ckpt.dataset, "train", data_dir, download).subset(limit)
+        ckpt.modularization = kernel_frequency(ckpt.build(), train_data, len(ckpt.classes), show_progress=not quiet,
+                                               device=device, dist=dist)
+    finally:
+        leave(dist)
+    if not dist.main:
+        return
     save_checkpoint(ckpt, checkpoint)
     test_data = load_split(ckpt.dataset, "test", data_dir, download)
     print(module_report(ckpt, test_data, threshold).table())

@@ -39,6 +39,7 @@ class Modularization:
     class_counts: torch.Tensor
     split: str = "train"
     sample_cohesion: list[float] = field(default_factory=list)  # per class: mean Jaccard of sample kernel sets
+    gate_sq_mean: dict[str, torch.Tensor] | None = None  # per class: mean squared gate (how much gates spread)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,13 +49,16 @@ class Modularization:
             "class_counts": self.class_counts.long(),
             "split": self.split,
             "sample_cohesion": list(self.sample_cohesion),
+            "gate_sq_mean": None if self.gate_sq_mean is None else {
+                k: v.float().contiguous() for k, v in self.gate_sq_mean.items()},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Modularization:
+        sq = d.get("gate_sq_mean")
         return cls(
             list(d["layers"]), dict(d["frequency"]), dict(d["gate_mean"]), d["class_counts"],
-            str(d.get("split", "train")), list(d.get("sample_cohesion", [])),
+            str(d.get("split", "train")), list(d.get("sample_cohesion", [])), dict(sq) if sq is not None else None,
         )
 
 
@@ -69,6 +73,7 @@ class Checkpoint:
     training: dict[str, Any] = field(default_factory=dict)  # settings, results, per-epoch history
     modularization: Modularization | None = None
     mwt_version: str = __version__
+    resume: dict[str, Any] | None = None  # a resumable run's state (mwt.train.RunState), None once finished
 
     def build(self) -> nn.Module:
         """The network with this checkpoint's weights, in eval mode."""
@@ -101,6 +106,7 @@ class Checkpoint:
             },
             "training": self.training,
             "modularization": self.modularization.to_dict() if self.modularization else None,
+            "resume": self.resume,
         }
 
 
@@ -158,8 +164,12 @@ def checkpoint_from_dict(d: object, label: str = "the checkpoint") -> Checkpoint
     mod = None
     if d.get("modularization") is not None:
         mod = _checked_modularization(d["modularization"], model, spec.num_classes, label)
+    resume = d.get("resume")
+    if resume is not None and not isinstance(resume, dict):
+        raise MwtError(f"{label}: 'resume' must be a dict")
     return Checkpoint(spec=spec, state_dict=state_dict, classes=list(classes), dataset=d["dataset"],
-                      training=training, modularization=mod, mwt_version=str(d.get("mwt_version", "?")))
+                      training=training, modularization=mod, mwt_version=str(d.get("mwt_version", "?")),
+                      resume=resume)
 
 
 def _check_spec(spec: ModelSpec, label: str) -> None:
@@ -217,8 +227,9 @@ def _checked_modularization(d: object, model: nn.Module, num_classes: int, label
     if mod.layers != [n for n, _ in layers]:
         raise MwtError(f"{label}: the modularization lists layers {mod.layers[:3]}... but the model's gated layers "
                        f"are {[n for n, _ in layers][:3]}...")
+    statistics = ("frequency", "gate_mean") + (("gate_sq_mean",) if mod.gate_sq_mean is not None else ())
     for name, channels in layers:
-        for statistic in ("frequency", "gate_mean"):
+        for statistic in statistics:
             t = getattr(mod, statistic).get(name)
             if not isinstance(t, torch.Tensor) or t.shape != (num_classes, channels):
                 raise MwtError(f"{label}: modularization {statistic} of layer '{name}' must be a "

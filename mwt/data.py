@@ -46,8 +46,12 @@ class Split:
 
     def where(self, class_indices: list[int]) -> Split:
         """Only the samples whose label is one of `class_indices`."""
-        keep = torch.isin(self.labels, torch.tensor(class_indices))
+        keep = torch.isin(self.labels, torch.tensor(class_indices, device=self.labels.device))
         return Split(self.images[keep], self.labels[keep])
+
+    def to(self, device: torch.device | str) -> Split:
+        """The split on `device` (the whole decoded dataset fits on a GPU and then needs no copies per step)."""
+        return Split(self.images.to(device), self.labels.to(device))
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -159,8 +163,19 @@ def batches(
     """Yield (float images in [0, 1], labels) batches; augmentation only where asked."""
     n = len(data)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+    yield from batches_in_order(data, order, batch_size, generator=generator, augment=augment)
+
+
+def batches_in_order(
+    data: Split, order: torch.Tensor, batch_size: int, *, start_step: int = 0, generator: torch.Generator | None = None,
+    augment: str = "none",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of the samples `order` lists, from batch `start_step` on (a resumed epoch), on the
+    device the data lives on; random draws come from the CPU `generator`, so a run on any device
+    makes the same draws."""
+    device = data.images.device
+    for start in range(start_step * batch_size, len(order), batch_size):
+        idx = order[start:start + batch_size].to(device)
         x = data.images[idx].float().div_(255.0)
         if augment != "none":
             x = _augment(x, augment, generator)
@@ -171,14 +186,14 @@ def _augment(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> t
     # Random 4-pixel-shift crop (and horizontal flip), done on the whole batch at once.
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
-    dy = torch.randint(0, 9, (n,), generator=generator)
-    dx = torch.randint(0, 9, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, x.shape[1], h, w + 8)
+    dy = torch.randint(0, 9, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 9, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None].expand(n, x.shape[1], h, w + 8)
     out = padded.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, x.shape[1], h, w)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, None, :].expand(n, x.shape[1], h, w)
     out = out.gather(3, cols)
     if kind == "crop-flip":
-        flip = torch.rand(n, generator=generator) < 0.5
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         out[flip] = out[flip].flip(3)
     return out
 

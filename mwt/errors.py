@@ -6,3 +6,11 @@ class MwtError(Exception):
 
     Messages say what was wrong and, where possible, what to do instead.
     """
+
+
+class Interrupted(Exception):
+    """A run stopped on request (Ctrl-C or SIGTERM); `code` is the exit status to leave with."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

@@ -52,16 +52,21 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> t
 
 def modular_loss(
     logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float,
-    gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None,
+    gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
+    pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None,
 ) -> LossParts:
     """cross-entropy + alpha * cohesion + beta * coupling + gamma * expected FLOPs fraction.
 
     The last term (the cost-aware recipe) needs the model's `cost` model and the gated layers'
     names in gate order; it weighs each open kernel by what its layer costs, so that the early,
     expensive layers become class-specific too. Just cross-entropy when there are no gates.
+    `pairs` (gates and labels of the whole global batch, when it is split over processes) are
+    what cohesion and coupling compare; by default the local batch.
     """
+    gates = [g.float() for g in gates]
     ce = F.cross_entropy(logits, labels)
-    cohesion, coupling = gate_similarity_losses(gates, labels)
+    pair_gates, pair_labels = pairs if pairs is not None else (gates, labels)
+    cohesion, coupling = gate_similarity_losses([g.float() for g in pair_gates], pair_labels)
     total = ce + alpha * cohesion + beta * coupling
     flops = torch.ones((), device=logits.device)
     if cost is not None and gates:
@@ -71,10 +76,10 @@ def modular_loss(
     return LossParts(total, ce, cohesion, coupling, flops)
 
 
-def kernel_rate(gates: list[torch.Tensor]) -> float:
-    """Fraction of gated kernels switched on (gate > 0), over the batch and all layers."""
+def kernel_rate(gates: list[torch.Tensor]) -> torch.Tensor:
+    """Fraction of gated kernels switched on (gate > 0), over the batch and all layers, as a 0-d
+    tensor on the gates' device (reading it is left to the caller: no host sync here)."""
     if not gates:
-        return 1.0
-    on = sum(int((g > 0).sum()) for g in gates)
-    total = sum(g.numel() for g in gates)
-    return on / total
+        return torch.ones(())
+    on = sum((g > 0).sum() for g in gates)
+    return on / sum(g.numel() for g in gates)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from mwt.checkpoint import Modularization
-from mwt.data import Split, batches
+from mwt.data import Split, batches_in_order
+from mwt.distributed import Dist
 from mwt.defaults import DEFAULT_THRESHOLD, check_threshold
 from mwt.errors import MwtError
 from mwt.models import gated_layers
@@ -21,46 +22,59 @@ COHESION_SAMPLES = 256  # samples per class used for the pairwise-Jaccard cohesi
 
 @torch.no_grad()
 def kernel_frequency(
-    model: nn.Module, data: Split, num_classes: int, *, batch_size: int = 256, device: str = "cpu",
-    show_progress: bool = True,
+    model: nn.Module, data: Split, num_classes: int, *, batch_size: int = 256, device: str | torch.device = "cpu",
+    show_progress: bool = True, dist: Dist = Dist(),
 ) -> Modularization:
     """Run `model` over `data` and count, per class and gated kernel, how often the gate is > 0.
 
-    Also records each class's mean gate value (for folded gates) and a cohesion estimate: the mean
-    Jaccard similarity between kernel sets of pairs of same-class samples (first 256 per class).
+    Also records each class's mean gate value and mean squared gate (for folded gates and their
+    guard) and a cohesion estimate: the mean Jaccard similarity between kernel sets of pairs of
+    same-class samples (first 256 per class). Under several processes each counts its share of
+    `data` and the counts are summed, so the frequencies equal a single process's; the cohesion
+    estimate then comes from rank 0's share.
     """
     names = [n for n, _ in gated_layers(model)]
     if not names:
         raise MwtError("this model has no gated layers: it is a standard model, not a modular one")
     model.eval().to(device)
-    on_counts: list[torch.Tensor] = []
-    gate_sums: list[torch.Tensor] = []
-    class_counts = torch.zeros(num_classes, dtype=torch.long)
+    sums: list[torch.Tensor] = []  # per layer: (3, K, C) = gate > 0 counts, gate sums, squared gate sums
+    class_counts = torch.zeros(num_classes, dtype=torch.float64)
     samples: list[list[torch.Tensor]] = [[] for _ in range(num_classes)]
     kept = [0] * num_classes
-    steps = (len(data) + batch_size - 1) // batch_size
-    for x, y in progress(batches(data, batch_size, shuffle=False), total=steps, desc="modularize", enable=show_progress):
+    order = torch.arange(len(data))[dist.rank::dist.world] if dist.active else torch.arange(len(data))
+    steps = (len(order) + batch_size - 1) // batch_size
+    bar = progress(batches_in_order(data, order, batch_size), total=steps, desc="modularize",
+                   enable=show_progress and dist.main)
+    for x, y in bar:
         _, gates = model(x.to(device))
         gates = [g.float().cpu() for g in gates]
-        if not on_counts:
-            on_counts = [torch.zeros(num_classes, g.shape[1]) for g in gates]
-            gate_sums = [torch.zeros(num_classes, g.shape[1]) for g in gates]
-        onehot = torch.nn.functional.one_hot(y, num_classes).float()  # (B, K)
+        y = y.cpu()
+        if not sums:
+            sums = [torch.zeros(3, num_classes, g.shape[1], dtype=torch.float64) for g in gates]
+        onehot = torch.nn.functional.one_hot(y, num_classes).double()  # (B, K)
         for i, g in enumerate(gates):
-            on_counts[i] += onehot.T @ (g > 0).float()
-            gate_sums[i] += onehot.T @ g
-        class_counts += onehot.sum(0).long()
+            g = g.double()
+            sums[i][0] += onehot.T @ (g > 0).double()
+            sums[i][1] += onehot.T @ g
+            sums[i][2] += onehot.T @ (g * g)
+        class_counts += onehot.sum(0)
         active = torch.cat([g > 0 for g in gates], dim=1)  # (B, total kernels)
         for c in range(num_classes):
             if kept[c] < COHESION_SAMPLES:
                 rows = active[y == c][: COHESION_SAMPLES - kept[c]]
                 samples[c].append(rows)
                 kept[c] += rows.shape[0]
-    denom = class_counts.clamp(min=1).float()[:, None]
-    frequency = {n: on_counts[i] / denom for i, n in enumerate(names)}
-    gate_mean = {n: gate_sums[i] / denom for i, n in enumerate(names)}
+    if not sums:  # this rank's share was empty: contribute zeros
+        sums = [torch.zeros(3, num_classes, b.out_channels, dtype=torch.float64) for _, b in gated_layers(model)]
+    for t in [*sums, class_counts]:
+        dist.all_reduce_sum(t)
+    denom = class_counts.clamp(min=1)[:, None]
+    frequency = {n: (sums[i][0] / denom).float() for i, n in enumerate(names)}
+    gate_mean = {n: (sums[i][1] / denom).float() for i, n in enumerate(names)}
+    gate_sq_mean = {n: (sums[i][2] / denom).float() for i, n in enumerate(names)}
     cohesion = [_mean_pairwise_jaccard(torch.cat(s) if s else torch.zeros(0, 1, dtype=torch.bool)) for s in samples]
-    return Modularization(names, frequency, gate_mean, class_counts, sample_cohesion=cohesion)
+    return Modularization(names, frequency, gate_mean, class_counts.round().long(), sample_cohesion=cohesion,
+                          gate_sq_mean=gate_sq_mean)
 
 
 def _mean_pairwise_jaccard(sets: torch.Tensor) -> float:

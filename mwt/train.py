@@ -1,27 +1,39 @@
-"""Training a modular (or standard) CNN with MwT's losses."""
+"""Training a modular (or standard) CNN with MwT's losses: one process or several, resumable.
+
+The loop keeps its running sums on the device and reads them only every `SYNC_EVERY` steps and
+at the end of an epoch, so a GPU never waits for the host; on a CPU the results are those of a
+plain loop. A run can be saved at epoch boundaries (`save_every`) and on SIGINT or SIGTERM at
+the next step boundary, and resumed from such a checkpoint with identical results.
+"""
 
 from __future__ import annotations
 
 import json
-import math
+import signal
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from mwt.checkpoint import Checkpoint
-from mwt.data import DatasetInfo, Split, batches, dataset_info
-from mwt.errors import MwtError
-from mwt.losses import kernel_rate, modular_loss
+from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
+from mwt.data import DatasetInfo, Split, batches_in_order, dataset_info
+from mwt.distributed import Dist
+from mwt.errors import Interrupted, MwtError
+from mwt.losses import kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
 from mwt.registry import architecture, check_width
 from mwt.registry import recipe as registry_recipe
+
+SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, divergence check)
+AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct")
 
 
 @dataclass
@@ -33,7 +45,7 @@ class TrainConfig:
     width: float = 1.0
     modular: bool = True
     epochs: int = 200
-    batch_size: int = 128
+    batch_size: int = 128  # the global batch: split evenly across processes
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -45,6 +57,9 @@ class TrainConfig:
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
+    amp: str = "off"  # "off", "bf16" or "fp16" (CUDA only; fp16 with a gradient scaler)
+    channels_last: bool | None = None  # None: on CUDA only
+    compile: bool = False  # torch.compile the model
     train_limit: int | None = None  # use only the first N training samples (tests, quick runs)
     test_limit: int | None = None
 
@@ -56,7 +71,16 @@ class TrainConfig:
         return cls(recipe=recipe, alpha=r.alpha if alpha is None else alpha, beta=r.beta if beta is None else beta,
                    gamma=r.gamma if gamma is None else gamma, gate_first=r.gate_first, **settings)
 
-    def validate(self) -> None:
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """A config from a checkpoint's training settings (unknown keys are an error)."""
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise MwtError(f"the checkpoint's training settings hold an unknown field '{unknown[0]}'")
+        return cls(**d)
+
+    def validate(self, world: int = 1) -> None:
         """The one place training settings are checked (every comparison also rejects NaN)."""
         architecture(self.model)
         check_width(self.width)
@@ -65,6 +89,9 @@ class TrainConfig:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
         if not self.batch_size > 0:
             raise MwtError(f"batch size must be a positive number, got {self.batch_size}")
+        if self.batch_size % world:
+            raise MwtError(f"the batch size {self.batch_size} does not split evenly over {world} processes; "
+                           f"use a multiple of {world}")
         if not 0 < self.lr < float("inf"):
             raise MwtError(f"learning rate must be a positive number, got {self.lr}")
         for name in ("alpha", "beta", "gamma"):
@@ -72,16 +99,21 @@ class TrainConfig:
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
         if self.train_limit is not None and self.train_limit <= 0:
             raise MwtError(f"the training limit must be positive, got {self.train_limit}")
+        if self.amp not in ("off", *AMP_TYPES):
+            raise MwtError(f"amp must be off, bf16 or fp16, got '{self.amp}'")
 
 
-def resolve_device(device: str) -> torch.device:
-    """"auto" means CUDA when available, else CPU; any other value is taken as given."""
+def resolve_device(device: str, dist: Dist = Dist()) -> torch.device:
+    """"auto" means CUDA when available (this process's GPU under torchrun), else CPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError:
         raise MwtError(f"unknown device '{device}'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise MwtError(f"device '{device}' asked for, but this machine has no CUDA GPU")
+    return resolved
 
 
 def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
@@ -95,140 +127,354 @@ def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
 
 @torch.no_grad()
 def accuracy(
-    model: nn.Module, data: Split, *, classes: list[int] | None = None, batch_size: int = 512, device: torch.device | str = "cpu"
+    model: nn.Module, data: Split, *, classes: list[int] | None = None, batch_size: int = 512,
+    device: torch.device | str = "cpu", dist: Dist = Dist(),
 ) -> float:
-    """Top-1 accuracy; with `classes`, on those classes' samples with argmax over their logits only."""
+    """Top-1 accuracy; with `classes`, on those classes' samples with argmax over their logits only.
+    Under several processes each counts its share of `data` and the counts are summed."""
     model.eval()
     if classes is not None:
         data = data.where(classes)
     if len(data) == 0:
         return float("nan")
-    correct = 0
-    lookup = torch.full((int(data.labels.max()) + 1,), -1, dtype=torch.long)
+    counts = torch.zeros(2, dtype=torch.long, device=device)
+    lookup = torch.full((int(data.labels.max()) + 1,), -1, dtype=torch.long, device=device)
     if classes is not None:
-        lookup[torch.tensor(classes)] = torch.arange(len(classes))
-    for x, y in batches(data, batch_size, shuffle=False):
+        lookup[torch.tensor(classes, device=device)] = torch.arange(len(classes), device=device)
+    order = torch.arange(len(data))[dist.rank::dist.world] if dist.active else torch.arange(len(data))
+    for x, y in batches_in_order(data, order, batch_size):
         logits, _ = model(x.to(device))
-        logits = logits.cpu()
+        y = y.to(device)
         if classes is not None:
-            pred = logits[:, classes].argmax(1)
-            correct += int((pred == lookup[y]).sum())
+            counts[0] += (logits[:, classes].argmax(1) == lookup[y]).sum()
         else:
-            correct += int((logits.argmax(1) == y).sum())
-    return correct / len(data)
+            counts[0] += (logits.argmax(1) == y).sum()
+        counts[1] += y.shape[0]
+    dist.all_reduce_sum(counts)
+    return int(counts[0]) / int(counts[1])
+
+
+@dataclass
+class RunState:
+    """Where a run stands, beyond its weights: what a resumable checkpoint holds under "resume"."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # steps done in the epoch under way (0 at an epoch boundary)
+    order: torch.Tensor | None = None  # the epoch under way's sample order
+    generator: torch.Tensor | None = None  # state of the data-order generator
+    torch_rng: torch.Tensor | None = None
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    scheduler: dict[str, Any] = field(default_factory=dict)
+    scaler: dict[str, Any] | None = None
+    sums: list[float] = field(default_factory=list)  # the epoch under way's running sums (SUMS order)
+    seen: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: object) -> RunState:
+        if not isinstance(d, dict):
+            raise MwtError("the checkpoint's resume state is not a dict")
+        try:
+            state = cls(**d)
+        except TypeError as e:
+            raise MwtError(f"the checkpoint's resume state is malformed ({e})") from None
+        if not isinstance(state.epoch, int) or not isinstance(state.step, int) or state.epoch < 0 or state.step < 0:
+            raise MwtError("the checkpoint's resume state has no valid epoch and step")
+        if not isinstance(state.generator, torch.Tensor) or state.generator.dtype != torch.uint8:
+            raise MwtError("the checkpoint's resume state has no data-order generator state")
+        if state.step and not isinstance(state.order, torch.Tensor):
+            raise MwtError("the checkpoint's resume state stops mid-epoch but has no sample order")
+        return state
+
+
+class StopRequest:
+    """Within the block, SIGINT and SIGTERM only record that a stop was asked for; the loop stops
+    at the next step boundary. Outside the main thread (where handlers cannot go) it does nothing."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum: int, _frame: object) -> None:
+        self.signal = signum
+
+    def __exit__(self, *_: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 EpochHook = Callable[[int, nn.Module], dict[str, float]]
 
 
-def train(
-    config: TrainConfig, train_data: Split, test_data: Split, *, log_path: Path | None = None, show_progress: bool = True,
-    on_epoch_end: EpochHook | None = None,
-) -> Checkpoint:
-    """Train a model from scratch as `config` says and return it as a checkpoint (not yet modularized).
+@dataclass
+class _Run:
+    """Everything the step loop works with."""
 
-    With the same seed, data and CPU, two runs give the same weights. Every epoch's figures go to
-    the checkpoint's history and, as one JSON line each, to `log_path`; `on_epoch_end(epoch, model)`
-    may add figures of its own (it must leave the model's weights alone).
+    config: TrainConfig
+    spec: ModelSpec
+    model: nn.Module  # the network (what gets saved)
+    forward: nn.Module  # what the loop calls: the network, wrapped for several processes or compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator
+    device: torch.device
+    dist: Dist
+    cost: CostModel | None
+    gate_names: list[str]
+    classes: list[str]
+    dataset: str
+
+
+def train(
+    config: TrainConfig, train_data: Split, test_data: Split, *, log_path: Path | None = None,
+    show_progress: bool = True, on_epoch_end: EpochHook | None = None, save_path: Path | None = None,
+    save_every: int = 0, resume: Checkpoint | None = None, dist: Dist = Dist(),
+) -> Checkpoint:
+    """Train a model as `config` says and return it as a checkpoint (not yet modularized).
+
+    With the same seed, data and CPU, two runs give the same weights, and so does a run stopped
+    and resumed from its resumable checkpoint. Every epoch's figures go to the checkpoint's
+    history and, as one JSON line each, to `log_path` (appended to, never truncated);
+    `on_epoch_end(epoch, model)` may add figures of its own (it must leave the weights alone).
+    `save_path` receives a resumable checkpoint every `save_every` epochs and when SIGINT or
+    SIGTERM stops the run (which then raises Interrupted). Under several processes only rank 0
+    prints, logs and writes.
     """
-    config.validate()
-    info = dataset_info(config.dataset)
-    torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
-    spec = spec_for(config, info)
-    model = build_model(spec)
-    cost = cost_model(model, spec.input_shape) if config.modular else None
-    gate_names = [n for n, _ in gated_layers(model)]
-    model = model.to(device)
+    config.validate(dist.world)
+    run, state = _setup(config, resume, dist)
     train_data = train_data.subset(config.train_limit)
     test_data = test_data.subset(config.test_limit)
-    steps = (len(train_data) + config.batch_size - 1) // config.batch_size
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    # The log is appended to, never truncated: an earlier run's lines survive a new run that fails.
-    log = open(log_path, "a") if log_path else None
-    if log:
-        log.write(json.dumps({"run": {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(config)}}) + "\n")
+    if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
+        train_data, test_data = train_data.to(run.device), test_data.to(run.device)
+    log = open(log_path, "a") if log_path and dist.main else None  # noqa: SIM115
     try:
-        for epoch in range(1, config.epochs + 1):
-            beta = config.beta * min(1.0, epoch / config.beta_warmup) if config.beta_warmup else config.beta
-            record = _train_epoch(
-                model, train_data, config, beta, optimizer, scheduler, generator, device, cost, gate_names,
-                steps, desc=f"epoch {epoch}/{config.epochs}", show_progress=show_progress,
-            )
-            record["epoch"] = epoch
-            record["test_acc"] = accuracy(model, test_data, device=device)
-            if on_epoch_end is not None:
-                record.update(on_epoch_end(epoch, model))
-            history.append(record)
-            if log:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-            if show_progress:
-                print(
-                    f"epoch {epoch:3d}  loss {record['loss']:.3f}  train acc {record['train_acc']:.4f}  "
-                    f"test acc {record['test_acc']:.4f}  kernel rate {record['kernel_rate']:.3f}  FLOPs {record['flops']:.3f}  "
-                    f"{record['seconds']:.1f}s",
-                    flush=True,
-                )
+        if log:
+            log.write(json.dumps({"run": {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(config),
+                                          "processes": dist.world, "resumed_at_epoch": state.epoch}}) + "\n")
+        with StopRequest() as stop:
+            for epoch in range(state.epoch + 1, config.epochs + 1):
+                record = _train_epoch(run, state, train_data, epoch, stop, save_path, show_progress)
+                record["test_acc"] = accuracy(run.model, test_data, device=run.device, dist=dist)
+                if on_epoch_end is not None:
+                    record.update(on_epoch_end(epoch, run.model))
+                state.history.append(record)
+                state.epoch, state.step, state.order = epoch, 0, None
+                if log:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                if show_progress and dist.main:
+                    print(f"epoch {epoch:3d}  loss {record['loss']:.3f}  train acc {record['train_acc']:.4f}  "
+                          f"test acc {record['test_acc']:.4f}  kernel rate {record['kernel_rate']:.3f}  "
+                          f"FLOPs {record['flops']:.3f}  {record['seconds']:.1f}s", flush=True)
+                if save_path and save_every and epoch % save_every == 0 and epoch < config.epochs:
+                    _save_resumable(run, state, save_path)
     finally:
         if log:
             log.close()
-    model.eval().cpu()
-    settings = asdict(config)
+    agree = _weights_agree(run.model, dist, run.device)
+    run.model.eval().cpu()
     return Checkpoint(
-        spec=spec, state_dict=model.state_dict(), classes=list(info.classes), dataset=info.name,
-        training={"config": settings, "history": history, "test_acc": history[-1]["test_acc"], "device": str(device)},
+        spec=run.spec, state_dict=run.model.state_dict(), classes=run.classes, dataset=run.dataset,
+        training={"config": asdict(config), "history": state.history, "test_acc": state.history[-1]["test_acc"],
+                  "device": str(run.device), "processes": dist.world, "weights_agree_across_processes": agree,
+                  "finished": True},
     )
 
 
-def _train_epoch(
-    model: nn.Module, data: Split, config: TrainConfig, beta: float, optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator, device: torch.device,
-    cost: CostModel | None, gate_names: list[str], steps: int, *, desc: str, show_progress: bool,
-) -> dict[str, float]:
-    model.train()
+def _weights_agree(model: nn.Module, dist: Dist, device: torch.device) -> bool:
+    """Whether every process ended with the same parameters (DDP keeps them equal; this checks it).
+    BatchNorm running statistics are per process; the checkpoint holds rank 0's."""
+    if not dist.active:
+        return True
+    with torch.no_grad():
+        checksum = torch.stack([p.double().sum() for p in model.parameters()]).sum()
+    gathered = dist.all_gather_rows(checksum.reshape(1).to(device))
+    if not bool((gathered == gathered[0]).all()):
+        raise MwtError(f"the processes ended with different weights (checksums {gathered.tolist()})")
+    return True
+
+
+def _setup(config: TrainConfig, resume: Checkpoint | None, dist: Dist) -> tuple[_Run, RunState]:
     info = dataset_info(config.dataset)
-    sums = {"loss": 0.0, "ce": 0.0, "cohesion": 0.0, "coupling": 0.0, "flops": 0.0, "kernel_rate": 0.0}
-    correct = seen = 0
-    start = time.perf_counter()
-    bar = progress(
-        batches(data, config.batch_size, shuffle=True, generator=generator, augment=info.augment),
-        total=steps, desc=desc, enable=show_progress,
+    device = resolve_device(config.device, dist)
+    if config.amp != "off" and device.type != "cuda":
+        raise MwtError(f"--amp {config.amp} needs a CUDA GPU; this run is on {device}")
+    torch.manual_seed(config.seed)
+    spec = spec_for(config, info)
+    model = build_model(spec)
+    state = RunState()
+    if resume is not None:
+        state = RunState.from_dict(resume.resume)
+        model.load_state_dict(resume.state_dict)
+    cost = cost_model(model, spec.input_shape) if config.modular else None
+    gate_names = [n for n, _ in gated_layers(model)]
+    model = model.to(device)
+    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay
     )
-    for i, (x, y) in enumerate(bar, 1):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits, gates = model(x)
-        parts = modular_loss(logits, gates, y, config.alpha, beta, config.gamma, cost, gate_names)
-        if not math.isfinite(float(parts.total.detach())):
-            raise MwtError("training diverged (the loss is not finite); try a smaller --lr")
-        optimizer.zero_grad(set_to_none=True)
-        parts.total.backward()
-        optimizer.step()
-        scheduler.step()
+    forward: nn.Module = model
+    if dist.active:
+        forward = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        forward = torch.compile(forward)  # type: ignore[assignment]
+    generator = torch.Generator().manual_seed(config.seed)
+    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
+               gate_names, list(info.classes), info.name)
+    return run, state
+
+
+def _steps_per_epoch(n: int, config: TrainConfig, dist: Dist) -> int:
+    per_rank = -(-n // dist.world)
+    local_batch = config.batch_size // dist.world
+    return -(-per_rank // local_batch)
+
+
+def _train_epoch(run: _Run, state: RunState, data: Split, epoch: int, stop: StopRequest, save_path: Path | None,
+                 show_progress: bool) -> dict[str, float]:
+    config, dist = run.config, run.dist
+    steps = _steps_per_epoch(len(data), config, dist)
+    if run.scheduler is None:  # built here, where the steps per epoch are known
+        run.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, T_max=config.epochs * steps)
+        if state.optimizer:
+            _restore(run, state)
+    run.forward.train()
+    info = dataset_info(config.dataset)
+    beta = config.beta * min(1.0, epoch / config.beta_warmup) if config.beta_warmup else config.beta
+    if state.step:  # a resumed epoch: the same order, from the step where it stopped
+        order = state.order
+    else:
+        order = torch.randperm(len(data), generator=run.generator)
+        state.sums, state.seen, state.seconds = [0.0] * len(SUMS), 0, 0.0
+    assert order is not None
+    local_order = dist.shard(order)
+    sums = torch.tensor(state.sums, dtype=torch.float64, device=run.device)
+    seen = state.seen
+    start = time.perf_counter() - state.seconds
+    amp = AMP_TYPES.get(config.amp)
+    bar = progress(
+        batches_in_order(data, local_order, config.batch_size // dist.world, start_step=state.step,
+                         generator=run.generator, augment=info.augment),
+        total=steps - state.step, desc=f"epoch {epoch}/{config.epochs}", enable=show_progress and dist.main,
+    )
+    step = state.step
+    for x, y in bar:
+        x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+        if run.device.type == "cuda" and config.channels_last is not False:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            logits, gates = run.forward(x)
+            pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
+            parts = modular_loss(logits.float(), gates, y, config.alpha, beta, config.gamma, run.cost, run.gate_names,
+                                 pairs=pairs)
+        run.optimizer.zero_grad(set_to_none=True)
+        if run.scaler is not None:
+            run.scaler.scale(parts.total).backward()
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            parts.total.backward()
+            run.optimizer.step()
+        run.scheduler.step()
         n = int(y.shape[0])
-        sums["loss"] += float(parts.total.detach()) * n
-        sums["ce"] += float(parts.ce.detach()) * n
-        sums["cohesion"] += float(parts.cohesion.detach()) * n
-        sums["coupling"] += float(parts.coupling.detach()) * n
-        sums["flops"] += float(parts.flops.detach()) * n
-        sums["kernel_rate"] += kernel_rate([g.detach() for g in gates]) * n
-        correct += int((logits.argmax(1) == y).sum())
+        with torch.no_grad():
+            sums += torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(),
+                                 parts.coupling.detach(), parts.flops.detach(), kernel_rate(gates).to(logits.device),
+                                 (logits.argmax(1) == y).sum() / n]).double() * n
         seen += n
-        if i % 20 == 0:
-            bar.set_postfix(
-                ce=f"{sums['ce'] / seen:.3f}", coh=f"{sums['cohesion'] / seen:.3f}",
-                coup=f"{sums['coupling'] / seen:.3f}", acc=f"{correct / seen:.3f}", kr=f"{sums['kernel_rate'] / seen:.3f}",
-                flops=f"{sums['flops'] / seen:.3f}",
-            )
-    record = {k: v / max(seen, 1) for k, v in sums.items()}
-    record["train_acc"] = correct / max(seen, 1)
+        step += 1
+        if step % SYNC_EVERY == 0:
+            current = sums.tolist()  # the one host read every SYNC_EVERY steps
+            if not all(v == v and abs(v) != float("inf") for v in current):
+                raise MwtError("training diverged (the loss is not finite); try a smaller --lr")
+            bar.set_postfix(**{k: f"{v / seen:.3f}" for k, v in zip(("loss", "ce", "coh", "coup", "flops", "kr", "acc"),
+                                                                    current)})
+        if _stop_agreed(stop, dist, run.device):
+            state.step, state.order, state.sums, state.seen = step, order, sums.tolist(), seen
+            state.seconds = time.perf_counter() - start
+            _stop(run, state, save_path, stop.signal)
+    totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=run.device)]))
+    values = totals.tolist()
+    if not all(v == v and abs(v) != float("inf") for v in values):
+        raise MwtError("training diverged (the loss is not finite); try a smaller --lr")
+    total_seen = max(values[-1], 1)
+    record = {k: v / total_seen for k, v in zip(SUMS, values)}
+    record["train_acc"] = record.pop("correct")
     record["seconds"] = time.perf_counter() - start
-    record["lr"] = float(optimizer.param_groups[0]["lr"])
+    record["lr"] = float(run.optimizer.param_groups[0]["lr"])
     record["beta"] = beta
+    record["epoch"] = epoch
     return record
 
+
+def _stop_agreed(stop: StopRequest, dist: Dist, device: torch.device) -> bool:
+    """Whether to stop now; under several processes all stop at the same step (any rank's signal counts)."""
+    if not dist.active:
+        return stop.signal is not None
+    flag = torch.tensor([1.0 if stop.signal is not None else 0.0], device=device)
+    return bool(dist.all_reduce_sum(flag).item() > 0)
+
+
+def _stop(run: _Run, state: RunState, save_path: Path | None, signum: int | None) -> None:
+    code = 128 + (signum or signal.SIGINT)
+    if save_path is None:
+        raise Interrupted("the run was not saved (no output path)", code)
+    _save_resumable(run, state, save_path)
+    raise Interrupted(f"saved a resumable checkpoint to {save_path}; continue with: mwt train --resume {save_path}",
+                      code)
+
+
+def _restore(run: _Run, state: RunState) -> None:
+    try:
+        run.optimizer.load_state_dict(state.optimizer)
+        run.scheduler.load_state_dict(state.scheduler)
+        if run.scaler is not None and state.scaler:
+            run.scaler.load_state_dict(state.scaler)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise MwtError(f"the checkpoint's optimizer state does not fit this run ({str(e)[:120]})") from None
+    run.generator.set_state(state.generator)  # type: ignore[arg-type]
+    if state.torch_rng is not None:
+        torch.set_rng_state(state.torch_rng)
+
+
+def _save_resumable(run: _Run, state: RunState, path: Path) -> None:
+    """Write a resumable checkpoint (rank 0 only; every rank waits until it is written)."""
+    if run.dist.main:
+        state.generator = run.generator.get_state()
+        state.torch_rng = torch.get_rng_state()
+        state.optimizer = run.optimizer.state_dict()
+        state.scheduler = run.scheduler.state_dict()
+        state.scaler = run.scaler.state_dict() if run.scaler is not None else None
+        weights = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+        ckpt = Checkpoint(spec=run.spec, state_dict=weights, classes=run.classes, dataset=run.dataset,
+                          training={"config": asdict(run.config), "history": list(state.history),
+                                    "test_acc": state.history[-1]["test_acc"] if state.history else float("nan"),
+                                    "device": str(run.device), "processes": run.dist.world, "finished": False},
+                          resume=_cpu(state.to_dict()))
+        save_checkpoint(ckpt, path)
+    run.dist.barrier()
+
+
+def _cpu(obj: Any) -> Any:
+    """Tensors anywhere in a nested structure moved to the CPU (a checkpoint holds no device tensors)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj

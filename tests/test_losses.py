@@ -60,5 +60,5 @@ def test_modular_loss_total_and_gradients():
 
 
 def test_kernel_rate():
-    assert kernel_rate([torch.tensor([[0.0, 0.5], [0.1, 0.0]]), torch.tensor([[0.2, 0.3]])]) == pytest.approx(4 / 6)
-    assert kernel_rate([]) == 1.0
+    assert float(kernel_rate([torch.tensor([[0.0, 0.5], [0.1, 0.0]]), torch.tensor([[0.2, 0.3]])])) == pytest.approx(4 / 6)
+    assert float(kernel_rate([])) == 1.0

@@ -1,0 +1,138 @@
+"""Training runs: reproducible, resumable (after a save or a SIGTERM), and on two processes through
+torchrun (gloo on CPU), with distributed modularization equal to a single process's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mwt.checkpoint import load_checkpoint
+from mwt.data import Split, load_split
+from mwt.train import TrainConfig, train
+
+TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")
+
+
+def _data(n: int = 96, seed: int = 0) -> Split:
+    g = torch.Generator().manual_seed(seed)
+    return Split((torch.rand(n, 1, 28, 28, generator=g) * 255).to(torch.uint8), torch.arange(n) % 10)
+
+
+def _equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_weights():
+    data = _data(64)
+    config = TrainConfig(epochs=1, seed=5, **TINY)
+    assert _equal(train(config, data, data, show_progress=False).state_dict,
+                  train(config, data, data, show_progress=False).state_dict)
+
+
+@pytest.mark.parametrize("recipe", ["paper", "cost"])
+def test_two_epochs_equal_one_epoch_then_resume(tmp_path, recipe):
+    data = _data()
+    config = TrainConfig.from_recipe(recipe, epochs=2, seed=1, **TINY)
+    saved = tmp_path / "run.pt"
+    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
+    halfway = load_checkpoint(saved)
+    assert halfway.resume is not None and halfway.training["finished"] is False
+    assert len(halfway.training["history"]) == 1
+    resumed = train(config, data, data, show_progress=False, resume=halfway)
+    assert _equal(whole.state_dict, resumed.state_dict)
+    assert [h["epoch"] for h in resumed.training["history"]] == [1, 2]
+
+
+def mwt(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mwt", *args], capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, tiny_fashion_dir):
+    args = ["train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625", "--epochs", "12",
+            "--batch-size", "16", "--seed", "2"]
+    reference = tmp_path / "reference.pt"
+    assert mwt(*args, "--out", str(reference)).returncode == 0
+    out = tmp_path / "run.pt"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mwt", *args, "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None and proc.stdout.readline().startswith("training")
+    assert proc.stdout.readline().startswith("epoch   1")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith(f"interrupted: saved a resumable checkpoint to {out}")
+    stopped = load_checkpoint(out)
+    assert stopped.resume is not None
+    done = mwt("train", "--resume", str(out), "--data-dir", str(tiny_fashion_dir))
+    assert done.returncode == 0, done.stderr
+    final, ref = load_checkpoint(out), load_checkpoint(reference)
+    assert final.resume is None and final.training["finished"]
+    assert _equal(final.state_dict, ref.state_dict)  # stopping and resuming changed nothing
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "resnet18"], "model resnet18 differs from the run"),
+    (["--epochs", "3"], "epochs 3 differs from the run"),
+])
+def test_resume_refuses_another_run(tmp_path, tiny_fashion_dir, extra, message):
+    data = _data()
+    saved = tmp_path / "run.pt"
+    train(TrainConfig(epochs=2, **TINY), data, data, show_progress=False, save_path=saved, save_every=1)
+    before = saved.read_bytes()
+    result = mwt("train", "--resume", str(saved), "--data-dir", str(tiny_fashion_dir), *extra)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert saved.read_bytes() == before
+
+
+def test_resume_refuses_a_finished_run_and_amp_on_cpu(tmp_path, shared_checkpoint_file, tiny_fashion_dir):
+    result = mwt("train", "--resume", str(shared_checkpoint_file))
+    assert result.returncode == 2 and "nothing to resume" in result.stderr
+    result = mwt("train", "--amp", "bf16", "--device", "cpu", "--data-dir", str(tiny_fashion_dir),
+                 "--out", str(tmp_path / "m.pt"))
+    assert result.returncode == 2 and "needs a CUDA GPU" in result.stderr and not (tmp_path / "m.pt").exists()
+
+
+def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), "-m", "mwt",
+         *args], capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+def test_two_processes_train_one_model_and_modularize_like_one(tmp_path, tiny_fashion_dir):
+    out = tmp_path / "ddp.pt"
+    result = torchrun(2, "train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625",
+                      "--epochs", "2", "--batch-size", "32", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("epoch   2") == 1  # only rank 0 prints
+    ckpt = load_checkpoint(out)
+    assert ckpt.training["processes"] == 2 and ckpt.training["weights_agree_across_processes"] is True
+    history = ckpt.training["history"]
+    assert all(0 <= h["test_acc"] <= 1 and 0 <= h["kernel_rate"] <= 1 and h["loss"] > 0 for h in history)
+    assert [p.name for p in tmp_path.iterdir()] == ["ddp.pt", "ddp.jsonl"] or sorted(
+        p.name for p in tmp_path.iterdir()) == ["ddp.jsonl", "ddp.pt"]
+
+    single = tmp_path / "single.pt"
+    single.write_bytes(out.read_bytes())
+    assert mwt("modularize", str(single), "--data-dir", str(tiny_fashion_dir), "-q").returncode == 0
+    result = torchrun(2, "modularize", str(out), "--data-dir", str(tiny_fashion_dir), "-q")
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = load_checkpoint(single).modularization, load_checkpoint(out).modularization
+    assert torch.equal(a.class_counts, b.class_counts)
+    for layer in a.layers:
+        assert torch.equal(a.frequency[layer], b.frequency[layer])
+        torch.testing.assert_close(a.gate_mean[layer], b.gate_mean[layer])
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_one_line(tmp_path, tiny_fashion_dir):
+    result = torchrun(3, "train", "--data-dir", str(tiny_fashion_dir), "--batch-size", "32", "--out",
+                      str(tmp_path / "m.pt"))
+    assert result.returncode != 0 and not (tmp_path / "m.pt").exists()
+    ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert ours == ["error: the batch size 32 does not split evenly over 3 processes; use a multiple of 3"]
