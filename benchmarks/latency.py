@@ -30,7 +30,7 @@ from runtime.composed import ComposedClassifier, Composition
 from runtime.latency import compare_latency
 from runtime.metadata import GateMode
 from runtime.module_file import ModuleFile, module_from_model
-from runtime.session import SessionSettings
+from runtime.session import SessionSettings, providers_for
 
 BASELINE = "plain full"
 
@@ -102,7 +102,7 @@ def check_output_folder(out_dir: Path) -> None:
 def latency_benchmark(
     checkpoint: Path, class_spec: str, *, batches: tuple[int, ...] = (1, 32, 256), threads: int = 2,
     align: int = DEFAULT_ALIGN, min_seconds: float = 2.0, data_dir: Path | None = None,
-    accuracy_samples: int | None = None, compiler: ModuleCompiler | None = None,
+    accuracy_samples: int | None = None, compiler: ModuleCompiler | None = None, provider: str = "cpu",
 ) -> LatencyResult:
     """Measure every configuration at every batch size; see the module docstring."""
     compiler = compiler or ModuleCompiler.from_file(checkpoint)
@@ -110,14 +110,15 @@ def latency_benchmark(
     if threads < 0 or any(b < 1 for b in batches):
         raise MwtError("threads must be >= 0 and batch sizes >= 1")
     configs = build_configs(compiler, classes, align)
-    settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
+    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
     runners = {
         name: ComposedClassifier(modules, settings=settings,
                                  mode=Composition.sessions if name == "composed sessions" else Composition.merged)
         for name, modules in configs.items()
     }
     flops = {name: sum(m.flops for m in mods) for name, mods in configs.items()}
-    result = LatencyResult(classes=[compiler.ckpt.classes[c] for c in classes], threads=threads, provider="CPU")
+    used = next(iter(runners.values())).providers[0].removesuffix("ExecutionProvider")
+    result = LatencyResult(classes=[compiler.ckpt.classes[c] for c in classes], threads=threads, provider=used)
     result.sizes = {name: sum(m.model.ByteSize() for m in mods) for name, mods in configs.items()}
     rows = compare_latency({name: r.logits for name, r in runners.items()}, compiler.ckpt.spec.input_shape, batches,
                            BASELINE, min_seconds=min_seconds)
