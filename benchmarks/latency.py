@@ -81,7 +81,7 @@ def build_configs(compiler: ModuleCompiler, classes: tuple[int, ...], align: int
     configs[f"union (align {align})"] = [module(classes, align=align)]
     if align != 1:
         configs["union (align 1)"] = [module(classes, align=1)]
-    configs[f"union folded (align {align})"] = [module(classes, align=align, gates=GateMode.folded)]
+    configs[f"union folded (align {align})"] = [module(classes, align=align, gates=GateMode.folded, force_folded=True)]
     if len(classes) > 1:
         singles = [module((c,), align=align) for c in classes]
         configs["composed merged"] = singles

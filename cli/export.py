@@ -26,6 +26,8 @@ def export(
         help="dynamic: keep the pruned mask generators (exact); folded: per-kernel constant gates, folded "
         "into the weights (no generators, approximate).")] = GateMode.dynamic,
     align: Align = DEFAULT_ALIGN,
+    force_folded: Annotated[bool, typer.Option(
+        "--force-folded", help="Fold gates even where constant gates cannot represent the classes.")] = False,
     full: Annotated[bool, typer.Option("--full", help="Export the whole modular model instead (all classes).")] = False,
     plain: Annotated[bool, typer.Option(
         "--plain", help="Export the whole model without gates instead: the baseline a module is timed against.")] = False,
@@ -45,7 +47,8 @@ def export(
     target = out or Path("-".join(c.strip().lower() for c in classes.split(",") if c.strip()) + ".onnx")
     check_writable(target)
     compiler = ModuleCompiler.from_file(checkpoint)
-    options = ExportOptions(compiler.resolve(classes), threshold=threshold, gates=gates, align=align)
+    options = ExportOptions(compiler.resolve(classes), threshold=threshold, gates=gates, align=align,
+                            force_folded=force_folded)
     report = export_module_file(compiler, options, target)
     print(report.table())
     print(f"wrote {target}")

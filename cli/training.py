@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.options import Classes, DataDir, Download, Quiet, Threshold, choices, number
+from cli.options import Align, Classes, DataDir, Download, Quiet, Threshold, choices, number
 from mwt.atomic import check_writable
-from mwt.defaults import DEFAULT_THRESHOLD
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.errors import MwtError
 from mwt.registry import DATASETS, MAX_WIDTH, MODELS, RECIPES
 
@@ -175,3 +175,44 @@ def evaluate(
     test_data = load_split(ckpt.dataset, "test", data_dir, download)
     report = subtask_report(ckpt, indices, test_data, threshold)
     print(json.dumps(asdict(report), indent=2) if as_json else report.table())
+
+
+@app.command()
+def finetune(
+    checkpoint: Annotated[Path, typer.Argument(help="A modularized checkpoint.")],
+    classes: Classes,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the module (default: <classes>.pt).")] = None,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.", min=1, max=100_000)] = 10,
+    lr: Annotated[float, typer.Option(help="Initial SGD learning rate (cosine schedule).",
+                                      callback=number(0, 100, low_open=True))] = 0.01,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", min=1, max=1 << 16)] = 128,
+    seed: Annotated[int, typer.Option(help="Random seed.", min=0)] = 0,
+    threshold: Threshold = DEFAULT_THRESHOLD,
+    align: Align = DEFAULT_ALIGN,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name.")] = "auto",
+    data_dir: DataDir = None,
+    download: Download = False,
+    quiet: Quiet = False,
+) -> None:
+    """Cut a module out as a gate-free network (gates folded into its batch norms) and fine-tune it on its classes."""
+    from mwt.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+    from mwt.data import load_split, resolve_classes
+    from mwt.finetune import FinetuneConfig
+    from mwt.finetune import finetune as run_finetune
+
+    ckpt = load_checkpoint(checkpoint)
+    indices = resolve_classes(ckpt.classes, classes)
+    ckpt.require_modularization(checkpoint)
+    out = out or Path("-".join(ckpt.classes[i] for i in indices) + ".pt")
+    check_writable(out)
+    config = FinetuneConfig(tuple(indices), threshold, align, epochs, lr, batch_size, seed, device)
+    config.validate(len(ckpt.classes))
+    train_data = load_split(ckpt.dataset, "train", data_dir, download)
+    test_data = load_split(ckpt.dataset, "test", data_dir, download)
+    if not quiet:
+        print(f"fine-tuning the module of {', '.join(ckpt.classes[i] for i in indices)} for {epochs} epochs", flush=True)
+    tuned, report = run_finetune(ckpt, config, train_data, test_data, source_sha256=file_sha256(checkpoint),
+                                 show_progress=not quiet)
+    save_checkpoint(tuned, out)
+    print(report.table())
+    print(f"wrote {out} (export it with: mwt-export --classes {','.join(tuned.classes)} {out})")

@@ -31,9 +31,15 @@ from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from mwt.cost import cost_model
 from mwt.data import resolve_classes
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_threshold
-from mwt.modularize import folded_gate_values, krr, module_kernels
+from mwt.modularize import folded_gate_values, folding_error, krr, module_kernels
 from mwt.models import build_model, gated_layers
 from runtime.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata
+
+
+# Folded gates whose constants miss the real gates by more than this (RMS, relative, worst layer)
+# are refused unless forced: on trained models beyond it, folded modules lost most of their accuracy
+# (see docs/results.md, "folded gates").
+FOLDING_LIMIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class ExportOptions:
     threshold: float = DEFAULT_THRESHOLD
     gates: GateMode = GateMode.dynamic
     align: int = DEFAULT_ALIGN  # round each stream's kept kernel count up to a multiple of this
+    force_folded: bool = False  # fold gates even where constants cannot represent the classes
 
     def validate(self, num_classes: int) -> None:
         """The one place export options are checked."""
@@ -74,6 +81,7 @@ class ExportReport:
     plain: Cost
     seconds: float = 0.0
     file_bytes: int = 0
+    folding_error: float | None = None  # folded gates: how far the constants are from the real gates
     retained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the kept kernels
 
     @property
@@ -96,6 +104,8 @@ class ExportReport:
             f"({self.plain.flops / 1e6:.2f} M, {self.flops_ratio:.1f}x fewer); the modular one has "
             f"{self.full.flops / 1e6:.2f} M",
             f"parameters       {self.module.params / 1e3:.1f} k of {self.full.params / 1e3:.1f} k",
+            *([f"folding error    {100 * self.folding_error:.1f}% (RMS gate error of the constant gates, worst layer)"]
+              if self.folding_error is not None else []),
             f"file size        {self.file_bytes / 1024:.1f} KiB",
             f"export time      {self.seconds:.2f} s",
         ]
@@ -187,9 +197,18 @@ class ModuleCompiler:
         classes = list(options.classes)
         retained = self.kernels(options)
         graph = gs.import_onnx(self._prepared)
+        folding = None
         if options.gates is GateMode.folded and self.gated:
-            values = folded_gate_values(self.ckpt.require_modularization(), classes,
-                                        {k: torch.from_numpy(v) for k, v in retained.items()})
+            mod = self.ckpt.require_modularization()
+            masks = {k: torch.from_numpy(v) for k, v in retained.items()}
+            folding = folding_error(mod, classes, masks)
+            if folding > FOLDING_LIMIT and not options.force_folded:
+                raise ExportError(
+                    f"folded gates cannot represent {', '.join(self.ckpt.classes[c] for c in classes)}: constant gates "
+                    f"miss the per-sample gates by {100 * folding:.0f}% RMS (limit {100 * FOLDING_LIMIT:.0f}%), and "
+                    "accuracy can collapse; keep dynamic gates, fine-tune a gate-free module (mwt finetune), or "
+                    "force it (--force-folded)")
+            values = folded_gate_values(mod, classes, masks)
             freeze_gates(graph, {k: v.numpy() for k, v in values.items()})
         else:
             mask_gates(graph, retained)
@@ -203,7 +222,7 @@ class ModuleCompiler:
             classes=[self.ckpt.classes[c] for c in classes],
             layers=[LayerKeep(k, int(v.sum()), int(v.size)) for k, v in retained.items()],
             krr=krr({k: torch.from_numpy(v) for k, v in retained.items()}) if retained else None,
-            module=module_cost, full=self.full_cost, plain=self.plain_cost, retained=retained,
+            module=module_cost, full=self.full_cost, plain=self.plain_cost, retained=retained, folding_error=folding,
         )
         self._write_metadata(module, module_cost, gates=options.gates if self.gated else None,
                              options=options, report=report)
@@ -229,6 +248,7 @@ class ModuleCompiler:
             align=options.align if per_module else None,  # type: ignore[union-attr]
             krr=report.krr if report else None,
             layers=tuple(report.layers) if report else (),
+            folding_error=report.folding_error if report else None,
             finetune=self.ckpt.training.get("finetune"),
         ).write(proto)
 

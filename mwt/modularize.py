@@ -237,3 +237,29 @@ def frozen_gates(model: nn.Module, values: dict[str, torch.Tensor]) -> Iterator[
 def folded_gate_values(mod: Modularization, classes: list[int], kept: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The constant gates of a folded module: the classes' pooled mean gate on kept kernels, 0 elsewhere."""
     return {k: pooled_statistic(mod, "gate_mean", k, classes).float() * kept[k].float() for k in kept}
+
+
+def folding_error(mod: Modularization, classes: list[int], kept: dict[str, torch.Tensor]) -> float:
+    """How far folded (constant) gates are from the per-sample gates they replace, 0 = exact.
+
+    Per layer: the root-mean-square difference between each kept kernel's gate and its constant
+    (the classes' pooled mean), over the classes' samples, relative to the gates' own RMS; the
+    figure is the worst layer's. It needs each class's mean and mean squared gate; a checkpoint
+    modularized before squared gates were recorded counts only the spread between the classes.
+    """
+    counts = mod.class_counts[classes].double()
+    weights = counts / counts.sum().clamp(min=1)
+    worst = 0.0
+    for layer in mod.layers:
+        mask = kept[layer].bool()
+        if not mask.any():
+            continue
+        mean = mod.gate_mean[layer][classes][:, mask].double()  # (K, C)
+        square = (mod.gate_sq_mean[layer][classes][:, mask].double() if mod.gate_sq_mean is not None
+                  else mean * mean)
+        constant = (weights[:, None] * mean).sum(0)
+        miss = (weights[:, None] * (square - 2 * constant * mean + constant * constant)).sum()
+        energy = (weights[:, None] * square).sum()
+        if energy > 0:
+            worst = max(worst, float((miss.clamp(min=0) / energy).sqrt()))
+    return worst

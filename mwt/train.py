@@ -239,7 +239,7 @@ class _Run:
 def train(
     config: TrainConfig, train_data: Split, test_data: Split, *, log_path: Path | None = None,
     show_progress: bool = True, on_epoch_end: EpochHook | None = None, save_path: Path | None = None,
-    save_every: int = 0, resume: Checkpoint | None = None, dist: Dist = Dist(),
+    save_every: int = 0, resume: Checkpoint | None = None, start: Checkpoint | None = None, dist: Dist = Dist(),
 ) -> Checkpoint:
     """Train a model as `config` says and return it as a checkpoint (not yet modularized).
 
@@ -249,10 +249,11 @@ def train(
     `on_epoch_end(epoch, model)` may add figures of its own (it must leave the weights alone).
     `save_path` receives a resumable checkpoint every `save_every` epochs and when SIGINT or
     SIGTERM stops the run (which then raises Interrupted). Under several processes only rank 0
-    prints, logs and writes.
+    prints, logs and writes. `start` trains from a checkpoint's network and weights instead of a
+    fresh one (a compact module being fine-tuned); its classes are the labels 0..k-1 of the data.
     """
     config.validate(dist.world)
-    run, state = _setup(config, resume, dist)
+    run, state = _setup(config, resume or start, dist, fresh=resume is None)
     train_data = train_data.subset(config.train_limit)
     test_data = test_data.subset(config.test_limit)
     if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
@@ -305,19 +306,22 @@ def _weights_agree(model: nn.Module, dist: Dist, device: torch.device) -> bool:
     return True
 
 
-def _setup(config: TrainConfig, resume: Checkpoint | None, dist: Dist) -> tuple[_Run, RunState]:
+def _setup(config: TrainConfig, initial: Checkpoint | None, dist: Dist, fresh: bool) -> tuple[_Run, RunState]:
+    """The run's network and state: new, from `initial`'s weights (fresh), or resumed from it."""
     info = dataset_info(config.dataset)
     device = resolve_device(config.device, dist)
     if config.amp != "off" and device.type != "cuda":
         raise MwtError(f"--amp {config.amp} needs a CUDA GPU; this run is on {device}")
     torch.manual_seed(config.seed)
-    spec = spec_for(config, info)
+    spec = initial.spec if initial is not None else spec_for(config, info)
+    classes = list(initial.classes) if initial is not None else list(info.classes)
     model = build_model(spec)
     state = RunState()
-    if resume is not None:
-        state = RunState.from_dict(resume.resume)
-        model.load_state_dict(resume.state_dict)
-    cost = cost_model(model, spec.input_shape) if config.modular else None
+    if initial is not None:
+        model.load_state_dict(initial.state_dict)
+        if not fresh:
+            state = RunState.from_dict(initial.resume)
+    cost = cost_model(model, spec.input_shape) if spec.modular else None
     gate_names = [n for n, _ in gated_layers(model)]
     model = model.to(device)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
@@ -334,7 +338,7 @@ def _setup(config: TrainConfig, resume: Checkpoint | None, dist: Dist) -> tuple[
     generator = torch.Generator().manual_seed(config.seed)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
-               gate_names, list(info.classes), info.name)
+               gate_names, classes, info.name)
     return run, state
 
 
@@ -432,7 +436,7 @@ def _stop_agreed(stop: StopRequest, dist: Dist, device: torch.device) -> bool:
 def _stop(run: _Run, state: RunState, save_path: Path | None, signum: int | None) -> None:
     code = 128 + (signum or signal.SIGINT)
     if save_path is None:
-        raise Interrupted("the run was not saved (no output path)", code)
+        raise Interrupted("nothing was written", code)
     _save_resumable(run, state, save_path)
     raise Interrupted(f"saved a resumable checkpoint to {save_path}; continue with: mwt train --resume {save_path}",
                       code)

@@ -105,6 +105,7 @@ class ModuleMetadata:
     krr: float | None = None
     layers: tuple[LayerKeep, ...] = ()
     precision: Precision = Precision.fp32
+    folding_error: float | None = None  # folded gates: RMS miss of the constant gates (worst layer)
     calibration: dict[str, Any] | None = None  # INT8: how the activation ranges were calibrated
     finetune: dict[str, Any] | None = None  # a fine-tuned module: its source checkpoint and settings
     parts: tuple[dict[str, Any], ...] = ()
@@ -136,6 +137,7 @@ class ModuleMetadata:
             "mwt.align": None if self.align is None else str(self.align),
             "mwt.krr": None if self.krr is None else f"{self.krr:.6f}",
             "mwt.layers": json.dumps([[k.name, k.retained, k.total] for k in self.layers]) if self.layers else None,
+            "mwt.folding_error": None if self.folding_error is None else f"{self.folding_error:.6f}",
             "mwt.calibration": None if self.calibration is None else json.dumps(self.calibration),
             "mwt.finetune": None if self.finetune is None else json.dumps(self.finetune),
             "mwt.parts": json.dumps(list(self.parts)) if self.parts else None,
@@ -175,6 +177,7 @@ class ModuleMetadata:
                 krr=optional("mwt.krr", float),
                 layers=tuple(LayerKeep(str(n), int(r), int(t)) for n, r, t in json.loads(props.get("mwt.layers", "[]"))),
                 precision=Precision(props.get("mwt.precision", "fp32")),
+                folding_error=optional("mwt.folding_error", float),
                 calibration=optional("mwt.calibration", json.loads),
                 finetune=optional("mwt.finetune", json.loads),
                 parts=tuple(json.loads(props.get("mwt.parts", "[]"))),

@@ -66,7 +66,7 @@ def test_alignment_widths_and_exactness(arch, align):
 def test_folded_gates_equal_pytorch_with_the_same_constant_gates(arch):
     compiler = compiler_for(arch)
     classes = (2, 5)
-    module, report = compiler.compile(ExportOptions(classes, align=1, gates=GateMode.folded))
+    module, report = compiler.compile(ExportOptions(classes, align=1, gates=GateMode.folded, force_folded=True))
     assert not {"MatMul", "Tanh"} & {n.op_type for n in module.graph.node}  # the generators are gone
     kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
     frozen = folded_gate_values(compiler.ckpt.modularization, list(classes), kept)
@@ -114,7 +114,7 @@ from exporter.compile import ExportOptions, ModuleCompiler, model_digest
 from runtime.metadata import GateMode
 from tests.conftest import random_checkpoint
 compiler = ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s")
-print(model_digest(compiler.compile(ExportOptions((2, 5), gates=GateMode(sys.argv[1])))[0]))
+print(model_digest(compiler.compile(ExportOptions((2, 5), gates=GateMode(sys.argv[1]), force_folded=True))[0]))
 """
 
 
@@ -123,7 +123,7 @@ def test_byte_identical_output_across_processes(gates):
     from exporter.compile import ModuleCompiler
 
     here = model_digest(ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s").compile(
-        ExportOptions((2, 5), gates=gates))[0])
+        ExportOptions((2, 5), gates=gates, force_folded=True))[0])
     there = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT, gates.value], capture_output=True, text=True,
                            check=True).stdout.strip()
     assert here == there
@@ -142,6 +142,29 @@ def test_metadata():
     assert [(k.name, k.retained, k.total) for k in meta.layers] == [(k.name, k.retained, k.total) for k in report.layers]
     assert [o.name for o in module.graph.output] == ["logits"]
     assert ModuleMetadata.from_props(meta.to_props()) == meta
+
+
+def test_folded_gates_are_refused_where_constants_cannot_represent_the_classes():
+    from exporter.compile import ModuleCompiler
+    from exporter.errors import ExportError
+
+    ckpt = random_checkpoint("vgg16", width=0.125, seed=1)
+    mod = ckpt.modularization
+    # Gates that are the same for every sample of both classes: constants are exact.
+    mod.gate_mean = {k: v[:1].expand_as(v).clone() for k, v in mod.gate_mean.items()}
+    mod.gate_sq_mean = {k: v * v for k, v in mod.gate_mean.items()}
+    compiler = ModuleCompiler(ckpt)
+    _, report = compiler.compile(ExportOptions((2, 5), gates=GateMode.folded))
+    assert report.folding_error == pytest.approx(0.0, abs=1e-3)
+    # Gates that are on for one class and off for the other: one constant cannot serve both.
+    for layer, v in mod.gate_mean.items():
+        v[2], v[5] = 0.9, 0.0
+        mod.gate_sq_mean[layer] = v * v
+    with pytest.raises(ExportError, match="folded gates cannot represent pullover, sandal.*--force-folded"):
+        compiler.compile(ExportOptions((2, 5), gates=GateMode.folded))
+    module, report = compiler.compile(ExportOptions((2, 5), gates=GateMode.folded, force_folded=True))
+    assert report.folding_error == pytest.approx(0.5 ** 0.5, abs=1e-3)  # constant 0.45 vs gates 0.9 and 0
+    assert ModuleMetadata.read(module).folding_error == pytest.approx(report.folding_error, abs=1e-5)
 
 
 # --- the command line ------------------------------------------------------------------------
