@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from exporter.compile import ExportOptions, ModuleCompiler
-from mwt.data import Split, load_split
+from exporter.evaluate import subtask_accuracy
+from mwt.data import load_split
 from mwt.defaults import DEFAULT_ALIGN
 from mwt.errors import MwtError
 from runtime.composed import ComposedClassifier, Composition
 from runtime.latency import compare_latency
-from runtime.metadata import GateMode
+from runtime.metadata import GateMode, Precision
 from runtime.module_file import ModuleFile, module_from_model
 from runtime.session import SessionSettings, providers_for
 
@@ -71,14 +71,27 @@ class LatencyResult:
         return "\n".join(lines)
 
 
-def build_configs(compiler: ModuleCompiler, classes: tuple[int, ...], align: int = DEFAULT_ALIGN) -> dict[str, list[ModuleFile]]:
-    """Every configuration as the module files it runs (one file, or one per class for compositions)."""
+def build_configs(compiler: ModuleCompiler, classes: tuple[int, ...], align: int = DEFAULT_ALIGN,
+                  data_dir: Path | None = None) -> dict[str, list[ModuleFile]]:
+    """Every configuration as the module files it runs (one file, or one per class for compositions).
+    The INT8 row needs training images of the classes to calibrate on; without them it is left out."""
 
     def module(cls: tuple[int, ...], **kw: object) -> ModuleFile:
         return module_from_model(compiler.compile(ExportOptions(cls, **kw))[0])  # type: ignore[arg-type]
 
     configs = {BASELINE: [module_from_model(compiler.plain_model)], "full modular": [module_from_model(compiler.full_model)]}
-    configs[f"union (align {align})"] = [module(classes, align=align)]
+    union = ExportOptions(classes, align=align)
+    fp32 = compiler.compile(union)[0]
+    configs[f"union (align {align})"] = [module_from_model(fp32)]
+    configs[f"union fp16 (align {align})"] = [module_from_model(
+        compiler.lower(fp32, ExportOptions(classes, align=align, precision=Precision.fp16)))]
+    try:
+        calibration = compiler.calibration(classes, union.calibration_images, data_dir)
+    except MwtError:
+        calibration = None
+    if calibration is not None:
+        int8 = ExportOptions(classes, align=align, precision=Precision.int8)
+        configs[f"union int8 (align {align})"] = [module_from_model(compiler.lower(fp32, int8, calibration))]
     if align != 1:
         configs["union (align 1)"] = [module(classes, align=1)]
     configs[f"union folded (align {align})"] = [module(classes, align=align, gates=GateMode.folded, force_folded=True)]
@@ -109,7 +122,7 @@ def latency_benchmark(
     classes = compiler.resolve(class_spec)
     if threads < 0 or any(b < 1 for b in batches):
         raise MwtError("threads must be >= 0 and batch sizes >= 1")
-    configs = build_configs(compiler, classes, align)
+    configs = build_configs(compiler, classes, align, data_dir)
     settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
     runners = {
         name: ComposedClassifier(modules, settings=settings,
@@ -134,21 +147,6 @@ def latency_benchmark(
         result.accuracy = subtask_accuracy({k: v.logits for k, v in runners.items() if k != "composed sessions"},
                                            test, list(classes))
     return result
-
-
-def subtask_accuracy(runs: dict[str, Callable[[np.ndarray], np.ndarray]], test: Split,
-                     classes: list[int]) -> dict[str, float]:
-    """Accuracy of each run on a sub-task's test images. A run with more logits than classes (a
-    whole model) is restricted to the sub-task's classes' logits, in the sub-task's order."""
-    x = test.images.numpy().astype(np.float32) / 255.0
-    target = np.array([classes.index(int(c)) for c in test.labels.numpy()])
-    out = {}
-    for name, run in runs.items():
-        logits = np.concatenate([run(x[i:i + 500]) for i in range(0, len(x), 500)])
-        if logits.shape[1] != len(classes):
-            logits = logits[:, classes]
-        out[name] = float((logits.argmax(1) == target).mean())
-    return out
 
 
 def save_result(result: LatencyResult, out_dir: Path) -> tuple[Path, Path | None]:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.latency import subtask_accuracy
 from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.evaluate import subtask_accuracy
 from mwt.checkpoint import file_sha256, load_checkpoint
 from mwt.data import load_split
 from mwt.finetune import FinetuneConfig, finetune
@@ -54,8 +54,8 @@ def subtask_rows(compiler: ModuleCompiler, classes: tuple[int, ...], aligns: lis
         protos[name] = ModuleCompiler(tuned).compile(ExportOptions(tuple(range(len(classes)))))[0]
     settings = SessionSettings(intra_op_threads=args.threads, providers=("CPUExecutionProvider",))
     runners = {name: ComposedClassifier([module_from_model(p)], settings=settings) for name, p in protos.items()}
-    test = test_data.where(list(classes))  # type: ignore[attr-defined]
-    accuracy = subtask_accuracy({k: r.logits for k, r in runners.items() if k != "plain full"}, test, list(classes))
+    accuracy = subtask_accuracy({k: r.logits for k, r in runners.items() if k != "plain full"}, test_data,  # type: ignore[arg-type]
+                                list(classes))
     timings = compare_latency({k: r.logits for k, r in runners.items()}, ckpt.spec.input_shape, tuple(args.batches),
                               "plain full", min_seconds=args.seconds)
     plain = compiler.plain_cost.flops

@@ -9,6 +9,7 @@ import typer
 
 from cli.options import Align, Classes, DataDir, number, numbers
 from mwt.defaults import DEFAULT_ALIGN
+from runtime.session import Provider
 
 app = typer.Typer(help="Measured benchmarks: latency of modules against the full model.", no_args_is_help=True)
 
@@ -24,6 +25,8 @@ def latency(
     seconds: Annotated[float, typer.Option(help="Minimum measuring time per batch size.",
                                            callback=number(0, 3600, low_open=True))] = 2.0,
     out: Annotated[Path, typer.Option(help="Folder for latency.json and latency.png.")] = Path("results/latency"),
+    provider: Annotated[Provider, typer.Option(help="onnxruntime execution provider (auto: the best there is).")
+                        ] = Provider.cpu,
     data_dir: DataDir = None,
 ) -> None:
     """Latency and accuracy of the full models, the union module and composed single-class modules, side by side."""
@@ -31,7 +34,7 @@ def latency(
 
     check_output_folder(out)
     result = latency_benchmark(checkpoint, classes, batches=tuple(batch), threads=threads, align=align,
-                               min_seconds=seconds, data_dir=data_dir)
+                               min_seconds=seconds, data_dir=data_dir, provider=provider.value)
     print(result.table())
     paths = save_result(result, out)
     print("wrote " + ", ".join(str(p) for p in paths if p))

@@ -58,7 +58,8 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
         if type(e).__name__ == "NoArgsIsHelpError":  # the help has been printed
             return 0
         format_message = getattr(e, "format_message", None)
-        print(f"error: {format_message() if format_message else e}", file=sys.stderr)
+        message = format_message() if format_message else str(e)
+        print(f"error: {message.replace('Value error, ', '')}", file=sys.stderr)  # typer's validator prefix
         return 2
     except (typer.Abort, KeyboardInterrupt):
         result = 130

@@ -9,11 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from cli.entrypoint import exit_process, run_app
-from cli.options import Align, Classes, Threshold
+from cli.options import Align, Classes, DataDir, Threshold, choices
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
-from runtime.metadata import GateMode
+from runtime.metadata import GateMode, Precision
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+ExportPrecision = choices([p.value for p in Precision if p is not Precision.mixed])
 
 
 @app.command("export")
@@ -28,11 +29,20 @@ def export(
     align: Align = DEFAULT_ALIGN,
     force_folded: Annotated[bool, typer.Option(
         "--force-folded", help="Fold gates even where constant gates cannot represent the classes.")] = False,
+    precision: Annotated[ExportPrecision, typer.Option(  # type: ignore[valid-type]
+        help="fp32; int8 (static QDQ, calibrated on training images of the classes; for CPUs); "
+        "fp16 (for GPUs)")] = ExportPrecision("fp32"),
+    calibration_images: Annotated[int, typer.Option(
+        help="INT8: how many training images of the classes calibrate the activation ranges.", min=1,
+        max=100_000)] = 512,
+    data_dir: DataDir = None,
     full: Annotated[bool, typer.Option("--full", help="Export the whole modular model instead (all classes).")] = False,
     plain: Annotated[bool, typer.Option(
         "--plain", help="Export the whole model without gates instead: the baseline a module is timed against.")] = False,
 ) -> None:
     """Compile a per-module ONNX file by physically removing the kernels the classes do not use."""
+    from onnxruntime import get_available_providers as available_providers
+
     from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
     from mwt.atomic import check_writable, write_bytes_atomic
 
@@ -47,9 +57,13 @@ def export(
     target = out or Path("-".join(c.strip().lower() for c in classes.split(",") if c.strip()) + ".onnx")
     check_writable(target)
     compiler = ModuleCompiler.from_file(checkpoint)
+    precision = Precision(precision.value)
     options = ExportOptions(compiler.resolve(classes), threshold=threshold, gates=gates, align=align,
-                            force_folded=force_folded)
-    report = export_module_file(compiler, options, target)
+                            force_folded=force_folded, precision=precision, calibration_images=calibration_images)
+    if precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
+        typer.echo("warning: an FP16 module gains nothing on a CPU (onnxruntime computes it through float32); "
+                   "it is meant for GPUs", err=True)
+    report = export_module_file(compiler, options, target, data_dir=data_dir)
     print(report.table())
     print(f"wrote {target}")
 

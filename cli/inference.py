@@ -9,14 +9,18 @@ from typing import Annotated
 
 import typer
 
-from cli.options import number
+from cli.options import choices, number
 from runtime.composed import Composition
+from runtime.session import Provider
 
 app = typer.Typer()
+TritonInstance = choices(["cpu", "gpu"])
 
 Mode = Annotated[Composition, typer.Option(
     help="merged: one graph; sessions: one session per module, in turn; sessions-parallel: in a thread pool.")]
 Threads = Annotated[int, typer.Option(help="onnxruntime intra-op threads (0: one per core).", min=0, max=1024)]
+ProviderOption = Annotated[Provider, typer.Option(
+    "--provider", help="Where to run: auto (CUDA when this onnxruntime has it, else CPU), cpu, cuda, tensorrt.")]
 
 
 @app.command()
@@ -51,15 +55,17 @@ def predict(
     inputs: Annotated[list[Path], typer.Argument(help="Images (PNG, JPEG, ...), folders of them, or .npy batches.")],
     mode: Mode = Composition.merged,
     threads: Threads = 0,
+    provider: ProviderOption = Provider.auto,
     top: Annotated[int, typer.Option(help="Show this many most likely classes per image.", min=1)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Classify images with a module or a composed classifier, converting them to its input spec."""
     from runtime.composed import ComposedClassifier
     from runtime.images import load_inputs
-    from runtime.session import SessionSettings
+    from runtime.session import SessionSettings, providers_for
 
-    clf = ComposedClassifier.from_files([model], mode=mode, settings=SessionSettings(intra_op_threads=threads))
+    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
+    clf = ComposedClassifier.from_files([model], mode=mode, settings=settings)
     batch, names = load_inputs(inputs, clf.input_spec)
     result = clf.predict(batch)
     if as_json:
@@ -96,6 +102,7 @@ def serve(
                                                 "beyond it: 408.", callback=number(0, 3600, low_open=True))] = 10.0,
     mode: Mode = Composition.merged,
     threads: Threads = 0,
+    provider: ProviderOption = Provider.auto,
     allow_mixed_sources: Annotated[bool, typer.Option(
         "--allow-mixed-sources", help="Allow modules from different checkpoints (their logits are not on one scale).")] = False,
 ) -> None:
@@ -106,14 +113,40 @@ def serve(
     from runtime.composed import ComposedClassifier
     from runtime.images import InputLimits
     from runtime.server import ServerConfig, create_app, listen
-    from runtime.session import SessionSettings
+    from runtime.session import SessionSettings, providers_for
 
-    clf = ComposedClassifier.from_files(modules, mode=mode, settings=SessionSettings(intra_op_threads=threads),
-                                        allow_mixed_sources=allow_mixed_sources)
+    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
+    clf = ComposedClassifier.from_files(modules, mode=mode, settings=settings, allow_mixed_sources=allow_mixed_sources)
     config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size), int(max_body_mb * (1 << 20)),
                           InputLimits(max_pixels=max_pixels, max_samples=max_samples), body_timeout)
     sock = listen(host, port)  # before saying so: a port in use or a bad host fails here, in one line
-    typer.echo(f"serving {', '.join(clf.classes)} on http://{host}:{port}", err=True)
+    typer.echo(f"serving {', '.join(clf.classes)} on http://{host}:{port} ({clf.providers[0]})", err=True)
     server = uvicorn.Server(uvicorn.Config(create_app(clf, config), log_level="warning",
                                            timeout_graceful_shutdown=30))
     server.run(sockets=[sock])
+
+
+@app.command("triton-repo")
+def triton_repo(
+    modules: Annotated[list[Path], typer.Argument(help="Module files from mwt-export (or composed files).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The model repository folder to write.")],
+    merged: Annotated[bool, typer.Option("--merged", help="One model: the composition of all modules.")] = False,
+    max_batch_size: Annotated[int, typer.Option(help="Triton's max_batch_size.", min=1, max=65536)] = 32,
+    instance: Annotated[TritonInstance, typer.Option(help="Where Triton runs each model instance.")  # type: ignore[valid-type]
+                        ] = TritonInstance("cpu"),
+    instances: Annotated[int, typer.Option(help="Model instances per model.", min=1, max=1024)] = 1,
+    max_queue_delay_us: Annotated[int, typer.Option(help="Dynamic batching: longest wait for company, in µs.",
+                                                    min=0, max=10_000_000)] = 5000,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists and is not empty.")] = False,
+) -> None:
+    """Write a Triton Inference Server model repository (onnxruntime_onnx models) for the modules."""
+    from runtime.module_file import read_module
+    from runtime.triton import TritonSettings, write_repository
+
+    parts = [read_module(p) for p in modules]
+    settings = TritonSettings(max_batch_size, instance.value, instances, max_queue_delay_us)
+    names = write_repository(parts, out, settings, merged=merged, force=force)
+    for name in names:
+        typer.echo(f"{out}/{name}: config.pbtxt, labels.txt, 1/model.onnx")
+    typer.echo(f"serve it with: docker run --rm -p8000:8000 -v {out.resolve()}:/models nvcr.io/nvidia/tritonserver:<version>-py3 "
+               "tritonserver --model-repository=/models")

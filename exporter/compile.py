@@ -33,7 +33,7 @@ from mwt.data import resolve_classes
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_threshold
 from mwt.modularize import folded_gate_values, folding_error, krr, module_kernels
 from mwt.models import build_model, gated_layers
-from runtime.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata
+from runtime.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata, Precision
 
 
 # Folded gates whose constants miss the real gates by more than this (RMS, relative, worst layer)
@@ -51,6 +51,8 @@ class ExportOptions:
     gates: GateMode = GateMode.dynamic
     align: int = DEFAULT_ALIGN  # round each stream's kept kernel count up to a multiple of this
     force_folded: bool = False  # fold gates even where constants cannot represent the classes
+    precision: Precision = Precision.fp32
+    calibration_images: int = 512  # INT8: training images of the module's classes for the activation ranges
 
     def validate(self, num_classes: int) -> None:
         """The one place export options are checked."""
@@ -63,6 +65,8 @@ class ExportOptions:
         check_threshold(self.threshold)
         if not 1 <= self.align <= 1024:
             raise ExportError(f"align must be in 1..1024, got {self.align}")
+        if not 1 <= self.calibration_images <= 100_000:
+            raise ExportError(f"the calibration image count must be in 1..100000, got {self.calibration_images}")
 
 
 @dataclass
@@ -82,6 +86,8 @@ class ExportReport:
     seconds: float = 0.0
     file_bytes: int = 0
     folding_error: float | None = None  # folded gates: how far the constants are from the real gates
+    precision: Precision = Precision.fp32
+    accuracy: dict[str, float] = field(default_factory=dict)  # on the classes' test images, where measured
     retained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the kept kernels
 
     @property
@@ -106,6 +112,8 @@ class ExportReport:
             f"parameters       {self.module.params / 1e3:.1f} k of {self.full.params / 1e3:.1f} k",
             *([f"folding error    {100 * self.folding_error:.1f}% (RMS gate error of the constant gates, worst layer)"]
               if self.folding_error is not None else []),
+            f"precision        {self.precision.value}",
+            *[f"accuracy         {100 * v:.2f}% ({k}, on the classes' test images)" for k, v in self.accuracy.items()],
             f"file size        {self.file_bytes / 1024:.1f} KiB",
             f"export time      {self.seconds:.2f} s",
         ]
@@ -130,9 +138,10 @@ class ModuleCompiler:
         self.input = InputSpec(shape=ckpt.spec.input_shape, dataset=ckpt.dataset)
         self.streams = cost_model(model, ckpt.spec.input_shape).streams if self.gated else ()
         self._exported = export_with_gates(model, ckpt.spec.input_shape)
-        graph = import_graph(self._exported)
+        self._imported = gs.export_onnx(import_graph(self._exported))  # constants folded, shapes inferred
+        graph = gs.import_onnx(self._imported)
         sink_channel_scales(graph)
-        self._prepared = gs.export_onnx(graph)  # every module starts from this graph
+        self._prepared = gs.export_onnx(graph)  # every module with dynamic gates starts from this graph
 
     @classmethod
     def from_file(cls, path: str | Path) -> ModuleCompiler:
@@ -196,9 +205,12 @@ class ModuleCompiler:
         start = time.perf_counter()
         classes = list(options.classes)
         retained = self.kernels(options)
-        graph = gs.import_onnx(self._prepared)
+        folded = options.gates is GateMode.folded and self.gated
+        # Folded gates stay right after their convs (not sunk past ReLU and pooling) so that
+        # fold_channel_scales can move them into the conv weights.
+        graph = gs.import_onnx(self._imported if folded else self._prepared)
         folding = None
-        if options.gates is GateMode.folded and self.gated:
+        if folded:
             mod = self.ckpt.require_modularization()
             masks = {k: torch.from_numpy(v) for k, v in retained.items()}
             folding = folding_error(mod, classes, masks)
@@ -230,6 +242,36 @@ class ModuleCompiler:
         report.file_bytes = module.ByteSize()
         return module, report
 
+    def calibration(self, classes: tuple[int, ...], count: int, data_dir: Path | None = None) -> np.ndarray:
+        """`count` training images of `classes` (seeded sample), float32 in [0, 1], as training saw them."""
+        from mwt.data import load_split
+        from mwt.errors import MwtError
+
+        try:
+            train = load_split(self.ckpt.dataset, "train", data_dir)
+        except MwtError as e:
+            raise ExportError(f"INT8 calibration needs training images of the module's classes, and {e}") from None
+        images = train.where(list(classes)).sample(count, seed=0).images
+        return images.numpy().astype(np.float32) / 255.0
+
+    def lower(self, module: onnx.ModelProto, options: ExportOptions, calibration: np.ndarray | None = None
+              ) -> onnx.ModelProto:
+        """The module at `options.precision` (INT8 needs `calibration` images, see `calibration`)."""
+        from exporter.precision import convert_fp16, quantize_int8
+
+        if options.precision is Precision.fp32:
+            return module
+        if options.precision is Precision.fp16:
+            return convert_fp16(module)
+        if calibration is None:
+            raise ExportError("INT8 export needs calibration images")
+        lowered = quantize_int8(module, calibration)
+        meta = ModuleMetadata.read(lowered)
+        info = {**(meta.calibration or {}), "classes": [self.ckpt.classes[c] for c in options.classes],
+                "dataset": self.ckpt.dataset, "seed": 0}
+        replace(meta, calibration=info).write(lowered)
+        return lowered
+
     def _write_metadata(self, proto: onnx.ModelProto, cost: Cost, *, gates: GateMode | None,
                         options: ExportOptions | None = None, report: ExportReport | None = None) -> None:
         classes = options.classes if options else range(len(self.ckpt.classes))
@@ -253,15 +295,36 @@ class ModuleCompiler:
         ).write(proto)
 
 
-def export_module_file(compiler: ModuleCompiler, options: ExportOptions, out: str | Path) -> ExportReport:
-    """Compile a module and write it to `out` atomically."""
+def export_module_file(compiler: ModuleCompiler, options: ExportOptions, out: str | Path, *,
+                       data_dir: Path | None = None) -> ExportReport:
+    """Compile a module at its precision and write it to `out` atomically. A lowered module's
+    accuracy on its classes' test images is measured beside the FP32 one's where they are at hand."""
     from mwt.atomic import write_bytes_atomic
 
     model, report = compiler.compile(options)
+    if options.precision is not Precision.fp32:
+        calibration = (compiler.calibration(options.classes, options.calibration_images, data_dir)
+                       if options.precision is Precision.int8 else None)
+        lowered = compiler.lower(model, options, calibration)
+        report.accuracy = _accuracy({"fp32": model, options.precision.value: lowered}, compiler, options, data_dir)
+        model, report.precision = lowered, options.precision
     data = model.SerializeToString(deterministic=True)
     write_bytes_atomic(out, data)
     report.file_bytes = len(data)
     return report
+
+
+def _accuracy(models: dict[str, onnx.ModelProto], compiler: ModuleCompiler, options: ExportOptions,
+              data_dir: Path | None) -> dict[str, float]:
+    from exporter.evaluate import module_accuracy
+    from mwt.data import load_split
+    from mwt.errors import MwtError
+
+    try:
+        test = load_split(compiler.ckpt.dataset, "test", data_dir)
+    except MwtError:
+        return {}
+    return module_accuracy(models, test, list(options.classes))
 
 
 def model_digest(model: onnx.ModelProto) -> str:

@@ -8,7 +8,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from mwt.errors import MwtError
-from runtime.metadata import INPUT, LABEL, LOGITS, PROBABILITIES, ModuleMetadata
+from runtime.metadata import INPUT, LABEL, LOGITS, PROBABILITIES, ModuleMetadata, Precision
 from runtime.module_file import ModuleFile
 
 
@@ -28,9 +28,12 @@ def merge_modules(modules: list[ModuleFile]) -> onnx.ModelProto:
     int64 = the index of the predicted class. The file carries mwt metadata, so it can itself
     be composed, predicted with or served.
     """
-    opsets = {tuple((o.domain, o.version) for o in m.model.opset_import) for m in modules}
-    if len(opsets) > 1:
-        raise MwtError("the modules use different ONNX opsets; export them with the same mwt version")
+    opsets: dict[str, int] = {}
+    for m in modules:  # quantized modules may import an extra domain; one version per domain
+        for o in m.model.opset_import:
+            if opsets.setdefault(o.domain, o.version) != o.version:
+                raise MwtError(f"the modules use different versions ({opsets[o.domain]}, {o.version}) of the ONNX "
+                               f"opset '{o.domain or 'ai.onnx'}'; export them with the same mwt version")
     nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
     part_logits: list[str] = []
@@ -55,8 +58,9 @@ def merge_modules(modules: list[ModuleFile]) -> onnx.ModelProto:
          helper.make_tensor_value_info(LABEL, TensorProto.INT64, ["batch"])],
         initializers,
     )
-    model = helper.make_model(graph, opset_imports=list(first.model.opset_import), producer_name="mwt-compose")
-    model.ir_version = first.model.ir_version
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+                              producer_name="mwt-compose")
+    model.ir_version = max(m.model.ir_version for m in modules)
     sources = sorted({m.source for m in modules})
     precisions = {m.meta.precision for m in modules}
     ModuleMetadata(
@@ -68,7 +72,7 @@ def merge_modules(modules: list[ModuleFile]) -> onnx.ModelProto:
         plain_flops=first.meta.plain_flops,
         module_params=sum(m.meta.module_params for m in modules),
         full_params=first.meta.full_params,
-        precision=precisions.pop() if len(precisions) == 1 else first.meta.precision,
+        precision=precisions.pop() if len(precisions) == 1 else Precision.mixed,
         parts=tuple(
             {"classes": m.classes, "krr": m.meta.krr, "flops": m.flops, "source": m.source,
              "gates": m.meta.gates.value if m.meta.gates else None, "align": m.meta.align,

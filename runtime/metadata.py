@@ -38,6 +38,7 @@ class Precision(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
     int8 = "int8"
+    mixed = "mixed"  # a composed file whose modules differ (each part says its own)
 
 
 @dataclass(frozen=True)

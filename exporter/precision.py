@@ -1,0 +1,93 @@
+"""Lower-precision modules, after the compiler's passes: INT8 (static, QDQ) and FP16.
+
+INT8 uses onnxruntime's static quantization: QDQ format (Quantize/DequantizeLinear pairs around
+each op, which onnxruntime fuses into integer kernels), per-channel weight scales, unsigned 8-bit
+activations and signed 8-bit weights (the pairing onnxruntime's x86 kernels run fastest),
+activation ranges calibrated (min/max) on real images of the module's own classes. FP16 converts
+weights and compute to half precision and keeps float32 inputs and outputs, so a caller sees no
+difference in types. Both keep the module's graph inputs, outputs and metadata.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from exporter.errors import ExportError
+from runtime.metadata import INPUT, ModuleMetadata, Precision
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over an in-memory array of images."""
+
+    def __init__(self, images: np.ndarray, batch: int = 64) -> None:
+        self._batches: Iterator[np.ndarray] = (images[i:i + batch] for i in range(0, len(images), batch))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        x = next(self._batches, None)
+        return None if x is None else {INPUT: np.ascontiguousarray(x, dtype=np.float32)}
+
+
+def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray, *, per_channel: bool = True) -> onnx.ModelProto:
+    """The module with INT8 weights and activations (QDQ), ranges calibrated on `calibration`
+    (N, C, H, W) float32 images in [0, 1]."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(calibration) == 0:
+        raise ExportError("INT8 calibration needs at least one image")
+    meta = ModuleMetadata.read(model)
+    with tempfile.TemporaryDirectory(prefix="mwt-int8-") as work:
+        src, pre, dst = Path(work) / "fp32.onnx", Path(work) / "pre.onnx", Path(work) / "int8.onnx"
+        onnx.save(model, src)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)  # folds and fuses before quantizing
+        quantize_static(
+            str(pre), str(dst), _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=_narrow_convs(onnx.load(str(pre))),
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        quantized = onnx.load(str(dst))
+    quantized.producer_name = "mwt-export"
+    _keep_metadata(quantized, meta, Precision.int8, {"images": int(len(calibration)), "method": "minmax",
+                                                     "format": "QDQ", "per_channel": per_channel,
+                                                     "activations": "uint8", "weights": "int8"})
+    return quantized
+
+
+def _narrow_convs(model: onnx.ModelProto, least: int = 8) -> list[str]:
+    """Convs that stay FP32: those reading fewer than `least` channels (the first conv reads the
+    image). Integer kernels pack channels in blocks; below a block they run slower than float ones
+    (measured: the 1-channel first conv took 10x longer in INT8)."""
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    return [n.name for n in model.graph.node
+            if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in weights and weights[n.input[1]][1] < least]
+
+
+def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The module with float16 weights and compute, float32 inputs and outputs."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    meta = ModuleMetadata.read(model)
+    try:
+        half = convert_float_to_float16(model, keep_io_types=True)
+    except Exception as e:  # the converter raises plain exceptions for ops it cannot handle
+        raise ExportError(f"cannot convert the module to FP16: {str(e).splitlines()[0][:160]}") from None
+    # The converter appends its input casts at the end of the node list: sort the graph again.
+    half = gs.export_onnx(gs.import_onnx(half).toposort())
+    half.producer_name = "mwt-export"
+    _keep_metadata(half, meta, Precision.fp16, None)
+    onnx.checker.check_model(half)
+    return half
+
+
+def _keep_metadata(model: onnx.ModelProto, meta: ModuleMetadata, precision: Precision,
+                   calibration: dict | None) -> None:
+    from dataclasses import replace
+
+    replace(meta, precision=precision, calibration=calibration).write(model)
