@@ -140,7 +140,7 @@ def latency_benchmark(
         result.rows.append(Row(r.config, r.batch, r.median_ms, r.p90_ms, flops[r.config], r.speedup, ratio,
                                r.speedup / ratio))
     try:
-        test = load_split(compiler.ckpt.dataset, "test", data_dir).where(list(classes)).subset(accuracy_samples)
+        test = load_split(compiler.ckpt.source, "test", data_dir, classes=compiler.ckpt.classes).where(list(classes)).subset(accuracy_samples)
     except MwtError:
         test = None
     if test is not None:

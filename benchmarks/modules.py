@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",")]
     compiler = ModuleCompiler(load_checkpoint(args.checkpoint), file_sha256(args.checkpoint))
-    train_data = load_split(compiler.ckpt.dataset, "train")
-    test_data = load_split(compiler.ckpt.dataset, "test")
+    train_data = load_split(compiler.ckpt.source, "train", classes=compiler.ckpt.classes)
+    test_data = load_split(compiler.ckpt.source, "test", classes=compiler.ckpt.classes)
     rows = []
     for spec in args.subtasks.split(";"):
         classes = compiler.resolve(spec)

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     ckpt = load_checkpoint(args.checkpoint)
     mod = ckpt.require_modularization(args.checkpoint)
-    test = load_split(ckpt.dataset, "test")
+    test = load_split(ckpt.source, "test", classes=ckpt.classes)
     subtasks = [resolve_classes(ckpt.classes, s) for s in args.subtasks.split(";")]
     rows = []
     for t in (float(v) for v in args.thresholds.split(",")):

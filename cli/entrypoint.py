@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import typer
 
@@ -43,6 +44,8 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
     except MwtError as e:
         if speak:
             print(f"error: {e}", file=sys.stderr)
+        else:  # torchrun stops the group when the first process exits: let rank 0 say why first
+            time.sleep(2.0)
         return 2
     except Interrupted as e:
         if speak:

@@ -19,6 +19,7 @@ app = typer.Typer()
 ModelName = choices(MODELS)
 RecipeName = choices(RECIPES)
 Amp = choices(["off", "bf16", "fp16"])
+Storage = choices(["auto", "memory", "stream"])
 
 
 @app.command()
@@ -27,7 +28,8 @@ def train(
         "--out", "-o", help="Where to write the checkpoint (default: model.pt; with --resume, the resumed file).")] = None,
     model: Annotated[ModelName, typer.Option(help="Architecture.")] = ModelName("vgg16"),  # type: ignore[valid-type]
     dataset: Annotated[str, typer.Option(
-        help=f"A built-in dataset ({', '.join(DATASETS)}).")] = "fashion-mnist",
+        help=f"A built-in dataset ({', '.join(DATASETS)}), or a folder of images with one subfolder per class "
+        "(and optionally train/ and test/ or val/ splits).")] = "fashion-mnist",
     width: Annotated[float, typer.Option(
         help="Channel-width multiplier (0.25 trains a quarter-width net).", callback=number(0, MAX_WIDTH, low_open=True),
     )] = 1.0,
@@ -57,6 +59,19 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the run saved in this resumable checkpoint, as it was configured.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on only the first N training images.", min=1)] = None,
+    image_size: Annotated[Optional[int], typer.Option(
+        help="Image folders: resize to this square size (default: the images' common size, else 32).",
+        min=1, max=4096)] = None,
+    channels: Annotated[Optional[int], typer.Option(
+        help="Image folders: 1 (grayscale) or 3 (RGB) (default: detected).", min=1, max=3)] = None,
+    test_fraction: Annotated[float, typer.Option(
+        help="Image folders without train/ and test/: share of each class held out for testing (seeded).",
+        callback=number(0, 1, low_open=True, high_open=True))] = 0.2,
+    storage: Annotated[Storage, typer.Option(  # type: ignore[valid-type]
+        help="Image folders: decode once into memory, stream batches from the files, or auto (stream past "
+        "the memory budget).")] = Storage("auto"),
+    strict: Annotated[bool, typer.Option("--strict", help="Image folders: refuse files that cannot be decoded "
+                                         "(default: skip them with a warning).")] = False,
     log: Annotated[Optional[Path], typer.Option(
         help="JSON-lines log of every epoch, appended to (default: OUT with .jsonl).")] = None,
     data_dir: DataDir = None,
@@ -65,13 +80,17 @@ def train(
 ) -> None:
     """Train a modular CNN (or the standard baseline) and save it as a checkpoint; torchrun runs it on several processes."""
     from mwt.checkpoint import load_checkpoint, save_checkpoint
-    from mwt.data import load_split
+    from mwt.data import load_dataset
     from mwt.distributed import Dist, join, leave, world_from_env
     from mwt.train import TrainConfig, resolve_device
     from mwt.train import train as run_training
 
+    if Path(dataset).is_dir():
+        dataset = str(Path(dataset).resolve())
     given = dict(model=model.value, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value)
+                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
+                 image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
+                 strict=strict)
     previous = None
     if resume is not None:
         previous = load_checkpoint(resume)
@@ -79,7 +98,8 @@ def train(
             raise MwtError(f"{resume} is a finished run (or not a resumable checkpoint); there is nothing to resume")
         config = TrainConfig.from_dict(previous.training.get("config", {}))
         defaults = dict(model="vgg16", dataset="fashion-mnist", width=1.0, modular=True, epochs=200, batch_size=128,
-                        lr=0.05, beta_warmup=0, seed=0, train_limit=None, recipe="paper")
+                        lr=0.05, beta_warmup=0, seed=0, train_limit=None, recipe="paper", image_size=None,
+                        channels=None, test_fraction=0.2, storage="auto", strict=False)
         for key, value in given.items():
             if value != defaults[key] and value != getattr(config, key):
                 raise MwtError(f"{key} {value} differs from the run in {resume} ({getattr(config, key)}); "
@@ -98,16 +118,21 @@ def train(
             check_writable(path)
     dist = join(resolve_device(device, Dist(rank, world, local)))
     try:
-        train_data = load_split(config.dataset, "train", data_dir, download)
-        test_data = load_split(config.dataset, "test", data_dir, download)
+        data = load_dataset(previous.source if previous else config.source(), data_dir, download,
+                            show_progress=not quiet and dist.main)
+        if previous and list(data.info.classes) != previous.classes:
+            raise MwtError(f"the dataset now holds classes {list(data.info.classes)}, not the run's {previous.classes}")
+        train_data, test_data = data.train, data.test
         if dist.main:
             kind = "standard" if not config.modular else f"modular ({config.recipe} recipe)"
             where = f" on {dist.world} processes" if dist.active else ""
             start = f", resumed after epoch {len(previous.training.get('history', []))}" if previous else ""
-            print(f"training a {kind} {config.model} (width {config.width}) on {config.dataset}{where}: "
-                  f"{len(train_data.subset(config.train_limit))} images, {config.epochs} epochs{start}", flush=True)
+            shape = "x".join(map(str, (data.info.channels, *data.info.size)))
+            print(f"training a {kind} {config.model} (width {config.width}) on {data.info.name}{where}: "
+                  f"{len(train_data.subset(config.train_limit))} images of {shape}, {len(data.info.classes)} classes, "
+                  f"{config.epochs} epochs{start}", flush=True)
         ckpt = run_training(config, train_data, test_data, log_path=log, show_progress=not quiet, save_path=out,
-                            save_every=save_every, resume=previous, dist=dist)
+                            save_every=save_every, resume=previous, dist=dist, info=data.info, source=data.source)
         if dist.main:
             save_checkpoint(ckpt, out)
             print(f"test accuracy {100 * ckpt.training['test_acc']:.2f}%; wrote {out} (epoch log {log})")
@@ -141,7 +166,7 @@ def modularize(
     device = resolve_device("auto", Dist(rank, world, local))
     dist = join(device)
     try:
-        train_data = load_split(ckpt.dataset, "train", data_dir, download).subset(limit)
+        train_data = load_split(ckpt.source, "train", data_dir, download, classes=ckpt.classes).subset(limit)
         ckpt.modularization = kernel_frequency(ckpt.build(), train_data, len(ckpt.classes), show_progress=not quiet,
                                                device=device, dist=dist)
     finally:
@@ -149,7 +174,7 @@ def modularize(
     if not dist.main:
         return
     save_checkpoint(ckpt, checkpoint)
-    test_data = load_split(ckpt.dataset, "test", data_dir, download)
+    test_data = load_split(ckpt.source, "test", data_dir, download, classes=ckpt.classes)
     print(module_report(ckpt, test_data, threshold).table())
 
 
@@ -172,7 +197,7 @@ def evaluate(
     ckpt = load_checkpoint(checkpoint)
     indices = resolve_classes(ckpt.classes, classes)
     ckpt.require_modularization(checkpoint)
-    test_data = load_split(ckpt.dataset, "test", data_dir, download)
+    test_data = load_split(ckpt.source, "test", data_dir, download, classes=ckpt.classes)
     report = subtask_report(ckpt, indices, test_data, threshold)
     print(json.dumps(asdict(report), indent=2) if as_json else report.table())
 
@@ -207,8 +232,8 @@ def finetune(
     check_writable(out)
     config = FinetuneConfig(tuple(indices), threshold, align, epochs, lr, batch_size, seed, device)
     config.validate(len(ckpt.classes))
-    train_data = load_split(ckpt.dataset, "train", data_dir, download)
-    test_data = load_split(ckpt.dataset, "test", data_dir, download)
+    train_data = load_split(ckpt.source, "train", data_dir, download, classes=ckpt.classes)
+    test_data = load_split(ckpt.source, "test", data_dir, download, classes=ckpt.classes)
     if not quiet:
         print(f"fine-tuning the module of {', '.join(ckpt.classes[i] for i in indices)} for {epochs} epochs", flush=True)
     tuned, report = run_finetune(ckpt, config, train_data, test_data, source_sha256=file_sha256(checkpoint),

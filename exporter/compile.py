@@ -135,7 +135,7 @@ class ModuleCompiler:
         self.gated = [n for n, _ in gated_layers(model)]
         if self.gated:
             ckpt.require_modularization()
-        self.input = InputSpec(shape=ckpt.spec.input_shape, dataset=ckpt.dataset)
+        self.input = InputSpec(shape=ckpt.spec.input_shape, dataset=ckpt.dataset, resize=ckpt.source.resize)
         self.streams = cost_model(model, ckpt.spec.input_shape).streams if self.gated else ()
         self._exported = export_with_gates(model, ckpt.spec.input_shape)
         self._imported = gs.export_onnx(import_graph(self._exported))  # constants folded, shapes inferred
@@ -248,7 +248,7 @@ class ModuleCompiler:
         from mwt.errors import MwtError
 
         try:
-            train = load_split(self.ckpt.dataset, "train", data_dir)
+            train = load_split(self.ckpt.source, "train", data_dir, classes=self.ckpt.classes)
         except MwtError as e:
             raise ExportError(f"INT8 calibration needs training images of the module's classes, and {e}") from None
         images = train.where(list(classes)).sample(count, seed=0).images
@@ -321,7 +321,7 @@ def _accuracy(models: dict[str, onnx.ModelProto], compiler: ModuleCompiler, opti
     from mwt.errors import MwtError
 
     try:
-        test = load_split(compiler.ckpt.dataset, "test", data_dir)
+        test = load_split(compiler.ckpt.source, "test", data_dir, classes=compiler.ckpt.classes)
     except MwtError:
         return {}
     return module_accuracy(models, test, list(options.classes))

@@ -18,8 +18,11 @@ from torch import nn
 
 from mwt import __version__
 from mwt.atomic import write_atomic
+from mwt.data.builtin import dataset_info
+from mwt.data.source import DataSource
 from mwt.errors import MwtError
 from mwt.models import ModelSpec, build_model, gated_layers
+from mwt.registry import DatasetInfo
 
 FORMAT = "mwt-checkpoint"
 FORMAT_VERSION = 1
@@ -74,6 +77,20 @@ class Checkpoint:
     modularization: Modularization | None = None
     mwt_version: str = __version__
     resume: dict[str, Any] | None = None  # a resumable run's state (mwt.train.RunState), None once finished
+    data: dict[str, Any] | None = None  # the DataSource (an image folder's path and preprocessing)
+
+    def dataset_info(self) -> DatasetInfo:
+        """What the model was trained on: a built-in dataset's entry, or an image folder's figures."""
+        if not self.source.is_folder:
+            return dataset_info(self.dataset)
+        spec = self.spec
+        return DatasetInfo(self.dataset, tuple(self.classes), spec.in_channels, spec.input_size, spec.mean, spec.std,
+                           spec.pad, augment="crop-flip")
+
+    @property
+    def source(self) -> DataSource:
+        """Where the training images came from and how they were preprocessed."""
+        return DataSource.from_dict(self.data) if self.data else DataSource(self.dataset)
 
     def build(self) -> nn.Module:
         """The network with this checkpoint's weights, in eval mode."""
@@ -107,6 +124,7 @@ class Checkpoint:
             "training": self.training,
             "modularization": self.modularization.to_dict() if self.modularization else None,
             "resume": self.resume,
+            "data": self.data,
         }
 
 
@@ -167,9 +185,15 @@ def checkpoint_from_dict(d: object, label: str = "the checkpoint") -> Checkpoint
     resume = d.get("resume")
     if resume is not None and not isinstance(resume, dict):
         raise MwtError(f"{label}: 'resume' must be a dict")
+    data = d.get("data")
+    if data is not None:
+        try:
+            DataSource.from_dict(data)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise MwtError(f"{label}: the data source is malformed ({type(e).__name__}: {e})") from None
     return Checkpoint(spec=spec, state_dict=state_dict, classes=list(classes), dataset=d["dataset"],
                       training=training, modularization=mod, mwt_version=str(d.get("mwt_version", "?")),
-                      resume=resume)
+                      resume=resume, data=data)
 
 
 def _check_spec(spec: ModelSpec, label: str) -> None:

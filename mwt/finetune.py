@@ -16,7 +16,7 @@ import torch
 
 from mwt.checkpoint import Checkpoint
 from mwt.cost import CostModel, cost_model
-from mwt.data import Split
+from mwt.data import AnySplit
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_threshold
 from mwt.errors import MwtError
 from mwt.models import GatedConv, build_model
@@ -113,15 +113,7 @@ def compact_module(ckpt: Checkpoint, classes: list[int], threshold: float = DEFA
         state[key] = value.clone()
     compact.load_state_dict(state)
     return Checkpoint(spec=spec, state_dict=compact.state_dict(), classes=[ckpt.classes[c] for c in classes],
-                      dataset=ckpt.dataset)
-
-
-def subtask_split(data: Split, classes: list[int]) -> Split:
-    """The samples of `classes`, labelled 0..k-1 in the order the classes are given."""
-    sub = data.where(classes)
-    lookup = torch.full((int(data.labels.max()) + 1,), -1, dtype=torch.long)
-    lookup[torch.tensor(classes)] = torch.arange(len(classes))
-    return Split(sub.images, lookup[sub.labels])
+                      dataset=ckpt.dataset, data=ckpt.data)
 
 
 @dataclass
@@ -148,7 +140,7 @@ class FinetuneReport:
 
 
 def finetune(
-    ckpt: Checkpoint, config: FinetuneConfig, train_data: Split, test_data: Split, *, source_sha256: str = "",
+    ckpt: Checkpoint, config: FinetuneConfig, train_data: AnySplit, test_data: AnySplit, *, source_sha256: str = "",
     show_progress: bool = True, log_path: Path | None = None,
 ) -> tuple[Checkpoint, FinetuneReport]:
     """Cut out the module of `config.classes`, fine-tune it on their training images, and report."""
@@ -156,7 +148,7 @@ def finetune(
     classes = list(config.classes)
     mod = ckpt.require_modularization()
     compact = compact_module(ckpt, classes, config.threshold, config.align)
-    sub_train, sub_test = subtask_split(train_data, classes), subtask_split(test_data, classes)
+    sub_train, sub_test = train_data.relabel(classes), test_data.relabel(classes)
     if len(sub_train) == 0:
         raise MwtError("the training data holds no images of these classes")
     full = ckpt.build()
@@ -169,7 +161,10 @@ def finetune(
     settings = TrainConfig(model=ckpt.spec.arch, dataset=ckpt.dataset, width=ckpt.spec.width, modular=False,
                            epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                            device=config.device)
-    tuned = train(settings, sub_train, sub_test, start=compact, show_progress=show_progress, log_path=log_path)
+    info = ckpt.dataset_info()
+    info = replace(info, classes=tuple(compact.classes))
+    tuned = train(settings, sub_train, sub_test, start=compact, show_progress=show_progress, log_path=log_path,
+                  info=info)
     report = FinetuneReport(
         classes=list(compact.classes), samples=len(sub_test), full_acc=full_acc, dynamic_acc=dynamic_acc,
         folded_acc=folded_acc, finetuned_acc=tuned.training["test_acc"],

@@ -22,7 +22,7 @@ from torch import nn
 
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
-from mwt.data import DatasetInfo, Split, batches_in_order, dataset_info
+from mwt.data import AnySplit, DataSource, DatasetInfo, batches_in_order, dataset_info
 from mwt.distributed import Dist
 from mwt.errors import Interrupted, MwtError
 from mwt.losses import kernel_rate, modular_loss
@@ -62,6 +62,12 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     train_limit: int | None = None  # use only the first N training samples (tests, quick runs)
     test_limit: int | None = None
+    # Image folders (`dataset` is then the folder's path): see mwt.data.folder.
+    image_size: int | None = None  # resize to this square size (None: the images' common size, else 32)
+    channels: int | None = None  # 1 or 3 (None: detected)
+    test_fraction: float = 0.2  # held out per class when the folder has no train/ and test/
+    storage: str = "auto"  # "memory", "stream" or "auto" (stream past the memory budget)
+    strict: bool = False  # refuse files that cannot be decoded instead of skipping them
 
     @classmethod
     def from_recipe(cls, recipe: str = "paper", *, alpha: float | None = None, beta: float | None = None,
@@ -80,11 +86,17 @@ class TrainConfig:
             raise MwtError(f"the checkpoint's training settings hold an unknown field '{unknown[0]}'")
         return cls(**d)
 
+    def source(self) -> DataSource:
+        """Where the images come from (a built-in name or a folder) and how they are preprocessed."""
+        size = (self.image_size, self.image_size) if self.image_size else None
+        return DataSource(self.dataset, size, self.channels, test_fraction=self.test_fraction, storage=self.storage,
+                          strict=self.strict)
+
     def validate(self, world: int = 1) -> None:
         """The one place training settings are checked (every comparison also rejects NaN)."""
         architecture(self.model)
         check_width(self.width)
-        dataset_info(self.dataset)
+        self.source().check()
         if not self.epochs > 0:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
         if not self.batch_size > 0:
@@ -127,7 +139,7 @@ def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
 
 @torch.no_grad()
 def accuracy(
-    model: nn.Module, data: Split, *, classes: list[int] | None = None, batch_size: int = 512,
+    model: nn.Module, data: AnySplit, *, classes: list[int] | None = None, batch_size: int = 512,
     device: torch.device | str = "cpu", dist: Dist = Dist(),
 ) -> float:
     """Top-1 accuracy; with `classes`, on those classes' samples with argmax over their logits only.
@@ -233,13 +245,15 @@ class _Run:
     cost: CostModel | None
     gate_names: list[str]
     classes: list[str]
-    dataset: str
+    info: DatasetInfo
+    data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
 
 
 def train(
-    config: TrainConfig, train_data: Split, test_data: Split, *, log_path: Path | None = None,
+    config: TrainConfig, train_data: AnySplit, test_data: AnySplit, *, log_path: Path | None = None,
     show_progress: bool = True, on_epoch_end: EpochHook | None = None, save_path: Path | None = None,
     save_every: int = 0, resume: Checkpoint | None = None, start: Checkpoint | None = None, dist: Dist = Dist(),
+    info: DatasetInfo | None = None, source: DataSource | None = None,
 ) -> Checkpoint:
     """Train a model as `config` says and return it as a checkpoint (not yet modularized).
 
@@ -251,9 +265,17 @@ def train(
     SIGTERM stops the run (which then raises Interrupted). Under several processes only rank 0
     prints, logs and writes. `start` trains from a checkpoint's network and weights instead of a
     fresh one (a compact module being fine-tuned); its classes are the labels 0..k-1 of the data.
+    `info` describes the data (default: the built-in dataset `config.dataset`); `source` (an image
+    folder's, as `load_dataset` settled it) is stored in the checkpoint.
     """
     config.validate(dist.world)
-    run, state = _setup(config, resume or start, dist, fresh=resume is None)
+    info = info or dataset_info(config.dataset)
+    run, state = _setup(config, info, resume or start, dist, fresh=resume is None)
+    initial = resume or start
+    if source is not None and source.is_folder:
+        run.data = source.to_dict()
+    elif initial is not None:
+        run.data = initial.data
     train_data = train_data.subset(config.train_limit)
     test_data = test_data.subset(config.test_limit)
     if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
@@ -286,7 +308,7 @@ def train(
     agree = _weights_agree(run.model, dist, run.device)
     run.model.eval().cpu()
     return Checkpoint(
-        spec=run.spec, state_dict=run.model.state_dict(), classes=run.classes, dataset=run.dataset,
+        spec=run.spec, state_dict=run.model.state_dict(), classes=run.classes, dataset=run.info.name, data=run.data,
         training={"config": asdict(config), "history": state.history, "test_acc": state.history[-1]["test_acc"],
                   "device": str(run.device), "processes": dist.world, "weights_agree_across_processes": agree,
                   "finished": True},
@@ -306,9 +328,9 @@ def _weights_agree(model: nn.Module, dist: Dist, device: torch.device) -> bool:
     return True
 
 
-def _setup(config: TrainConfig, initial: Checkpoint | None, dist: Dist, fresh: bool) -> tuple[_Run, RunState]:
+def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, dist: Dist,
+           fresh: bool) -> tuple[_Run, RunState]:
     """The run's network and state: new, from `initial`'s weights (fresh), or resumed from it."""
-    info = dataset_info(config.dataset)
     device = resolve_device(config.device, dist)
     if config.amp != "off" and device.type != "cuda":
         raise MwtError(f"--amp {config.amp} needs a CUDA GPU; this run is on {device}")
@@ -338,7 +360,7 @@ def _setup(config: TrainConfig, initial: Checkpoint | None, dist: Dist, fresh: b
     generator = torch.Generator().manual_seed(config.seed)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
-               gate_names, classes, info.name)
+               gate_names, classes, info)
     return run, state
 
 
@@ -348,7 +370,7 @@ def _steps_per_epoch(n: int, config: TrainConfig, dist: Dist) -> int:
     return -(-per_rank // local_batch)
 
 
-def _train_epoch(run: _Run, state: RunState, data: Split, epoch: int, stop: StopRequest, save_path: Path | None,
+def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: StopRequest, save_path: Path | None,
                  show_progress: bool) -> dict[str, float]:
     config, dist = run.config, run.dist
     steps = _steps_per_epoch(len(data), config, dist)
@@ -357,7 +379,7 @@ def _train_epoch(run: _Run, state: RunState, data: Split, epoch: int, stop: Stop
         if state.optimizer:
             _restore(run, state)
     run.forward.train()
-    info = dataset_info(config.dataset)
+    info = run.info
     beta = config.beta * min(1.0, epoch / config.beta_warmup) if config.beta_warmup else config.beta
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
         order = state.order
@@ -464,7 +486,7 @@ def _save_resumable(run: _Run, state: RunState, path: Path) -> None:
         state.scheduler = run.scheduler.state_dict()
         state.scaler = run.scaler.state_dict() if run.scaler is not None else None
         weights = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-        ckpt = Checkpoint(spec=run.spec, state_dict=weights, classes=run.classes, dataset=run.dataset,
+        ckpt = Checkpoint(spec=run.spec, state_dict=weights, classes=run.classes, dataset=run.info.name, data=run.data,
                           training={"config": asdict(run.config), "history": list(state.history),
                                     "test_acc": state.history[-1]["test_acc"] if state.history else float("nan"),
                                     "device": str(run.device), "processes": run.dist.world, "finished": False},

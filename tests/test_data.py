@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mwt.data import Split, _read_idx, batches, load_split, resolve_classes
+from mwt.data import Split, batches, load_split, resolve_classes
+from mwt.data.builtin import _read_idx
 from mwt.errors import MwtError
 from tests.conftest import FASHION, needs_fashion_mnist, write_idx
 

@@ -135,4 +135,5 @@ def test_a_batch_that_does_not_split_over_the_processes_is_one_line(tmp_path, ti
                       str(tmp_path / "m.pt"))
     assert result.returncode != 0 and not (tmp_path / "m.pt").exists()
     ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert ours, result.stderr[-3000:]
     assert ours == ["error: the batch size 32 does not split evenly over 3 processes; use a multiple of 3"]

@@ -1,0 +1,13 @@
+"""Datasets: the built-in ones and image folders, in memory or streamed, with one batching API."""
+
+from mwt.data.builtin import DEBIAN_FASHION_MNIST, dataset_info, default_data_dir
+from mwt.data.classes import resolve_classes
+from mwt.data.source import DataSource, Dataset, load_dataset, load_split
+from mwt.data.split import AnySplit, FileSplit, Split, augment_batch, batches, batches_in_order
+from mwt.registry import DATASETS, DatasetInfo
+
+__all__ = [
+    "DATASETS", "DEBIAN_FASHION_MNIST", "AnySplit", "DataSource", "Dataset", "DatasetInfo", "FileSplit", "Split",
+    "augment_batch", "batches", "batches_in_order", "dataset_info", "default_data_dir", "load_dataset", "load_split",
+    "resolve_classes",
+]
