@@ -30,7 +30,7 @@ from exporter.torch_export import export_with_gates
 from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from mwt.cost import cost_model
 from mwt.data import resolve_classes
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_threshold
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
 from mwt.modularize import folded_gate_values, folding_error, krr, module_kernels
 from mwt.models import build_model, gated_layers
 from runtime.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata, Precision
@@ -56,15 +56,7 @@ class ExportOptions:
 
     def validate(self, num_classes: int) -> None:
         """The one place export options are checked."""
-        if not self.classes:
-            raise ExportError("the class list is empty")
-        if len(set(self.classes)) != len(self.classes):
-            raise ExportError("a class is named twice in the class list")
-        if not all(0 <= c < num_classes for c in self.classes):
-            raise ExportError(f"class indices must be in 0..{num_classes - 1}, got {list(self.classes)}")
-        check_threshold(self.threshold)
-        if not 1 <= self.align <= 1024:
-            raise ExportError(f"align must be in 1..1024, got {self.align}")
+        check_selection(self.classes, num_classes, self.threshold, self.align)
         if not 1 <= self.calibration_images <= 100_000:
             raise ExportError(f"the calibration image count must be in 1..100000, got {self.calibration_images}")
 

@@ -17,7 +17,7 @@ import torch
 from mwt.checkpoint import Checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_threshold
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
 from mwt.errors import MwtError
 from mwt.models import GatedConv, build_model
 from mwt.modularize import folded_gate_values, module_kernels, retain_only
@@ -38,13 +38,7 @@ class FinetuneConfig:
     device: str = "auto"
 
     def validate(self, num_classes: int) -> None:
-        if not self.classes or len(set(self.classes)) != len(self.classes):
-            raise MwtError("name each class of the module once")
-        if not all(0 <= c < num_classes for c in self.classes):
-            raise MwtError(f"class indices must be in 0..{num_classes - 1}")
-        check_threshold(self.threshold)
-        if not 1 <= self.align <= 1024:
-            raise MwtError(f"align must be in 1..1024, got {self.align}")
+        check_selection(self.classes, num_classes, self.threshold, self.align)
         if not self.epochs > 0:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
         if not 0 < self.lr < float("inf"):

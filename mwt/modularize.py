@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -184,54 +184,48 @@ def module_coupling(mod: Modularization, threshold: float = DEFAULT_THRESHOLD) -
 
 
 @contextlib.contextmanager
-def retain_only(model: nn.Module, retained: dict[str, torch.Tensor]) -> Iterator[nn.Module]:
+def _forward_hooks(model: nn.Module, hooks: dict[str, Callable[..., object]], *, on_gate: bool) -> Iterator[nn.Module]:
+    """Within the block, each named gated layer (or its mask generator) runs its hook; gone on exit."""
+    blocks = dict(gated_layers(model))
+    missing = set(hooks) - set(blocks)
+    if missing:
+        raise MwtError(f"the model has no gated layer named {sorted(missing)[0]}")
+    handles = [(blocks[n].gate if on_gate else blocks[n]).register_forward_hook(h)  # type: ignore[union-attr]
+               for n, h in hooks.items()]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def retain_only(model: nn.Module, retained: dict[str, torch.Tensor]) -> contextlib.AbstractContextManager[nn.Module]:
     """Within the block, every unretained gated kernel's output is forced to zero.
 
     This is the PyTorch simulation of a module: the reference the exported ONNX file must match.
     The hooks are removed on exit, whatever happens.
     """
-    blocks = dict(gated_layers(model))
-    missing = set(retained) - set(blocks)
-    if missing:
-        raise MwtError(f"the model has no gated layer named {sorted(missing)[0]}")
-    handles = []
-    for name, mask in retained.items():
-        keep = mask.float()
 
-        def hook(_m: nn.Module, _inp: object, out: tuple[torch.Tensor, torch.Tensor], keep: torch.Tensor = keep):
+    def zeroing(keep: torch.Tensor) -> Callable[..., object]:
+        def hook(_m: nn.Module, _inp: object, out: tuple[torch.Tensor, torch.Tensor]) -> object:
             y, g = out
             k = keep.to(y.device)
             return y * k[None, :, None, None], g * k[None, :]
+        return hook
 
-        handles.append(blocks[name].register_forward_hook(hook))
-    try:
-        yield model
-    finally:
-        for h in handles:
-            h.remove()
+    return _forward_hooks(model, {n: zeroing(m.float()) for n, m in retained.items()}, on_gate=False)
 
 
-@contextlib.contextmanager
-def frozen_gates(model: nn.Module, values: dict[str, torch.Tensor]) -> Iterator[nn.Module]:
+def frozen_gates(model: nn.Module, values: dict[str, torch.Tensor]) -> contextlib.AbstractContextManager[nn.Module]:
     """Within the block, each named gated layer's gate is the constant `values[layer]` ((C,)) for
     every sample: the PyTorch simulation of a module with folded gates. Hooks go on exit."""
-    blocks = dict(gated_layers(model))
-    missing = set(values) - set(blocks)
-    if missing:
-        raise MwtError(f"the model has no gated layer named {sorted(missing)[0]}")
-    handles = []
-    for name, value in values.items():
-        const = value.float()
 
-        def hook(_m: nn.Module, _inp: object, out: torch.Tensor, const: torch.Tensor = const) -> torch.Tensor:
-            return const.to(out.device, out.dtype).expand_as(out)
+    def constant(value: torch.Tensor) -> Callable[..., object]:
+        def hook(_m: nn.Module, _inp: object, out: torch.Tensor) -> torch.Tensor:
+            return value.to(out.device, out.dtype).expand_as(out)
+        return hook
 
-        handles.append(blocks[name].gate.register_forward_hook(hook))  # type: ignore[union-attr]
-    try:
-        yield model
-    finally:
-        for h in handles:
-            h.remove()
+    return _forward_hooks(model, {n: constant(v.float()) for n, v in values.items()}, on_gate=True)
 
 
 def folded_gate_values(mod: Modularization, classes: list[int], kept: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
