@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from exporter.compile import ExportOptions, ModuleCompiler
 from mwt.checkpoint import file_sha256, load_checkpoint
 from mwt.synthetic import random_checkpoint

@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from exporter.compile import ExportOptions, ModuleCompiler
 from exporter.evaluate import subtask_accuracy
 from mwt.checkpoint import file_sha256, load_checkpoint

@@ -15,7 +15,6 @@ from typing import Annotated, Optional
 import typer
 
 
-
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
            high_open: bool = False) -> Callable[[float | None], float | None]:
     """A typer callback: the value must be finite and within [low, high] (open ends where asked)."""

@@ -22,7 +22,13 @@ from exporter.channels import plan_channels
 from exporter.errors import ExportError
 from exporter.flops import Cost, graph_cost
 from exporter.passes import (
-    finalize, fold_channel_scales, freeze_gates, import_graph, mask_gates, remove_identity_muls, select_classes,
+    finalize,
+    fold_channel_scales,
+    freeze_gates,
+    import_graph,
+    mask_gates,
+    remove_identity_muls,
+    select_classes,
     sink_channel_scales,
 )
 from exporter.slicing import apply_plan
@@ -31,10 +37,9 @@ from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from mwt.cost import cost_model
 from mwt.data import resolve_classes
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
-from mwt.modularize import folded_gate_values, folding_error, krr, module_kernels
 from mwt.models import build_model, gated_layers
+from mwt.modularize import folded_gate_values, folding_error, krr, module_kernels
 from runtime.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata, Precision
-
 
 # Folded gates whose constants miss the real gates by more than this (RMS, relative, worst layer)
 # are refused unless forced: on trained models beyond it, folded modules lost most of their accuracy

@@ -22,7 +22,7 @@ from torch import nn
 
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
-from mwt.data import AnySplit, DataSource, DatasetInfo, batches_in_order, dataset_info
+from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
 from mwt.distributed import Dist
 from mwt.errors import Interrupted, MwtError
 from mwt.losses import kernel_rate, modular_loss

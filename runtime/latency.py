@@ -69,7 +69,7 @@ def compare_latency(
     rows = []
     for batch in batches:
         x = rng.random((batch, *shape), dtype=np.float32)
-        timings = measure_side_by_side({name: (lambda f=f: f(x)) for name, f in candidates.items()},
+        timings = measure_side_by_side({name: (lambda f=f, x=x: f(x)) for name, f in candidates.items()},
                                        min_seconds=min_seconds)
         base = timings[baseline].median_ms
         rows += [LatencyRow(name, batch, t.median_ms, t.p90_ms, base / t.median_ms) for name, t in timings.items()]

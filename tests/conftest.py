@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from exporter.compile import ModuleCompiler
-
 from mwt.checkpoint import save_checkpoint
 from mwt.models import ModelSpec
 from mwt.registry import DATASETS

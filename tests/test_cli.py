@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mwt.checkpoint import load_checkpoint, save_checkpoint
 from cli import main
+from mwt.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import needs_fashion_mnist, random_checkpoint
 
 
@@ -131,8 +131,9 @@ def test_bad_checkpoints_never_destroyed(tmp_path, capsys, checkpoint_file):
 
 
 def test_help_lists_every_command_with_its_summary(capsys):
-    from cli import app
     from typer.main import get_command
+
+    from cli import app
 
     code, out, _ = run(capsys, "--help")
     assert code == 0

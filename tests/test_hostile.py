@@ -10,17 +10,16 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.fuzz import npy, npy_claiming, png_claiming
 from cli import main
 from exporter.compile import ExportOptions
 from mwt.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import compiler_for, random_checkpoint
-from benchmarks.fuzz import npy, npy_claiming, png_claiming
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

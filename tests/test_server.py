@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.fuzz import npy, npy_claiming, png_claiming
 from exporter.compile import ExportOptions
 from runtime import ComposedClassifier
 from runtime.batching import Batcher, BatchingConfig, QueueFull
 from runtime.local_server import local_server
 from tests.conftest import compiler_for
-from benchmarks.fuzz import npy, npy_claiming, png_claiming
 
 
 @pytest.fixture(scope="module")

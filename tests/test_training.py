@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mwt.checkpoint import load_checkpoint
-from mwt.data import Split, load_split
+from mwt.data import Split
 from mwt.train import TrainConfig, train
 
 TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")

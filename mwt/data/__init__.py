@@ -2,7 +2,7 @@
 
 from mwt.data.builtin import DEBIAN_FASHION_MNIST, dataset_info, default_data_dir
 from mwt.data.classes import resolve_classes
-from mwt.data.source import DataSource, Dataset, load_dataset, load_split
+from mwt.data.source import Dataset, DataSource, load_dataset, load_split
 from mwt.data.split import AnySplit, FileSplit, Split, augment_batch, batches, batches_in_order
 from mwt.registry import DATASETS, DatasetInfo
 
