@@ -7,10 +7,11 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import typer
 
-from mwt.errors import Interrupted, MwtError
+from mwt.errors import Interrupted, MwtError, MwtWarning
 
 # Optional dependencies and the extra of pyproject.toml that installs each.
 EXTRAS = {
@@ -39,17 +40,19 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
     # Under torchrun every process meets the same bad input; one of them says so.
     speak = os.environ.get("RANK", "0") == "0"
     previous = _terminate_as_interrupt()
+    show_warnings = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         result = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except MwtError as e:
         if speak:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {e}{flags(e.options)}", file=sys.stderr)
         else:  # torchrun stops the group when the first process exits: let rank 0 say why first
             time.sleep(2.0)
         return 2
     except Interrupted as e:
         if speak:
-            print(f"interrupted: {e}", file=sys.stderr)
+            print(f"interrupted: {e}{flags(e.options)}", file=sys.stderr)
         return e.code
     except ModuleNotFoundError as e:
         message = missing_extra_message(e)
@@ -67,11 +70,24 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
     except (typer.Abort, KeyboardInterrupt):
         result = 130
     finally:
+        warnings.showwarning = show_warnings
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if result == 130 and speak:  # typer turns Ctrl-C into this exit code without a word
         print("interrupted", file=sys.stderr)
     return int(result) if isinstance(result, int) else 0
+
+
+def flags(options: tuple[str, ...]) -> str:
+    """The command-line flags of library parameters, as a hint after a message: ` (--a, --b)`."""
+    return f" ({', '.join('--' + o.replace('_', '-') for o in options)})" if options else ""
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    if issubclass(category, MwtWarning):
+        print(f"warning: {message}{flags(getattr(message, 'options', ()))}", file=sys.stderr)
+    else:
+        print(f"warning: {category.__name__}: {message}", file=sys.stderr)
 
 
 def _raise_terminated(_signum: int, _frame: object) -> None:

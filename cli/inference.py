@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -32,16 +31,12 @@ def compose(
 ) -> None:
     """Compose modules into one classifier: one ONNX file with logits, probabilities and label outputs."""
     from mwt.atomic import write_bytes_atomic
-    from runtime.composed import MixedSourcesWarning, check_compatible
+    from runtime.composed import check_compatible
     from runtime.merge import merge_modules
     from runtime.module_file import read_module
 
     parts = [read_module(p) for p in modules]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MixedSourcesWarning)
-        check_compatible(parts, allow_mixed_sources)
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+    check_compatible(parts, allow_mixed_sources)  # a mixed-sources warning prints as one line
     model = merge_modules(parts)
     write_bytes_atomic(out, model.SerializeToString(deterministic=True))
     for p in parts:

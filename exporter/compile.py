@@ -216,7 +216,7 @@ class ModuleCompiler:
                     f"folded gates cannot represent {', '.join(self.ckpt.classes[c] for c in classes)}: constant gates "
                     f"miss the per-sample gates by {100 * folding:.0f}% RMS (limit {100 * FOLDING_LIMIT:.0f}%), and "
                     "accuracy can collapse; keep dynamic gates, fine-tune a gate-free module (mwt finetune), or "
-                    "force it (--force-folded)")
+                    "force folding", options=("force_folded",))
             values = folded_gate_values(mod, classes, masks)
             freeze_gates(graph, {k: v.numpy() for k, v in values.items()})
         else:

@@ -101,7 +101,7 @@ class Checkpoint:
     def require_modularization(self, path: str | Path = "model.pt") -> Modularization:
         if self.modularization is None:
             if not self.spec.modular:
-                raise MwtError(f"{path} is a standard (non-modular) model; train without --standard to get modules")
+                raise MwtError(f"{path} is a standard (non-modular) model; modules come from a modular one")
             raise MwtError(f"{path} was never modularized; run 'mwt modularize {path}' first")
         return self.modularization
 

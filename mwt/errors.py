@@ -1,16 +1,37 @@
-"""The one exception type for failures a user can fix."""
+"""The user-facing exception and warning types.
+
+Library messages name settings by what they are ("a smaller learning rate"), not by command-line
+flag; an error or warning may list the `options` (parameter names) that fix it, and the command
+line shows those as its flags.
+"""
+
+from __future__ import annotations
 
 
 class MwtError(Exception):
-    """A user-facing error: the CLI prints its message as one line on stderr and exits non-zero.
+    """A failure a user can fix: the CLI prints its message as one line on stderr and exits 2.
 
-    Messages say what was wrong and, where possible, what to do instead.
+    Messages say what was wrong and, where possible, what to do instead; `options` are the
+    parameters (e.g. "force_folded") that do it.
     """
+
+    def __init__(self, message: str, *, options: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.options = options
+
+
+class MwtWarning(UserWarning):
+    """Something a user should know that does not stop the work (the CLI prints it in one line)."""
+
+    def __init__(self, message: str, *, options: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.options = options
 
 
 class Interrupted(Exception):
     """A run stopped on request (Ctrl-C or SIGTERM); `code` is the exit status to leave with."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: int, *, options: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.code = code
+        self.options = options

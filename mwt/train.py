@@ -333,7 +333,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     """The run's network and state: new, from `initial`'s weights (fresh), or resumed from it."""
     device = resolve_device(config.device, dist)
     if config.amp != "off" and device.type != "cuda":
-        raise MwtError(f"--amp {config.amp} needs a CUDA GPU; this run is on {device}")
+        raise MwtError(f"mixed precision ({config.amp}) needs a CUDA GPU; this run is on {device}", options=("amp",))
     torch.manual_seed(config.seed)
     spec = initial.spec if initial is not None else spec_for(config, info)
     classes = list(initial.classes) if initial is not None else list(info.classes)
@@ -426,7 +426,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         if step % SYNC_EVERY == 0:
             current = sums.tolist()  # the one host read every SYNC_EVERY steps
             if not all(v == v and abs(v) != float("inf") for v in current):
-                raise MwtError("training diverged (the loss is not finite); try a smaller --lr")
+                raise MwtError("training diverged (the loss is not finite); try a smaller learning rate", options=("lr",))
             bar.set_postfix(**{k: f"{v / seen:.3f}" for k, v in zip(("loss", "ce", "coh", "coup", "flops", "kr", "acc"),
                                                                     current)})
         if _stop_agreed(stop, dist, run.device):
@@ -436,7 +436,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=run.device)]))
     values = totals.tolist()
     if not all(v == v and abs(v) != float("inf") for v in values):
-        raise MwtError("training diverged (the loss is not finite); try a smaller --lr")
+        raise MwtError("training diverged (the loss is not finite); try a smaller learning rate", options=("lr",))
     total_seen = max(values[-1], 1)
     record = {k: v / total_seen for k, v in zip(SUMS, values)}
     record["train_acc"] = record.pop("correct")
@@ -460,8 +460,8 @@ def _stop(run: _Run, state: RunState, save_path: Path | None, signum: int | None
     if save_path is None:
         raise Interrupted("nothing was written", code)
     _save_resumable(run, state, save_path)
-    raise Interrupted(f"saved a resumable checkpoint to {save_path}; continue with: mwt train --resume {save_path}",
-                      code)
+    raise Interrupted(f"saved a resumable checkpoint to {save_path}; resume from it to continue", code,
+                      options=("resume",))
 
 
 def _restore(run: _Run, state: RunState) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from mwt.errors import MwtError
+from mwt.errors import MwtError, MwtWarning
 from runtime.merge import merge_modules
 from runtime.metadata import LOGITS
 from runtime.module_file import ModuleFile, read_module
@@ -27,7 +27,7 @@ class Composition(str, Enum):
     sessions_parallel = "sessions-parallel"  # one session per module, in a thread pool
 
 
-class MixedSourcesWarning(UserWarning):
+class MixedSourcesWarning(MwtWarning):
     """Modules from different checkpoints were composed: their logits are not on one scale."""
 
 
@@ -74,7 +74,7 @@ def check_compatible(modules: Sequence[ModuleFile], allow_mixed_sources: bool = 
         if not allow_mixed_sources:
             raise MwtError(
                 "the modules come from different checkpoints, whose logits are not on one scale; "
-                "pass --allow-mixed-sources to compose them anyway"
+                "allow mixed sources to compose them anyway", options=("allow_mixed_sources",)
             )
         warnings.warn("composing modules from different checkpoints: their logits are not on one scale",
                       MixedSourcesWarning, stacklevel=3)

@@ -79,7 +79,7 @@ def write_repository(modules: list[ModuleFile], out: Path, settings: TritonSetti
     if not modules:
         raise MwtError("no modules given")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise MwtError(f"{out} exists and is not an empty folder; pass --force to replace it")
+        raise MwtError(f"{out} exists and is not an empty folder; replace it only when told to", options=("force",))
     if out.exists() and not out.is_dir():
         raise MwtError(f"{out} exists and is not a folder")
     parent = out.parent if str(out.parent) else Path(".")

@@ -181,3 +181,18 @@ def test_demo_walks_the_whole_path_on_a_small_dataset(tmp_path, capsys, tiny_fas
     for name in ("model.pt", "sneaker-bag.onnx", "sneaker.onnx", "bag.onnx", "composed.onnx", "latency.json"):
         assert (out / name).is_file()
     assert len(list((out / "images").glob("*.png"))) == 8
+
+
+def test_library_options_show_as_flags_and_a_missing_extra_names_it(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out",
+                       str(tmp_path / "m.pt"))
+    one_line_error(code, err, "allow a download (--data-dir, --download)")
+    script = ("import sys; sys.modules['uvicorn'] = None; from cli import main; "
+              f"sys.exit(main(['serve', '{tmp_path / 'm.onnx'}']))")
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: this command needs uvicorn, which is not installed; install it with: "
+                                     "pip install 'mwt[serve]'")

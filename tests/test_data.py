@@ -30,8 +30,9 @@ def test_truncated_idx_and_missing_dataset(tmp_path):
         _read_idx(path)
     with pytest.raises(MwtError, match="dataset-fashion-mnist"):
         load_split("fashion-mnist", "train", tmp_path / "empty")
-    with pytest.raises(MwtError, match="--download"):
+    with pytest.raises(MwtError, match="allow a download") as missing:
         load_split("cifar10", "train", tmp_path)
+    assert missing.value.options == ("data_dir", "download")
 
 
 @needs_fashion_mnist

@@ -11,8 +11,9 @@ import sys
 import pytest
 import torch
 
+from cli import main
 from mwt.checkpoint import load_checkpoint
-from mwt.data import Split
+from mwt.data import Split, load_split
 from mwt.train import TrainConfig, train
 
 TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")
@@ -48,15 +49,9 @@ def test_two_epochs_equal_one_epoch_then_resume(tmp_path, recipe):
     assert [h["epoch"] for h in resumed.training["history"]] == [1, 2]
 
 
-def mwt(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mwt", *args], capture_output=True, text=True, timeout=300, **kw)
-
-
 def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, tiny_fashion_dir):
     args = ["train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625", "--epochs", "12",
             "--batch-size", "16", "--seed", "2"]
-    reference = tmp_path / "reference.pt"
-    assert mwt(*args, "--out", str(reference)).returncode == 0
     out = tmp_path / "run.pt"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "mwt", *args, "--out", str(out)], stdout=subprocess.PIPE,
@@ -67,35 +62,37 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith(f"interrupted: saved a resumable checkpoint to {out}")
-    stopped = load_checkpoint(out)
-    assert stopped.resume is not None
-    done = mwt("train", "--resume", str(out), "--data-dir", str(tiny_fashion_dir))
-    assert done.returncode == 0, done.stderr
-    final, ref = load_checkpoint(out), load_checkpoint(reference)
+    assert load_checkpoint(out).resume is not None
+    assert main([*args[:1], "--resume", str(out), "--data-dir", str(tiny_fashion_dir), "-q"]) == 0
+    final = load_checkpoint(out)
     assert final.resume is None and final.training["finished"]
-    assert _equal(final.state_dict, ref.state_dict)  # stopping and resuming changed nothing
+    data = load_split("fashion-mnist", "train", tiny_fashion_dir), load_split("fashion-mnist", "test", tiny_fashion_dir)
+    config = TrainConfig(model="vgg11", width=0.0625, epochs=12, batch_size=16, seed=2, device="cpu")
+    reference = train(config, *data, show_progress=False)
+    assert _equal(final.state_dict, reference.state_dict)  # stopping and resuming changed nothing
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--model", "resnet18"], "model resnet18 differs from the run"),
     (["--epochs", "3"], "epochs 3 differs from the run"),
 ])
-def test_resume_refuses_another_run(tmp_path, tiny_fashion_dir, extra, message):
+def test_resume_refuses_another_run(tmp_path, capsys, tiny_fashion_dir, extra, message):
     data = _data()
     saved = tmp_path / "run.pt"
     train(TrainConfig(epochs=2, **TINY), data, data, show_progress=False, save_path=saved, save_every=1)
     before = saved.read_bytes()
-    result = mwt("train", "--resume", str(saved), "--data-dir", str(tiny_fashion_dir), *extra)
-    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert main(["train", "--resume", str(saved), "--data-dir", str(tiny_fashion_dir), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert saved.read_bytes() == before
 
 
-def test_resume_refuses_a_finished_run_and_amp_on_cpu(tmp_path, shared_checkpoint_file, tiny_fashion_dir):
-    result = mwt("train", "--resume", str(shared_checkpoint_file))
-    assert result.returncode == 2 and "nothing to resume" in result.stderr
-    result = mwt("train", "--amp", "bf16", "--device", "cpu", "--data-dir", str(tiny_fashion_dir),
-                 "--out", str(tmp_path / "m.pt"))
-    assert result.returncode == 2 and "needs a CUDA GPU" in result.stderr and not (tmp_path / "m.pt").exists()
+def test_resume_refuses_a_finished_run_and_amp_on_cpu(tmp_path, capsys, shared_checkpoint_file, tiny_fashion_dir):
+    assert main(["train", "--resume", str(shared_checkpoint_file)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train", "--amp", "bf16", "--device", "cpu", "--data-dir", str(tiny_fashion_dir),
+                 "--out", str(tmp_path / "m.pt")]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err and not (tmp_path / "m.pt").exists()
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
@@ -105,7 +102,7 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_two_processes_train_one_model_and_modularize_like_one(tmp_path, tiny_fashion_dir):
+def test_two_processes_train_one_model_and_modularize_like_one(tmp_path, capsys, tiny_fashion_dir):
     out = tmp_path / "ddp.pt"
     result = torchrun(2, "train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625",
                       "--epochs", "2", "--batch-size", "32", "--out", str(out))
@@ -115,12 +112,11 @@ def test_two_processes_train_one_model_and_modularize_like_one(tmp_path, tiny_fa
     assert ckpt.training["processes"] == 2 and ckpt.training["weights_agree_across_processes"] is True
     history = ckpt.training["history"]
     assert all(0 <= h["test_acc"] <= 1 and 0 <= h["kernel_rate"] <= 1 and h["loss"] > 0 for h in history)
-    assert [p.name for p in tmp_path.iterdir()] == ["ddp.pt", "ddp.jsonl"] or sorted(
-        p.name for p in tmp_path.iterdir()) == ["ddp.jsonl", "ddp.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.jsonl", "ddp.pt"]  # rank 0 wrote, once
 
     single = tmp_path / "single.pt"
     single.write_bytes(out.read_bytes())
-    assert mwt("modularize", str(single), "--data-dir", str(tiny_fashion_dir), "-q").returncode == 0
+    assert main(["modularize", str(single), "--data-dir", str(tiny_fashion_dir), "-q"]) == 0
     result = torchrun(2, "modularize", str(out), "--data-dir", str(tiny_fashion_dir), "-q")
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = load_checkpoint(single).modularization, load_checkpoint(out).modularization
@@ -130,10 +126,11 @@ def test_two_processes_train_one_model_and_modularize_like_one(tmp_path, tiny_fa
         torch.testing.assert_close(a.gate_mean[layer], b.gate_mean[layer])
 
 
-def test_a_batch_that_does_not_split_over_the_processes_is_one_line(tmp_path, tiny_fashion_dir):
-    result = torchrun(3, "train", "--data-dir", str(tiny_fashion_dir), "--batch-size", "32", "--out",
-                      str(tmp_path / "m.pt"))
-    assert result.returncode != 0 and not (tmp_path / "m.pt").exists()
-    ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert ours, result.stderr[-3000:]
-    assert ours == ["error: the batch size 32 does not split evenly over 3 processes; use a multiple of 3"]
+def test_a_batch_that_does_not_split_over_the_processes_is_one_line(tmp_path, capsys, monkeypatch, tiny_fashion_dir):
+    # What each of three torchrun processes sees (rank 0 speaks, the others only exit).
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--data-dir", str(tiny_fashion_dir), "--batch-size", "32", "--out", str(tmp_path / "m.pt")]) == 2
+    assert capsys.readouterr().err.strip() == ("error: the batch size 32 does not split evenly over 3 processes; "
+                                               "use a multiple of 3")
+    assert not (tmp_path / "m.pt").exists()

@@ -101,7 +101,7 @@ def _load_fashion_mnist(info: DatasetInfo, split: str, data_dir: Path | None, do
     where = ", ".join(str(f) for f in folders)
     raise MwtError(
         f"Fashion-MNIST not found in {where}; install it with 'apt-get install -y dataset-fashion-mnist', "
-        "point --data-dir or $MWT_DATA at its IDX files, or pass --download"
+        "point the data directory ($MWT_DATA) at its IDX files, or allow a download", options=("data_dir", "download"),
     )
 
 
@@ -136,8 +136,8 @@ def _load_cifar10(info: DatasetInfo, split: str, data_dir: Path | None, download
         torchvision.datasets.CIFAR10(str(root), train=split == "train", download=True)
         folder = root / "cifar-10-batches-py"
     if folder is None:
-        raise MwtError(f"CIFAR-10 not found in {root} (a cifar-10-batches-py folder); point --data-dir or $MWT_DATA "
-                       "at the folder that holds it, or pass --download")
+        raise MwtError(f"CIFAR-10 not found in {root} (a cifar-10-batches-py folder); point the data directory "
+                       "($MWT_DATA) at the folder that holds it, or allow a download", options=("data_dir", "download"))
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     present = [folder / n for n in names if (folder / n).is_file()]
     if not present:
@@ -154,8 +154,8 @@ def _load_svhn(info: DatasetInfo, split: str, data_dir: Path | None, download: b
 
         torchvision.datasets.SVHN(str(root), split=split, download=True)
     if not path.is_file():
-        raise MwtError(f"SVHN not found: no {path}; point --data-dir or $MWT_DATA at the folder with "
-                       "train_32x32.mat and test_32x32.mat, or pass --download")
+        raise MwtError(f"SVHN not found: no {path}; point the data directory ($MWT_DATA) at the folder with "
+                       "train_32x32.mat and test_32x32.mat, or allow a download", options=("data_dir", "download"))
     try:
         import scipy.io
 

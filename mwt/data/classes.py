@@ -13,7 +13,8 @@ def resolve_classes(names: list[str], spec: str | list[str]) -> list[int]:
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     items = [s for s in items if s]
     if not items:
-        raise MwtError("the class list is empty; name at least one class, e.g. --classes " + ",".join(names[:2]))
+        raise MwtError("the class list is empty; name at least one class, e.g. " + ",".join(names[:2]),
+                       options=("classes",))
     lookup = {n.lower(): i for i, n in enumerate(names)}
     out: list[int] = []
     for item in items:

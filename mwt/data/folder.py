@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ import torch
 
 from mwt.atomic import write_atomic, write_bytes_atomic
 from mwt.data.split import FileSplit, Split
-from mwt.errors import MwtError
+from mwt.errors import MwtError, MwtWarning
 from mwt.progress import progress
 from runtime.images import IMAGE_SUFFIXES, RESIZE_METHODS, decode_image
 from runtime.metadata import InputSpec
@@ -87,7 +87,8 @@ def scan_folder(root: Path, test_fraction: float = 0.2, split_seed: int = 0) -> 
     test_dir = next((root / n for n in TEST_FOLDERS if (root / n).is_dir()), None)
     if train_dir.is_dir() and test_dir is None:
         raise MwtError(f"{root} has a train/ folder but no test/ or val/ beside it; add one, or put the class "
-                       "folders directly in the root to split them by --test-fraction")
+                       "folders directly in the root to have each class split by the test fraction",
+                       options=("test_fraction",))
     tops = {"train": train_dir, "test": test_dir} if test_dir is not None else {"all": root}
     classes = [d.name for d in _class_folders(tops.get("train", root))]
     if len(classes) < 2:
@@ -217,8 +218,8 @@ def load_folder(root: Path, *, image_size: tuple[int, int] | None = None, channe
         whole = Split(torch.from_numpy(images)[ok], labels[ok])
         is_train = is_train[ok]
     if skipped:
-        print(f"warning: skipped {skipped} file(s) of {root} that cannot be read as images "
-              "(--strict refuses them instead)", file=sys.stderr)
+        warnings.warn(MwtWarning(f"skipped {skipped} file(s) of {root} that cannot be read as images; strict "
+                                 "loading refuses them instead", options=("strict",)), stacklevel=2)
     train_idx, test_idx = torch.nonzero(is_train).flatten(), torch.nonzero(~is_train).flatten()
     return FolderData(scan.classes, spec, whole.take(train_idx), whole.take(test_idx), skipped)
 
