@@ -1,0 +1,55 @@
+"""The cost model: the FLOPs a module keeps, found from the model's dataflow, against the compiled
+module's real graph, and the differentiable expected-FLOPs term of the cost-aware recipe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from exporter.compile import ExportOptions
+from exporter.flops import graph_cost
+from mwt.cost import cost_model
+from mwt.models import build_model, gated_layers
+from mwt.registry import MODELS
+from runtime.metadata import GateMode
+from tests.conftest import compiler_for, tiny_spec
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+@pytest.mark.parametrize("classes", [(3,), (1, 7), (9, 0, 4)])
+def test_kept_flops_equal_the_compiled_modules(arch, classes):
+    compiler = compiler_for(arch)
+    module, report = compiler.compile(ExportOptions(classes, align=1, gates=GateMode.folded, force_folded=True))
+    cost = cost_model(compiler.ckpt.build(), compiler.ckpt.spec.input_shape)
+    kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+    assert cost.kept_macs(kept, len(classes)) == graph_cost(module).macs
+    assert cost.total_macs == compiler.plain_cost.macs  # the plain network: no generators
+
+
+def test_streams_follow_residual_sums():
+    resnet = cost_model(build_model(tiny_spec("resnet18")), (1, 28, 28))
+    assert ("blocks.2.conv2", "blocks.2.downsample", "blocks.3.conv2") in resnet.streams
+    assert resnet.stream_of("blocks.0.conv2") is None  # the stem (plain) writes there too: always whole
+    rescnn = cost_model(build_model(tiny_spec("rescnn")), (1, 28, 28))
+    assert ("features.3", "features.4") in rescnn.streams and ("features.14", "features.16") in rescnn.streams
+    vgg = cost_model(build_model(tiny_spec("vgg16", gate_first=True)), (1, 28, 28))
+    assert vgg.layers[0].gate == "features.0" and all(len(s) == 1 for s in vgg.streams)
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_expected_fraction_counts_open_gates_and_has_a_gradient(arch):
+    torch.manual_seed(0)
+    model = build_model(tiny_spec(arch))
+    cost = cost_model(model, (1, 28, 28))
+    names = [n for n, _ in gated_layers(model)]
+    masks = {n: torch.rand(b.out_channels) < 0.5 for n, b in gated_layers(model)}
+    gates = {n: (m.float() * 0.7)[None].repeat(3, 1).requires_grad_() for n, m in masks.items()}
+    expected = cost.expected_fraction(gates)
+    assert expected.shape == (3,)
+    assert expected[0].item() == pytest.approx(cost.kept_fraction(masks), rel=1e-5)  # the value counts exactly
+    expected.sum().backward()
+    priced = [n for n in names if cost.stream_of(n) is not None]  # a gate into a stream a plain layer also
+    assert priced and all(gates[n].grad is not None for n in priced)  # writes changes no cost: no gradient
+    assert all(float(gates[n].grad.abs().sum()) > 0 for n in priced)
+    full = {n: torch.ones(3, b.out_channels) for n, b in gated_layers(model)}
+    assert torch.allclose(cost.expected_fraction(full), torch.ones(3))
