@@ -32,6 +32,17 @@ from runtime.metadata import InputSpec
 SPEC = InputSpec(shape=(1, 28, 28), dataset="fashion-mnist")
 
 
+def _small_png() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 20), (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+SMALL_PNG = _small_png()
+
+
 class ContractBroken(AssertionError):
     """A loader raised something other than MwtError (or the server answered 5xx)."""
 
@@ -164,7 +175,10 @@ def module_metadata(seed_file: bytes, work: Path, key: str, value: str) -> None:
     path.write_bytes(model.SerializeToString())
     clf = holds(lambda: ComposedClassifier.from_files([path]))
     if clf is not None:
+        from runtime.images import decode_image
+
         holds(lambda: clf.predict(np.zeros((1, *clf.input_shape), np.float32)))  # type: ignore[attr-defined]
+        holds(lambda: clf.predict(decode_image(SMALL_PNG, clf.input_spec)))  # type: ignore[attr-defined]
 
 
 def image_bytes(data: bytes) -> None:
@@ -216,6 +230,7 @@ metadata_keys = st.sampled_from(["mwt.classes", "mwt.input", "mwt.format", "mwt.
 metadata_values = st.one_of(st.text(max_size=40), st.sampled_from([
     "[]", "[1, 2]", '["a", "a"]', "{}", '{"shape": [1, 28]}', '{"shape": [0, 28, 28]}', '{"shape": [1, 99999, 28]}',
     "-1", "nan", "1e999", "folded", "int4", '[["x", 1, 2]]', '[["x"]]', "mwt-module/2", '{"shape": [1, 28, 28], "range": [1, 0]}',
+    '{"shape": [1, 28, 28], "resize": "magic"}', '{"shape": [1, 28, 28], "dtype": "int8"}',
 ]))
 
 

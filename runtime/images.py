@@ -20,7 +20,6 @@ from mwt.errors import MwtError
 from runtime.metadata import InputSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-RESIZE_METHODS = ("bilinear", "bicubic", "nearest", "lanczos", "box")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ INPUT = "input"  # the image batch, (N, C, H, W) float32 in [0, 1]
 LOGITS = "logits"  # (N, classes) float32, the module's classes in metadata order
 PROBABILITIES = "probabilities"  # composed files: softmax over the logits
 LABEL = "label"  # composed files: (N,) int64 index of the predicted class
+RESIZE_METHODS = ("bilinear", "bicubic", "nearest", "lanczos", "box")  # Pillow's, as `predict` resizes images
 
 
 class GateMode(str, Enum):
@@ -68,6 +69,8 @@ class InputSpec:
         low, high = (float(v) for v in d.get("range", (0.0, 1.0)))
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError("input range is not a finite interval")
+        if str(d.get("resize", "bilinear")) not in RESIZE_METHODS or str(d.get("dtype", "float32")) != "float32":
+            raise ValueError("the input's resize method or dtype is not one mwt knows")
         return cls(shape=shape, range=(low, high), dtype=str(d.get("dtype", "float32")),  # type: ignore[arg-type]
                    dataset=str(d.get("dataset", "")), resize=str(d.get("resize", "bilinear")),
                    name=str(d.get("name", INPUT)))
