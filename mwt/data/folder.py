@@ -34,8 +34,8 @@ from mwt.atomic import write_atomic, write_bytes_atomic
 from mwt.data.split import FileSplit, Split
 from mwt.errors import MwtError, MwtWarning
 from mwt.progress import progress
-from runtime.images import IMAGE_SUFFIXES, RESIZE_METHODS, decode_image
-from runtime.metadata import InputSpec
+from runtime.images import IMAGE_SUFFIXES, decode_image
+from runtime.metadata import RESIZE_METHODS, InputSpec
 
 CACHE_FORMAT = 1
 DEFAULT_SIZE = 32
