@@ -23,7 +23,7 @@ import numpy as np
 
 from exporter.compile import ExportOptions, ModuleCompiler
 from exporter.evaluate import subtask_accuracy
-from mwt.data import load_split
+from mwt.data import load_named
 from mwt.defaults import DEFAULT_ALIGN
 from mwt.errors import MwtError
 from runtime.composed import ComposedClassifier, Composition
@@ -140,7 +140,7 @@ def latency_benchmark(
         result.rows.append(Row(r.config, r.batch, r.median_ms, r.p90_ms, flops[r.config], r.speedup, ratio,
                                r.speedup / ratio))
     try:
-        test = load_split(compiler.ckpt.source, "test", data_dir, classes=compiler.ckpt.classes).where(list(classes)).subset(accuracy_samples)
+        test = load_named(compiler.ckpt.source, "test", result.classes, data_dir).subset(accuracy_samples)
     except MwtError:
         test = None
     if test is not None:

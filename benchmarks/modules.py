@@ -26,7 +26,7 @@ from mwt.data import load_split
 from mwt.finetune import FinetuneConfig, finetune
 from runtime.composed import ComposedClassifier
 from runtime.latency import compare_latency
-from runtime.metadata import GateMode
+from runtime.metadata import GateMode, Precision
 from runtime.module_file import module_from_model
 from runtime.session import SessionSettings
 
@@ -38,22 +38,30 @@ def subtask_rows(compiler: ModuleCompiler, classes: tuple[int, ...], aligns: lis
     ckpt = compiler.ckpt
     protos = {"plain full": compiler.plain_model, "full modular": compiler.full_model}
     extra: dict[str, dict] = {}
+    t = args.threshold
     for align in aligns:
-        protos[f"dynamic (align {align})"] = compiler.compile(ExportOptions(classes, align=align))[0]
-        folded, report = compiler.compile(ExportOptions(classes, align=align, gates=GateMode.folded, force_folded=True))
+        protos[f"dynamic (align {align})"] = compiler.compile(ExportOptions(classes, t, align=align))[0]
+        folded, report = compiler.compile(ExportOptions(classes, t, align=align, gates=GateMode.folded,
+                                                        force_folded=True))
         protos[f"folded (align {align})"] = folded
         extra[f"folded (align {align})"] = {"folding_error": report.folding_error}
         start = time.perf_counter()
-        tuned, ft = finetune(ckpt, FinetuneConfig(classes, align=align, epochs=args.epochs, seed=args.seed,
+        tuned, ft = finetune(ckpt, FinetuneConfig(classes, t, align=align, epochs=args.epochs, seed=args.seed,
                                                   device="cpu"), train_data, test_data,  # type: ignore[arg-type]
                              source_sha256=compiler.source_sha256, show_progress=False)
         name = f"fine-tuned (align {align})"
         extra[name] = {"finetune_seconds": time.perf_counter() - start, "folded_acc_before": ft.folded_acc}
-        protos[name] = ModuleCompiler(tuned).compile(ExportOptions(tuple(range(len(classes)))))[0]
+        tuned_compiler = ModuleCompiler(tuned)
+        every = ExportOptions(tuple(range(len(classes))))
+        protos[name] = tuned_compiler.compile(every)[0]
+        if args.int8:
+            int8 = ExportOptions(every.classes, precision=Precision.int8)
+            calibration = tuned_compiler.calibration(every.classes, int8.calibration_images)
+            protos[f"fine-tuned int8 (align {align})"] = tuned_compiler.lower(protos[name], int8, calibration)
     settings = SessionSettings(intra_op_threads=args.threads, providers=("CPUExecutionProvider",))
     runners = {name: ComposedClassifier([module_from_model(p)], settings=settings) for name, p in protos.items()}
-    accuracy = subtask_accuracy({k: r.logits for k, r in runners.items() if k != "plain full"}, test_data,  # type: ignore[arg-type]
-                                list(classes))
+    accuracy = subtask_accuracy({k: r.logits for k, r in runners.items() if k != "plain full"},
+                                test_data.relabel(list(classes)), list(classes))  # type: ignore[attr-defined]
     timings = compare_latency({k: r.logits for k, r in runners.items()}, ckpt.spec.input_shape, tuple(args.batches),
                               "plain full", min_seconds=args.seconds)
     plain = compiler.plain_cost.flops
@@ -112,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--subtasks", default=SUBTASKS, help="';'-separated class lists")
     p.add_argument("--aligns", default="1,8")
+    p.add_argument("--threshold", type=float, default=0.9, help="module threshold (kernel frequency)")
+    p.add_argument("--int8", action="store_true", help="also time the fine-tuned modules quantized to INT8")
     p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -132,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += sub
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "modules.json").write_text(json.dumps({"checkpoint": str(args.checkpoint), "threads": args.threads,
+                                                        "threshold": args.threshold, "epochs": args.epochs,
                                                         "rows": rows}, indent=2, default=float))
     plot(rows, args.out / "modules.png", 32 if 32 in args.batches else args.batches[0])
     return 0

@@ -66,6 +66,25 @@ def tiny_fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
+@pytest.fixture(scope="session")
+def trained_checkpoint_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small modular VGG11 trained for 2 epochs on 2,048 real Fashion-MNIST images, modularized."""
+    from mwt.data import load_split
+    from mwt.modularize import kernel_frequency
+    from mwt.train import TrainConfig, train
+
+    if not fashion_mnist_available():
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    data = load_split("fashion-mnist", "train").sample(2048, seed=0)
+    test = load_split("fashion-mnist", "test").subset(1000)
+    config = TrainConfig(model="vgg11", width=0.125, epochs=2, batch_size=64, lr=0.02, seed=0, device="cpu")
+    ckpt = train(config, data, test, show_progress=False)
+    ckpt.modularization = kernel_frequency(ckpt.build(), data, 10, show_progress=False)
+    path = tmp_path_factory.mktemp("trained") / "trained.pt"
+    save_checkpoint(ckpt, path)
+    return path
+
+
 def fashion_mnist_available() -> bool:
     from mwt.data import load_split
 

@@ -18,7 +18,7 @@ from mwt.checkpoint import save_checkpoint
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.registry import MODELS
 from runtime.metadata import GateMode, ModuleMetadata
-from tests.conftest import compiler_for, random_checkpoint
+from tests.conftest import compiler_for, needs_fashion_mnist, random_checkpoint
 
 SUBSETS = [(3,), (1, 7), (9, 0, 4), (5, 2, 8, 6, 1), tuple(range(10))]
 X = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
@@ -143,9 +143,8 @@ def test_metadata():
     assert ModuleMetadata.from_props(meta.to_props()) == meta
 
 
-def test_folded_gates_are_refused_where_constants_cannot_represent_the_classes():
+def test_the_folding_error_measures_how_far_constant_gates_are_from_the_gates():
     from exporter.compile import ModuleCompiler
-    from exporter.errors import ExportError
 
     ckpt = random_checkpoint("vgg16", width=0.125, seed=1)
     mod = ckpt.modularization
@@ -159,12 +158,33 @@ def test_folded_gates_are_refused_where_constants_cannot_represent_the_classes()
     for layer, v in mod.gate_mean.items():
         v[2], v[5] = 0.9, 0.0
         mod.gate_sq_mean[layer] = v * v
-    with pytest.raises(ExportError, match="folded gates cannot represent pullover, sandal.*force folding") as refused:
-        compiler.compile(ExportOptions((2, 5), gates=GateMode.folded))
-    assert refused.value.options == ("force_folded",)  # the command line shows it as --force-folded
-    module, report = compiler.compile(ExportOptions((2, 5), gates=GateMode.folded, force_folded=True))
+    module, report = compiler.compile(ExportOptions((2, 5), gates=GateMode.folded))
     assert report.folding_error == pytest.approx(0.5 ** 0.5, abs=1e-3)  # constant 0.45 vs gates 0.9 and 0
     assert ModuleMetadata.read(module).folding_error == pytest.approx(report.folding_error, abs=1e-5)
+
+
+@needs_fashion_mnist
+def test_folded_gates_that_lose_accuracy_are_refused(tmp_path, capsys, trained_checkpoint_file):
+    from cli import main
+    from mwt.checkpoint import load_checkpoint
+
+    broken = load_checkpoint(trained_checkpoint_file)
+    for v in broken.modularization.gate_mean.values():
+        v.zero_()  # every constant gate 0: the folded module answers the same for every image
+    path = tmp_path / "broken.pt"
+    save_checkpoint(broken, path)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(path), "--classes", "trouser,bag", "--gates", "folded", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "folded gates cannot represent trouser, bag" in err
+    assert "(--force-folded)" in err and not out.exists()
+    assert main(["export", str(path), "--classes", "trouser,bag", "--gates", "folded", "-o", str(out),
+                 "--force-folded"]) == 0 and out.exists()
+    code = main(["export", str(trained_checkpoint_file), "--classes", "trouser", "--gates", "folded", "-o", str(out)])
+    assert code == 0 and "folded check     100.00% folded vs 100.00% dynamic" in capsys.readouterr().out
+    code = main(["export", str(path), "--classes", "trouser,bag", "--gates", "folded", "-o", str(out), "--data-dir",
+                 str(tmp_path / "nowhere")])
+    assert code == 0 and "warning: folded gates for trouser, bag were not checked" in capsys.readouterr().err
 
 
 # --- the command line ------------------------------------------------------------------------

@@ -78,6 +78,12 @@ def test_finetune_then_export_through_the_cli(tmp_path, capsys, checkpoint_file,
     compiler = ModuleCompiler.from_file(out)  # a one-class module of the fine-tuned network works too
     _, report = compiler.compile(ExportOptions((1,)))
     assert report.module.flops < compiler.plain_cost.flops
+    # Its class 1 is the dataset's class 8 (bag): calibration finds the images by name.
+    from mwt.data import load_split
+
+    bags = load_split("fashion-mnist", "train", tiny_fashion_dir).where([8]).images.float().div(255).numpy()
+    calibration = compiler.calibration((1,), 4, tiny_fashion_dir)
+    assert all(any(np.array_equal(c, b) for b in bags) for c in calibration)
 
 
 @pytest.mark.parametrize("args, message", [

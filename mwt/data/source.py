@@ -43,6 +43,8 @@ class DataSource:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataSource:
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a dict, got {type(d).__name__}")
         size = d.get("image_size")
         return cls(name=str(d["name"]), image_size=(int(size[0]), int(size[1])) if size else None,
                    channels=int(d["channels"]) if d.get("channels") is not None else None,
@@ -112,3 +114,21 @@ def load_split(source: str | DataSource, split: str, data_dir: Path | None = Non
         raise MwtError(f"the folder {data_dir or source.name} now holds classes {list(dataset.info.classes)}, "
                        f"not the checkpoint's {classes}")
     return dataset.train if split == "train" else dataset.test
+
+
+def load_named(source: str | DataSource, split: str, names: list[str], data_dir: Path | None = None,
+               download: bool = False) -> Split | FileSplit:
+    """The samples of the classes called `names` in one split, labelled 0..k-1 in that order.
+
+    A module's classes may be a subset of its dataset's (a fine-tuned module): this finds their
+    images by name, whatever the dataset's own label numbers are."""
+    source = DataSource(source) if isinstance(source, str) else source
+    if source.is_folder:
+        dataset = load_dataset(source, data_dir, download, show_progress=False)
+        data, all_names = (dataset.train if split == "train" else dataset.test), list(dataset.info.classes)
+    else:
+        data, all_names = load_split(source, split, data_dir, download), list(dataset_info(source.name).classes)
+    missing = [n for n in names if n not in all_names]
+    if missing:
+        raise MwtError(f"the dataset {source.name} has no class '{missing[0]}'")
+    return data.relabel([all_names.index(n) for n in names])
