@@ -272,8 +272,9 @@ def properties(seed: dict[str, object], work: Path, server_url: str | None) -> d
     return props
 
 
-def run_property(prop: Callable[..., None], examples: int) -> None:
-    settings(max_examples=examples, deadline=None, database=None,
+def run_property(prop: Callable[..., None], examples: int, derandomize: bool = False) -> None:
+    """Run one property for `examples` inputs; `derandomize` draws the same inputs every run."""
+    settings(max_examples=examples, deadline=None, database=None, derandomize=derandomize,
              suppress_health_check=list(HealthCheck))(prop)()
 
 
