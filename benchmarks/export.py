@@ -20,14 +20,14 @@ from pathlib import Path
 from exporter.compile import ExportOptions, ModuleCompiler
 from mwt.checkpoint import file_sha256, load_checkpoint
 from mwt.synthetic import random_checkpoint
-from runtime.latency import compare_latency
+from runtime.latency import compare_latency, side_by_side_settings
 from runtime.metadata import GateMode
-from runtime.session import SessionSettings, make_session
+from runtime.session import make_session
 
 
 def bench(name: str, compiler: ModuleCompiler, classes: tuple[int, ...], aligns: list[int], threads: int,
           batches: list[int], seconds: float) -> dict:
-    settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
+    settings = side_by_side_settings(threads, ("CPUExecutionProvider",))
     entries: dict[str, dict] = {}
     sessions = {}
     for key, proto in (("plain full", compiler.plain_model), ("full modular", compiler.full_model)):

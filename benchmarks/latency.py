@@ -27,10 +27,10 @@ from mwt.data import load_named
 from mwt.defaults import DEFAULT_ALIGN
 from mwt.errors import MwtError
 from runtime.composed import ComposedClassifier, Composition
-from runtime.latency import compare_latency
+from runtime.latency import compare_latency, side_by_side_settings
 from runtime.metadata import GateMode, Precision
 from runtime.module_file import ModuleFile, module_from_model
-from runtime.session import SessionSettings, providers_for
+from runtime.session import providers_for
 
 BASELINE = "plain full"
 
@@ -123,7 +123,7 @@ def latency_benchmark(
     if threads < 0 or any(b < 1 for b in batches):
         raise MwtError("threads must be >= 0 and batch sizes >= 1")
     configs = build_configs(compiler, classes, align, data_dir)
-    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
+    settings = side_by_side_settings(threads, providers_for(provider))
     runners = {
         name: ComposedClassifier(modules, settings=settings,
                                  mode=Composition.sessions if name == "composed sessions" else Composition.merged)

@@ -25,10 +25,9 @@ from mwt.checkpoint import file_sha256, load_checkpoint
 from mwt.data import load_split
 from mwt.finetune import FinetuneConfig, finetune
 from runtime.composed import ComposedClassifier
-from runtime.latency import compare_latency
+from runtime.latency import compare_latency, side_by_side_settings
 from runtime.metadata import GateMode, Precision
 from runtime.module_file import module_from_model
-from runtime.session import SessionSettings
 
 SUBTASKS = "sneaker,bag;sandal,sneaker,ankle-boot;t-shirt,pullover,shirt;trouser"
 
@@ -58,7 +57,7 @@ def subtask_rows(compiler: ModuleCompiler, classes: tuple[int, ...], aligns: lis
             int8 = ExportOptions(every.classes, precision=Precision.int8)
             calibration = tuned_compiler.calibration(every.classes, int8.calibration_images)
             protos[f"fine-tuned int8 (align {align})"] = tuned_compiler.lower(protos[name], int8, calibration)
-    settings = SessionSettings(intra_op_threads=args.threads, providers=("CPUExecutionProvider",))
+    settings = side_by_side_settings(args.threads, ("CPUExecutionProvider",))
     runners = {name: ComposedClassifier([module_from_model(p)], settings=settings) for name, p in protos.items()}
     accuracy = subtask_accuracy({k: r.logits for k, r in runners.items() if k != "plain full"},
                                 test_data.relabel(list(classes)), list(classes))  # type: ignore[attr-defined]

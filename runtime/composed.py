@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -106,6 +106,8 @@ class ComposedClassifier:
         if self.mode is Composition.merged:
             self._sessions = [make_session(self.merged_model().SerializeToString(), settings)]
         else:
+            if len(self.modules) > 1:  # sessions that take turns must not spin (see SessionSettings)
+                settings = replace(settings, spin_wait=False)
             self._sessions = [make_session(m.model.SerializeToString(), settings) for m in self.modules]
         self._inputs = [s.get_inputs()[0].name for s in self._sessions]
         self._pool = ThreadPoolExecutor(len(self._sessions)) if self.mode is Composition.sessions_parallel else None

@@ -9,6 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.session import SessionSettings
+
+
+def side_by_side_settings(threads: int, providers: tuple[str, ...]) -> SessionSettings:
+    """Session settings for candidates timed in turn in one process: threads that do not spin,
+    or each session's idle threads take the cores from the next one timed."""
+    return SessionSettings(intra_op_threads=threads, providers=providers, spin_wait=False)
+
 
 @dataclass(frozen=True)
 class Latency:

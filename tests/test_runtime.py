@@ -59,6 +59,20 @@ def test_composition_is_exact(modules, mode):
     assert result.labels == [clf.classes[i] for i in expected.argmax(1)]
 
 
+@pytest.mark.parametrize("mode, spins", [("merged", ["1"]), ("sessions", ["0", "0"]),
+                                         ("sessions-parallel", ["0", "0"])])
+def test_sessions_that_take_turns_do_not_spin(modules, mode, spins):
+    clf = ComposedClassifier.from_files([modules["sneaker"], modules["bag"]], mode=mode)
+    assert [_allow_spinning(s) for s in clf._sessions] == spins
+
+
+def _allow_spinning(session) -> str:
+    try:
+        return session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    except RuntimeError:  # not set: onnxruntime's default, spinning
+        return "1"
+
+
 def test_merged_file_outputs_and_metadata(modules):
     clf = ComposedClassifier.from_files([modules["sneaker"], modules["bag"]])
     model = clf.merged_model()
