@@ -102,6 +102,16 @@ def build_configs(compiler: ModuleCompiler, classes: tuple[int, ...], align: int
     return configs
 
 
+def check_extra(name: str, module: ModuleFile, classes: list[str], input_shape: tuple[int, ...]) -> None:
+    """An extra module must answer the benchmark's classes, in order, from the same input."""
+    if list(module.classes) != classes:
+        raise MwtError(f"the module {name} answers {', '.join(module.classes)}, not {', '.join(classes)} "
+                       "(give --classes in the module's order)", options=("classes",))
+    if tuple(module.input.shape) != tuple(input_shape):
+        raise MwtError(f"the module {name} takes inputs of shape {list(module.input.shape)}, the checkpoint "
+                       f"{list(input_shape)}")
+
+
 def check_output_folder(out_dir: Path) -> None:
     """Fail before the work when results cannot be written to `out_dir`."""
     from mwt.atomic import check_writable
@@ -116,13 +126,19 @@ def latency_benchmark(
     checkpoint: Path, class_spec: str, *, batches: tuple[int, ...] = (1, 32, 256), threads: int = 2,
     align: int = DEFAULT_ALIGN, min_seconds: float = 2.0, data_dir: Path | None = None,
     accuracy_samples: int | None = None, compiler: ModuleCompiler | None = None, provider: str = "cpu",
+    extra: dict[str, ModuleFile] | None = None,
 ) -> LatencyResult:
-    """Measure every configuration at every batch size; see the module docstring."""
+    """Measure every configuration at every batch size; see the module docstring. `extra` adds
+    module files of the same classes (say, a fine-tuned module) as rows of their own."""
     compiler = compiler or ModuleCompiler.from_file(checkpoint)
     classes = compiler.resolve(class_spec)
     if threads < 0 or any(b < 1 for b in batches):
         raise MwtError("threads must be >= 0 and batch sizes >= 1")
+    names = [compiler.ckpt.classes[c] for c in classes]
+    for name, module in (extra or {}).items():
+        check_extra(name, module, names, compiler.ckpt.spec.input_shape)
     configs = build_configs(compiler, classes, align, data_dir)
+    configs.update({name: [module] for name, module in (extra or {}).items()})
     settings = side_by_side_settings(threads, providers_for(provider))
     runners = {
         name: ComposedClassifier(modules, settings=settings,
@@ -131,7 +147,7 @@ def latency_benchmark(
     }
     flops = {name: sum(m.flops for m in mods) for name, mods in configs.items()}
     used = next(iter(runners.values())).providers[0].removesuffix("ExecutionProvider")
-    result = LatencyResult(classes=[compiler.ckpt.classes[c] for c in classes], threads=threads, provider=used)
+    result = LatencyResult(classes=names, threads=threads, provider=used)
     result.sizes = {name: sum(m.model.ByteSize() for m in mods) for name, mods in configs.items()}
     rows = compare_latency({name: r.logits for name, r in runners.items()}, compiler.ckpt.spec.input_shape, batches,
                            BASELINE, min_seconds=min_seconds)

@@ -27,14 +27,19 @@ def latency(
     out: Annotated[Path, typer.Option(help="Folder for latency.json and latency.png.")] = Path("results/latency"),
     provider: Annotated[Provider, typer.Option(help="onnxruntime execution provider (auto: the best there is).")
                         ] = Provider.cpu,
+    module: Annotated[list[Path], typer.Option(
+        help="Also time this module file of the same classes (e.g. a fine-tuned one; repeat the option).")
+                      ] = [],  # noqa: B006
     data_dir: DataDir = None,
 ) -> None:
     """Latency and accuracy of the full models, the union module and composed single-class modules, side by side."""
     from benchmarks.latency import check_output_folder, latency_benchmark, save_result
+    from runtime.module_file import read_module
 
     check_output_folder(out)
+    extra = {path.name: read_module(path) for path in module}
     result = latency_benchmark(checkpoint, classes, batches=tuple(batch), threads=threads, align=align,
-                               min_seconds=seconds, data_dir=data_dir, provider=provider.value)
+                               min_seconds=seconds, data_dir=data_dir, provider=provider.value, extra=extra)
     print(result.table())
     paths = save_result(result, out)
     print("wrote " + ", ".join(str(p) for p in paths if p))

@@ -175,10 +175,13 @@ def test_demo_walks_the_whole_path_on_a_small_dataset(tmp_path, capsys, tiny_fas
     code, text, err = run(capsys, "demo", "--epochs", "1", "--width", "0.125", "--data-dir", str(data),
                           "--train-images", "300", "--out", str(out))
     assert code == 0, err
-    for step in ("1. train", "2. modularize", "4. export", "5. compose", "6. predict", "7. latency"):
+    for step in ("1. train", "2. modularize", "4. export", "5. compose", "6. predict", "7. fine-tune", "8. latency"):
         assert step in text
-    assert text.count("epoch   1") == 1 and "\r" not in text + err  # one line per epoch, no bar redraws
-    for name in ("model.pt", "sneaker-bag.onnx", "sneaker.onnx", "bag.onnx", "composed.onnx", "latency.json"):
+    # One line per epoch (training, then the fine-tune's 2 epochs), no bar redraws.
+    assert text.count("epoch   1") == 2 and text.count("epoch   2") == 1 and "\r" not in text + err
+    assert "fine-tuned module" in text and "fine-tuned " in text.split("8. latency")[1]
+    for name in ("model.pt", "sneaker-bag.onnx", "sneaker.onnx", "bag.onnx", "composed.onnx", "latency.json",
+                 "sneaker-bag-finetuned.pt", "sneaker-bag-finetuned.onnx"):
         assert (out / name).is_file()
     assert len(list((out / "images").glob("*.png"))) == 8
 

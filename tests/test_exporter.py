@@ -241,13 +241,24 @@ def test_bench_latency_cli(tmp_path, shared_checkpoint_file, capsys):
     from cli import main
 
     out = tmp_path / "bench"
+    mine = tmp_path / "mine.onnx"
+    assert main(["export", str(shared_checkpoint_file), "--classes", "sneaker,bag", "--align", "1", "-o", str(mine)]) == 0
     code = main(["bench", "latency", str(shared_checkpoint_file), "--classes", "sneaker,bag", "--batch", "2",
-                 "--seconds", "0.01", "--out", str(out)])
+                 "--seconds", "0.01", "--out", str(out), "--module", str(mine)])
     assert code == 0, capsys.readouterr().err
     text = capsys.readouterr().out
     for config in ("plain full", "full modular", "union (align 8)", "union (align 1)", "composed merged",
-                   "composed sessions"):
+                   "composed sessions", "mine.onnx"):
         assert config in text
+    # A module file is the union module at align 1 by another name: the same accuracy.
+    accuracy = json.loads((out / "latency.json").read_text())["accuracy"]
+    assert accuracy["mine.onnx"] == accuracy["union (align 1)"]
+    # A module of other classes, or in another order, is refused before any timing.
+    code = main(["bench", "latency", str(shared_checkpoint_file), "--classes", "bag,sneaker", "--module", str(mine),
+                 "--out", str(tmp_path / "refused")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--classes" in err
+    assert not (tmp_path / "refused").exists()
     data = json.loads((out / "latency.json").read_text())
     assert {r["batch"] for r in data["rows"]} == {2} and all(r["median_ms"] > 0 for r in data["rows"])
     plain = next(r for r in data["rows"] if r["config"] == "plain full")
