@@ -7,7 +7,15 @@ from mwt.checkpoint import Modularization
 from mwt.data import Split
 from mwt.errors import MwtError
 from mwt.models import build_model, gated_layers
-from mwt.modularize import class_kernels, kernel_frequency, krr, module_coupling, retain_only, retained_kernels
+from mwt.modularize import (
+    class_kernels,
+    kernel_frequency,
+    krr,
+    module_coupling,
+    module_kernels,
+    retain_only,
+    retained_kernels,
+)
 from tests.conftest import tiny_spec
 
 
@@ -45,6 +53,19 @@ def test_union_krr_and_coupling():
     assert krr(union) == pytest.approx(4 / 6)
     # module sets {a0, a2, b0} and {a1, a2, b0}: intersection 2, union 4
     assert module_coupling(mod) == pytest.approx(0.5)
+
+
+def test_alignment_rounds_up_only_streams_at_least_as_wide_as_the_block():
+    # Layer "wide" keeps 5 of 12 kernels, "narrow" 2 of 12; the frequencies order the extras.
+    wide = torch.tensor([[1.0] * 5 + [0.5, 0.1, 0.4, 0.3, 0.2, 0.0, 0.0]])
+    narrow = torch.tensor([[1.0, 1.0] + [0.5] * 10])
+    freq = {"wide": wide, "narrow": narrow}
+    mod = Modularization(["wide", "narrow"], freq, {k: v.clone() for k, v in freq.items()}, torch.tensor([10]))
+    kept = module_kernels(mod, [0], align=4)
+    assert kept["wide"].tolist() == [True] * 6 + [False, True, True] + [False] * 3  # 5 -> 8, by frequency
+    assert kept["narrow"].tolist() == [True, True] + [False] * 10  # 2 < 4: left alone
+    unaligned, retained = module_kernels(mod, [0], align=1), retained_kernels(mod, [0])
+    assert all(torch.equal(unaligned[k], retained[k]) for k in retained) and int(unaligned["wide"].sum()) == 5
 
 
 def test_kernel_frequency_counts_per_class():
