@@ -4,7 +4,7 @@ For each checkpoint (e.g. the paper's recipe, beta 3, the cost-aware recipe, tra
 benchmarks/training.py): test accuracy, mean module KRR and mean FLOPs kept (single-class
 modules), cohesion, coupling, and per sub-task the union module's KRR, FLOPs kept, simulated
 accuracy (dynamic gates), folded-gate accuracy (constant gates, PyTorch) and the folding error
-the exporter's guard reads. Re-modularizes each checkpoint first with --modularize.
+(a statistic of the gates, reported in exports; it did not tell collapsing modules apart). Re-modularizes each checkpoint first with --modularize.
 
     python benchmarks/recipes.py paper.pt beta3.pt cost.pt --modularize --out results/recipes
 """

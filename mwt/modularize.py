@@ -28,7 +28,7 @@ def kernel_frequency(
     """Run `model` over `data` and count, per class and gated kernel, how often the gate is > 0.
 
     Also records each class's mean gate value and mean squared gate (for folded gates and their
-    guard) and a cohesion estimate: the mean Jaccard similarity between kernel sets of pairs of
+    folding error) and a cohesion estimate: the mean Jaccard similarity between kernel sets of pairs of
     same-class samples (first 256 per class). Under several processes each counts its share of
     `data` and the counts are summed, so the frequencies equal a single process's; the cohesion
     estimate then comes from rank 0's share.
