@@ -99,6 +99,7 @@ class ExportReport:
     precision: Precision = Precision.fp32
     accuracy: dict[str, float] = field(default_factory=dict)  # on the classes' test images, where measured
     retained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the kept kernels
+    finetune: dict | None = None  # a fine-tuned module's checkpoint: its source and settings (mwt finetune)
 
     @property
     def flops_kept(self) -> float:
@@ -110,16 +111,27 @@ class ExportReport:
         return self.plain.flops / max(self.module.flops, 1)
 
     def table(self) -> str:
-        rows = [f"{'layer':<28} {'kept':>6} / {'total':<6}"]
-        rows += [f"{r.name:<28} {r.retained:>6} / {r.total:<6}" for r in self.layers]
+        if self.layers:
+            rows = [f"{'layer':<28} {'kept':>6} / {'total':<6}"]
+            rows += [f"{r.name:<28} {r.retained:>6} / {r.total:<6}" for r in self.layers]
+            flops = (f"{self.module.flops / 1e6:.2f} M: {100 * self.flops_kept:.1f}% of the plain full model "
+                     f"({self.plain.flops / 1e6:.2f} M, {self.flops_ratio:.1f}x fewer); the modular one has "
+                     f"{self.full.flops / 1e6:.2f} M")
+            params = f"{self.module.params / 1e3:.1f} k of {self.full.params / 1e3:.1f} k"
+        else:  # a network without gates (a fine-tuned module, a --standard model): exported whole
+            rows = ["a network without gates: exported whole"]
+            flops = f"{self.module.flops / 1e6:.2f} M"
+            kept = (self.finetune or {}).get("accuracy", {}).get("flops_kept")
+            if kept is not None:
+                flops += (f": {100 * kept:.1f}% of its source's plain full model (fine-tuned from "
+                          f"{str(self.finetune.get('source_sha256', '?'))[:12]})")  # type: ignore[union-attr]
+            params = f"{self.module.params / 1e3:.1f} k"
         rows += [
             "",
             f"classes          {', '.join(self.classes)}",
             f"KRR              {'-' if self.krr is None else f'{100 * self.krr:.2f}%'}",
-            f"FLOPs            {self.module.flops / 1e6:.2f} M: {100 * self.flops_kept:.1f}% of the plain full model "
-            f"({self.plain.flops / 1e6:.2f} M, {self.flops_ratio:.1f}x fewer); the modular one has "
-            f"{self.full.flops / 1e6:.2f} M",
-            f"parameters       {self.module.params / 1e3:.1f} k of {self.full.params / 1e3:.1f} k",
+            f"FLOPs            {flops}",
+            f"parameters       {params}",
             *([f"folding error    {100 * self.folding_error:.1f}% (RMS gate error of the constant gates, worst layer)"]
               if self.folding_error is not None else []),
             *([f"folded check     {100 * self.folded_check.folded_acc:.2f}% folded vs "
@@ -242,6 +254,7 @@ class ModuleCompiler:
             layers=[LayerKeep(k, int(v.sum()), int(v.size)) for k, v in retained.items()],
             krr=krr({k: torch.from_numpy(v) for k, v in retained.items()}) if retained else None,
             module=module_cost, full=self.full_cost, plain=self.plain_cost, retained=retained, folding_error=folding,
+            finetune=self.ckpt.training.get("finetune"),
         )
         self._write_metadata(module, module_cost, gates=options.gates if self.gated else None,
                              options=options, report=report)

@@ -297,9 +297,10 @@ def train(
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                 if show_progress and dist.main:
+                    gates = (f"kernel rate {record['kernel_rate']:.3f}  FLOPs {record['flops']:.3f}  "
+                             if config.modular else "")  # a plain network has no gates to report
                     print(f"epoch {epoch:3d}  loss {record['loss']:.3f}  train acc {record['train_acc']:.4f}  "
-                          f"test acc {record['test_acc']:.4f}  kernel rate {record['kernel_rate']:.3f}  "
-                          f"FLOPs {record['flops']:.3f}  {record['seconds']:.1f}s", flush=True)
+                          f"test acc {record['test_acc']:.4f}  {gates}{record['seconds']:.1f}s", flush=True)
                 if save_path and save_every and epoch % save_every == 0 and epoch < config.epochs:
                     _save_resumable(run, state, save_path)
     finally:
