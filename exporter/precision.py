@@ -49,7 +49,7 @@ def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray, *, per_channe
         quantize_static(
             str(pre), str(dst), _Batches(calibration), quant_format=QuantFormat.QDQ, per_channel=per_channel,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=_narrow_convs(onnx.load(str(pre))),
+            nodes_to_exclude=float_nodes(onnx.load(str(pre))),
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
         quantized = onnx.load(str(dst))
@@ -60,13 +60,34 @@ def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray, *, per_channe
     return quantized
 
 
-def _narrow_convs(model: onnx.ModelProto, least: int = 8) -> list[str]:
-    """Convs that stay FP32: those reading fewer than `least` channels (the first conv reads the
-    image). Integer kernels pack channels in blocks; below a block they run slower than float ones
-    (measured: the 1-channel first conv took 10x longer in INT8)."""
+def float_nodes(model: onnx.ModelProto, least: int = 8) -> list[str]:
+    """Nodes that stay FP32 in an INT8 module:
+
+    - convs reading fewer than `least` channels (the first conv reads the image; a module's early
+      convs may keep only a few): integer kernels pack channels in blocks, and below a block they
+      ran slower than float ones (measured: the 1-channel first conv took 10x longer in INT8);
+    - the input's preprocessing before the first conv (padding, normalization), which feeds a
+      float conv anyway;
+    - the ReLU and pooling ops that only pass a float conv's output on: quantized, onnxruntime runs
+      their uint8 pooling in NCHW layout, 6x slower than the float one (measured), so the
+      quantization starts right before the first integer conv instead.
+    """
     weights = {t.name: list(t.dims) for t in model.graph.initializer}
-    return [n.name for n in model.graph.node
-            if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in weights and weights[n.input[1]][1] < least]
+    nodes = list(model.graph.node)
+    narrow = {n.name for n in nodes if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in weights
+              and weights[n.input[1]][1] < least}
+    first_conv = next((i for i, n in enumerate(nodes) if n.op_type == "Conv"), len(nodes))
+    keep = set(narrow) | {n.name for n in nodes[:first_conv]}
+    producer = {out: n for n in nodes for out in n.output}
+    for n in nodes:
+        if n.op_type not in ("Relu", "MaxPool"):
+            continue
+        source = producer.get(n.input[0])
+        while source is not None and source.op_type in ("Relu", "MaxPool"):
+            source = producer.get(source.input[0])
+        if source is not None and source.name in keep:
+            keep.add(n.name)
+    return [n.name for n in nodes if n.name in keep]
 
 
 def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
