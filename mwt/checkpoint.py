@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise MwtError(f"checkpoint {path} does not exist" if not path.exists() else f"{path} is not a file")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols of damaged files; we say it once
+            warnings.simplefilter("ignore", UserWarning)
+            d = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise MwtError(
             f"{path} holds pickled objects that are not plain data; refusing to load it (not an mwt checkpoint)"

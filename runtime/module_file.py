@@ -66,7 +66,10 @@ def module_from_model(model: onnx.ModelProto, path: Path | None = None) -> Modul
     if LOGITS not in [o.name for o in model.graph.output]:
         raise MwtError(f"{label} has no '{LOGITS}' output")
     for init in model.graph.initializer:
-        values = numpy_helper.to_array(init)
+        try:
+            values = numpy_helper.to_array(init)
+        except Exception as e:  # onnx raises ValueError/TypeError/... for data that does not fit its dims
+            raise MwtError(f"{label}: weight '{init.name}' is damaged ({type(e).__name__})") from None
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise MwtError(f"{label}: weight '{init.name}' holds NaN or infinite values; the module is damaged")
     return ModuleFile(path, model, meta)

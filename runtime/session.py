@@ -84,7 +84,7 @@ def make_session(model: bytes | str, settings: SessionSettings = SessionSettings
     options.execution_mode = (
         ort.ExecutionMode.ORT_PARALLEL if settings.parallel else ort.ExecutionMode.ORT_SEQUENTIAL
     )
-    options.log_severity_level = 3  # errors only: fusion notices are noise to a user
+    options.log_severity_level = 4  # fatal only: errors reach the user as one MwtError line, not as log noise
     if not settings.spin_wait:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:

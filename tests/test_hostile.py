@@ -137,6 +137,30 @@ def test_predict_refuses_hostile_files_in_one_line(tmp_path, capsys, union_modul
     assert_one_line(code, err, *needles)
 
 
+@pytest.mark.parametrize("damage, needle", [
+    ("pad_mode", "cannot load the model"),  # onnxruntime refuses the graph, and used to log it too
+    ("weight_dims", "is damaged"),  # a weight whose data does not fit its shape
+])
+def test_a_damaged_module_gets_one_line_and_no_runtime_log(tmp_path, capfd, union_module, damage, needle):
+    import onnx
+
+    model = onnx.load(union_module)
+    if damage == "pad_mode":
+        pad = next(n for n in model.graph.node if n.op_type == "Pad")
+        kept = [a for a in pad.attribute if a.name != "mode"]
+        del pad.attribute[:]
+        pad.attribute.extend([*kept, onnx.helper.make_attribute("mode", "bogus")])
+    else:
+        conv_weight = next(t for t in model.graph.initializer if len(t.dims) == 4)
+        conv_weight.dims[0] = 0
+    path = tmp_path / "damaged.onnx"
+    path.write_bytes(model.SerializeToString())
+    image = tmp_path / "x.npy"
+    image.write_bytes(npy(np.zeros((1, 1, 28, 28), np.float32)))
+    code = main(["predict", str(path), str(image)])
+    assert_one_line(code, capfd.readouterr().err, needle)
+
+
 # --- numbers, outputs, ports, interrupts --------------------------------------------------------
 
 
