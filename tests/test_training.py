@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import torch
 from cli import main
 from mwt.checkpoint import load_checkpoint
 from mwt.data import Split, load_split
+from mwt.errors import MwtError
 from mwt.train import TrainConfig, train
 
 TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")
@@ -134,3 +136,22 @@ def test_a_batch_that_does_not_split_over_the_processes_is_one_line(tmp_path, ca
     assert capsys.readouterr().err.strip() == ("error: the batch size 32 does not split evenly over 3 processes; "
                                                "use a multiple of 3")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_missing_rendezvous_is_one_error(monkeypatch):
+    from mwt.distributed import join
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(MwtError, match="start the run with torchrun"):
+        join(torch.device("cpu"))
+    # A rendezvous nobody else joins: rank 1 never comes, so rank 0 gives up after the timeout.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    with pytest.raises(MwtError, match=f"cannot join the process group at 127.0.0.1:{port}"):
+        join(torch.device("cpu"), timeout_s=2)
