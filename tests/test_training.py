@@ -52,7 +52,7 @@ def test_two_epochs_equal_one_epoch_then_resume(tmp_path, recipe):
 
 
 def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, tiny_fashion_dir):
-    args = ["train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625", "--epochs", "12",
+    args = ["train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625", "--epochs", "5",
             "--batch-size", "16", "--seed", "2"]
     out = tmp_path / "run.pt"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -69,7 +69,7 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, 
     final = load_checkpoint(out)
     assert final.resume is None and final.training["finished"]
     data = load_split("fashion-mnist", "train", tiny_fashion_dir), load_split("fashion-mnist", "test", tiny_fashion_dir)
-    config = TrainConfig(model="vgg11", width=0.0625, epochs=12, batch_size=16, seed=2, device="cpu")
+    config = TrainConfig(model="vgg11", width=0.0625, epochs=5, batch_size=16, seed=2, device="cpu")
     reference = train(config, *data, show_progress=False)
     assert _equal(final.state_dict, reference.state_dict)  # stopping and resuming changed nothing
 
