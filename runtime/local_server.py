@@ -24,6 +24,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the parent dies, so a benchmark or
+    test killed by a signal (its context manager never exits) leaves no server behind."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class LocalServer:
     process: subprocess.Popen[bytes]
@@ -55,7 +65,7 @@ def local_server(models: list[Path], *options: str, timeout: float = 60.0) -> It
     with open(stderr_path, "wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "mwt", "serve", *map(str, models), "--port", str(port), *options],
-            stdout=subprocess.DEVNULL, stderr=err,
+            stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     server = LocalServer(process, f"http://127.0.0.1:{port}", stderr_path)
     try:
