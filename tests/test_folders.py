@@ -219,3 +219,18 @@ def test_a_cifar_batch_with_code_in_it_is_refused(tmp_path):
     with pytest.raises(MwtError, match="not a CIFAR-10 batch file"):
         load_split("cifar10", "test", tmp_path)
     assert not Path("/tmp/mwt-cifar-pwned").exists()
+
+
+def test_a_changed_folder_is_decoded_again(cache, shapes, monkeypatch):
+    decodes = []
+    real = folder_module._parallel
+    monkeypatch.setattr(folder_module, "_parallel",
+                        lambda fn, jobs, *a, **k: decodes.append(fn.__name__) or real(fn, jobs, *a, **k))
+    source = DataSource(str(shapes), image_size=(24, 24))
+    first = load_dataset(source, show_progress=False)
+    load_dataset(source, show_progress=False)
+    assert decodes.count("_decode_chunk") == 1  # the second load read the cache
+    draw("circle", 30, False, np.random.default_rng(9)).save(shapes / "circle" / "new.png")
+    again = load_dataset(source, show_progress=False)
+    assert decodes.count("_decode_chunk") == 2  # a new file: the cache no longer matches
+    assert len(again.train) + len(again.test) == len(first.train) + len(first.test) + 1
