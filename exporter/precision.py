@@ -19,6 +19,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from exporter.errors import ExportError
+from mwt.errors import first_line
 from runtime.metadata import INPUT, ModuleMetadata, Precision
 
 
@@ -98,7 +99,7 @@ def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         half = convert_float_to_float16(model, keep_io_types=True)
     except Exception as e:  # the converter raises plain exceptions for ops it cannot handle
-        raise ExportError(f"cannot convert the module to FP16: {str(e).splitlines()[0][:160]}") from None
+        raise ExportError(f"cannot convert the module to FP16: {first_line(e, 160)}") from None
     # The converter appends its input casts at the end of the node list: sort the graph again.
     half = gs.export_onnx(gs.import_onnx(half).toposort())
     half.producer_name = "mwt-export"

@@ -21,7 +21,7 @@ from mwt import __version__
 from mwt.atomic import write_atomic
 from mwt.data.builtin import dataset_info
 from mwt.data.source import DataSource
-from mwt.errors import MwtError
+from mwt.errors import MwtError, first_line
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.registry import DatasetInfo
 
@@ -155,8 +155,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except MemoryError:
         raise MwtError(f"{path} asks for more memory than this machine has; it is not a usable checkpoint") from None
     except Exception as e:  # torch raises many types for a damaged or foreign file (even KeyError)
-        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
-        raise MwtError(f"{path} is not a readable checkpoint (truncated or corrupt?): {first}") from None
+        raise MwtError(f"{path} is not a readable checkpoint (truncated or corrupt?): {first_line(e)}") from None
     return checkpoint_from_dict(d, str(path))
 
 

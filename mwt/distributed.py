@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mwt.errors import MwtError
+from mwt.errors import MwtError, first_line
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,8 @@ def join(device: torch.device, timeout_s: float = 120.0) -> Dist:
         torch.distributed.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
                                              timeout=datetime.timedelta(seconds=timeout_s))
     except Exception as e:  # a rendezvous that never forms raises DistStoreError, RuntimeError, ...
-        first = (str(e).splitlines() or [type(e).__name__])[0]
         raise MwtError(f"cannot join the process group at {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} "
-                       f"({first[:160]})") from None
+                       f"({first_line(e, 160)})") from None
     return Dist(rank, world, local)
 
 

@@ -8,6 +8,12 @@ line shows those as its flags.
 from __future__ import annotations
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of a third-party exception's message (its type name when it has none), cut
+    to `limit` characters: what an MwtError that wraps it quotes."""
+    return (str(error).splitlines() or [type(error).__name__])[0][:limit]
+
+
 class MwtError(Exception):
     """A failure a user can fix: the CLI prints its message as one line on stderr and exits 2.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from mwt.errors import MwtError, MwtWarning
+from mwt.errors import MwtError, MwtWarning, first_line
 from runtime.merge import merge_modules
 from runtime.metadata import LOGITS
 from runtime.module_file import ModuleFile, read_module
@@ -132,8 +132,7 @@ class ComposedClassifier:
             except MwtError:
                 raise
             except Exception as e:  # onnx's checker and compose raise their own types for a damaged module
-                first = (str(e).splitlines() or [type(e).__name__])[0]
-                raise MwtError(f"cannot merge the modules into one graph: {first[:200]}") from None
+                raise MwtError(f"cannot merge the modules into one graph: {first_line(e)}") from None
         return self._merged
 
     def prepare(self, batch: np.ndarray) -> np.ndarray:
@@ -173,8 +172,7 @@ class ComposedClassifier:
         try:
             return self._sessions[i].run([LOGITS], {self._inputs[i]: x})[0]
         except Exception as e:  # onnxruntime's error types; a module that loads but cannot run
-            first = (str(e).splitlines() or [type(e).__name__])[0]
-            raise MwtError(f"onnxruntime failed to run the model: {first[:200]}") from None
+            raise MwtError(f"onnxruntime failed to run the model: {first_line(e)}") from None
 
     def predict(self, batch: np.ndarray) -> Prediction:
         """Logits, probabilities and predicted class names for a batch."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mwt.errors import MwtError
+from mwt.errors import MwtError, first_line
 from runtime.metadata import InputSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -115,7 +115,7 @@ def read_npy(data: bytes | bytearray | Path, spec: InputSpec, label: str = "arra
     except MwtError:
         raise
     except (ValueError, OSError, EOFError, TypeError) as e:
-        raise MwtError(f"cannot read {label} as a .npy array ({str(e).splitlines()[0][:120]})") from None
+        raise MwtError(f"cannot read {label} as a .npy array ({first_line(e, 120)})") from None
     if len(body) != count * dtype.itemsize:
         raise MwtError(f"{label} is a .npy array whose data is {'truncated' if len(body) < count * dtype.itemsize else 'longer than its header says'}")
     array = np.frombuffer(body, dtype=dtype, count=count)

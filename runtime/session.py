@@ -7,7 +7,7 @@ from enum import Enum
 
 import onnxruntime as ort
 
-from mwt.errors import MwtError
+from mwt.errors import MwtError, first_line
 
 
 class Provider(str, Enum):
@@ -91,5 +91,4 @@ def make_session(model: bytes | str, settings: SessionSettings = SessionSettings
         return ort.InferenceSession(model, sess_options=options, providers=list(settings.providers or providers_for()),
                                     disabled_optimizers=list(settings.disabled_optimizers))
     except Exception as e:  # onnxruntime's own error types (InvalidGraph, Fail, ...) for a model it cannot load
-        first = (str(e).splitlines() or [type(e).__name__])[0]
-        raise MwtError(f"onnxruntime cannot load the model: {first[:200]}") from None
+        raise MwtError(f"onnxruntime cannot load the model: {first_line(e)}") from None
