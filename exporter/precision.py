@@ -79,14 +79,9 @@ def float_nodes(model: onnx.ModelProto, least: int = 8) -> list[str]:
               and weights[n.input[1]][1] < least}
     first_conv = next((i for i, n in enumerate(nodes) if n.op_type == "Conv"), len(nodes))
     keep = set(narrow) | {n.name for n in nodes[:first_conv]}
-    producer = {out: n for n in nodes for out in n.output}
-    for n in nodes:
-        if n.op_type not in ("Relu", "MaxPool"):
-            continue
-        source = producer.get(n.input[0])
-        while source is not None and source.op_type in ("Relu", "MaxPool"):
-            source = producer.get(source.input[0])
-        if source is not None and source.name in keep:
+    producer = {out: n.name for n in nodes for out in n.output}
+    for n in nodes:  # in topological order, so a chain Relu -> MaxPool after a float conv is kept whole
+        if n.op_type in ("Relu", "MaxPool") and producer.get(n.input[0]) in keep:
             keep.add(n.name)
     return [n.name for n in nodes if n.name in keep]
 
