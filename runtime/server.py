@@ -7,8 +7,8 @@ GET  /metrics   Prometheus text format: requests by endpoint and status, errors,
 
 Bad input gets a 4xx with a one-line JSON reason and the server keeps serving: the body is
 bounded in bytes and in the time a client may take to send it, decoded images in pixels, and
-requests in samples; decoding runs in worker threads, never on the event loop, and no
-onnxruntime call is larger than the batching limit.
+requests in samples; images and large arrays are decoded in worker threads, never on the event
+loop, and no onnxruntime call is larger than the batching limit.
 """
 
 from __future__ import annotations
@@ -76,11 +76,16 @@ class _HTTPError(Exception):
         self.status, self.reason, self.headers = status, reason, headers
 
 
+def is_npy(body: bytes | bytearray, content_type: str) -> bool:
+    """Whether a request body is a .npy array (by its magic bytes or its declared type)."""
+    return body.startswith(NPY_MAGIC) or "npy" in content_type
+
+
 def decode_body(body: bytes | bytearray, content_type: str, clf: ComposedClassifier, limits: InputLimits) -> np.ndarray:
     """A request body as a prepared float32 batch: a .npy array, or one encoded image."""
     if not body:
         raise MwtError("the request body is empty; send an image or a .npy array")
-    if body.startswith(NPY_MAGIC) or "npy" in content_type:
+    if is_npy(body, content_type):
         array = read_npy(body, clf.input_spec, "the body", limits)
     else:
         array = decode_image(body, clf.input_spec, "the request body", limits)
@@ -219,7 +224,7 @@ def create_app(clf: ComposedClassifier, config: ServerConfig = ServerConfig()) -
         content_type = request.headers.get("content-type", "")
         loop = asyncio.get_running_loop()
         try:
-            if len(body) <= INLINE_NPY_BYTES and (body.startswith(NPY_MAGIC) or "npy" in content_type):
+            if len(body) <= INLINE_NPY_BYTES and is_npy(body, content_type):
                 x = decode_body(body, content_type, clf, config.limits)  # a copy: cheaper than a thread hop
             else:  # images (decompression) and large arrays: off the event loop
                 x = await loop.run_in_executor(decoder, decode_body, body, content_type, clf, config.limits)
