@@ -63,11 +63,16 @@ def compact_module(ckpt: Checkpoint, classes: list[int], threshold: float = DEFA
     Its logits (the classes', in the order given) equal the exporter's folded module's with the
     same threshold and alignment.
     """
-    mod = ckpt.require_modularization()
     model = ckpt.build()
     cost = cost_model(model, ckpt.spec.input_shape)
-    kept = module_kernels(mod, classes, threshold, align, cost.streams)
-    gates = folded_gate_values(mod, classes, kept)
+    kept = module_kernels(ckpt.require_modularization(), classes, threshold, align, cost.streams)
+    return _compact(ckpt, classes, model, cost, kept)
+
+
+def _compact(ckpt: Checkpoint, classes: list[int], model: torch.nn.Module, cost: CostModel,
+             kept: dict[str, torch.Tensor]) -> Checkpoint:
+    """`compact_module` from the full model, its cost model and the module's kept kernels."""
+    gates = folded_gate_values(ckpt.require_modularization(), classes, kept)
     streams = _kept_indices(cost, kept)
     rows: dict[str, torch.Tensor | None] = {}
     cols: dict[str, torch.Tensor | None] = {}
@@ -140,14 +145,13 @@ def finetune(
     """Cut out the module of `config.classes`, fine-tune it on their training images, and report."""
     config.validate(len(ckpt.classes))
     classes = list(config.classes)
-    mod = ckpt.require_modularization()
-    compact = compact_module(ckpt, classes, config.threshold, config.align)
     sub_train, sub_test = train_data.relabel(classes), test_data.relabel(classes)
     if len(sub_train) == 0:
         raise MwtError("the training data holds no images of these classes")
     full = ckpt.build()
-    cost = cost_model(full, ckpt.spec.input_shape)
-    kept = module_kernels(mod, classes, config.threshold, config.align, cost.streams)
+    cost = cost_model(full, ckpt.spec.input_shape)  # probing the dataflow: done once, for both uses
+    kept = module_kernels(ckpt.require_modularization(), classes, config.threshold, config.align, cost.streams)
+    compact = _compact(ckpt, classes, full, cost, kept)
     full_acc = accuracy(full, test_data, classes=classes)
     with retain_only(full, kept):
         dynamic_acc = accuracy(full, test_data, classes=classes)
