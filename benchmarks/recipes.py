@@ -4,7 +4,8 @@ For each checkpoint (e.g. the paper's recipe, beta 3, the cost-aware recipe, tra
 benchmarks/training.py): test accuracy, mean module KRR and mean FLOPs kept (single-class
 modules), cohesion, coupling, and per sub-task the union module's KRR, FLOPs kept, simulated
 accuracy (dynamic gates), folded-gate accuracy (constant gates, PyTorch) and the folding error
-(a statistic of the gates, reported in exports; it did not tell collapsing modules apart). Re-modularizes each checkpoint first with --modularize.
+(a statistic of the gates, reported in exports; it did not tell collapsing modules apart).
+Re-modularizes each checkpoint first with --modularize.
 
     python benchmarks/recipes.py paper.pt beta3.pt cost.pt --modularize --out results/recipes
 """
@@ -24,6 +25,7 @@ from mwt.modularize import (
     folding_error,
     frozen_gates,
     kernel_frequency,
+    krr,
     retain_only,
     retained_kernels,
 )
@@ -56,8 +58,8 @@ def evaluate(path: Path, subtasks: list[str], modularize: bool) -> dict:
         with retain_only(model, kept), frozen_gates(model, folded_gate_values(mod, classes, kept)):
             folded = accuracy(model, test, classes=classes)
         row["subtasks"].append({
-            "classes": [ckpt.classes[c] for c in classes], "krr": sum(int(v.sum()) for v in kept.values())
-            / sum(v.numel() for v in kept.values()), "flops_kept": cost.kept_fraction(kept, len(classes)),
+            "classes": [ckpt.classes[c] for c in classes], "krr": krr(kept),
+            "flops_kept": cost.kept_fraction(kept, len(classes)),
             "full_acc": full, "dynamic_acc": dynamic, "folded_acc": folded,
             "folding_error": folding_error(mod, classes, kept),
         })
