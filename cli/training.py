@@ -97,11 +97,9 @@ def train(
         if previous.resume is None:
             raise MwtError(f"{resume} is a finished run (or not a resumable checkpoint); there is nothing to resume")
         config = TrainConfig.from_dict(previous.training.get("config", {}))
-        defaults = dict(model="vgg16", dataset="fashion-mnist", width=1.0, modular=True, epochs=200, batch_size=128,
-                        lr=0.05, beta_warmup=0, seed=0, train_limit=None, recipe="paper", image_size=None,
-                        channels=None, test_fraction=0.2, storage="auto", strict=False)
+        defaults = TrainConfig()  # the options' defaults: a setting left at its default is not a change
         for key, value in given.items():
-            if value != defaults[key] and value != getattr(config, key):
+            if value != getattr(defaults, key) and value != getattr(config, key):
                 raise MwtError(f"{key} {value} differs from the run in {resume} ({getattr(config, key)}); "
                                "--resume continues a run as it was configured")
         config.device, config.amp, config.channels_last, config.compile = device, amp.value, channels_last, compile_model

@@ -199,3 +199,20 @@ def test_library_options_show_as_flags_and_a_missing_extra_names_it(tmp_path, ca
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: this command needs uvicorn, which is not installed; install it with: "
                                      "pip install 'mwt[serve]'")
+
+
+def test_train_option_defaults_are_the_config_defaults():
+    # `mwt train --resume` treats an option left at TrainConfig's default as "not given".
+    import inspect
+
+    from cli.training import train
+    from mwt.train import TrainConfig
+
+    fields = {"model": "model", "dataset": "dataset", "width": "width", "epochs": "epochs", "recipe": "recipe",
+              "batch_size": "batch_size", "lr": "lr", "beta_warmup": "beta_warmup", "seed": "seed",
+              "limit": "train_limit", "image_size": "image_size", "channels": "channels",
+              "test_fraction": "test_fraction", "storage": "storage", "strict": "strict"}
+    params = inspect.signature(train).parameters
+    for option, field in fields.items():
+        default = params[option].default
+        assert getattr(default, "value", default) == getattr(TrainConfig(), field), option
