@@ -19,6 +19,7 @@ class LossParts:
     cohesion: torch.Tensor
     coupling: torch.Tensor
     flops: torch.Tensor  # mean fraction of the network's MACs the samples' open gates use (1 without gates)
+    subtask: torch.Tensor | None = None  # the reuse recipe: cross-entropy of the rows routed through sub-task gates
 
 
 def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ the next step boundary, and resumed from such a checkpoint with identical result
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -30,10 +31,11 @@ from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
 from mwt.registry import architecture, check_width
 from mwt.registry import recipe as registry_recipe
+from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
 
 SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, divergence check)
 AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct")
+SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class TrainConfig:
     gamma: float = 0.0  # weight of the expected-FLOPs loss (the cost-aware recipe)
     gate_first: bool = False  # gate the first conv too
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
+    reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
     amp: str = "off"  # "off", "bf16" or "fp16" (CUDA only; fp16 with a gradient scaler)
@@ -71,11 +74,12 @@ class TrainConfig:
 
     @classmethod
     def from_recipe(cls, recipe: str = "paper", *, alpha: float | None = None, beta: float | None = None,
-                    gamma: float | None = None, **settings: Any) -> TrainConfig:
+                    gamma: float | None = None, reuse: float | None = None, **settings: Any) -> TrainConfig:
         """A config with the named recipe's loss weights; a weight given here overrides the recipe's."""
         r = registry_recipe(recipe)
         return cls(recipe=recipe, alpha=r.alpha if alpha is None else alpha, beta=r.beta if beta is None else beta,
-                   gamma=r.gamma if gamma is None else gamma, gate_first=r.gate_first, **settings)
+                   gamma=r.gamma if gamma is None else gamma, gate_first=r.gate_first,
+                   reuse=r.reuse if reuse is None else reuse, **settings)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -109,6 +113,10 @@ class TrainConfig:
         for name in ("alpha", "beta", "gamma"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
+        if not 0 <= self.reuse < 1:
+            raise MwtError(f"the reuse share must be in [0, 1), got {self.reuse}", options=("reuse",))
+        if self.reuse and not self.modular:
+            raise MwtError("the reuse share trains through gates; a standard model has none", options=("reuse",))
         if self.train_limit is not None and self.train_limit <= 0:
             raise MwtError(f"the training limit must be positive, got {self.train_limit}")
         if self.amp not in ("off", *AMP_TYPES):
@@ -182,6 +190,7 @@ class RunState:
     seen: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    route: dict[str, Any] | None = None  # the reuse recipe's running sub-task statistics
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -247,6 +256,7 @@ class _Run:
     classes: list[str]
     info: DatasetInfo
     data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
+    route: SubtaskRoute | None = None  # the reuse recipe's static sub-task gates
 
 
 def train(
@@ -362,6 +372,10 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
                gate_names, classes, info)
+    if config.reuse and gate_names:
+        run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
+        if state.route is not None:
+            run.route.load_state_dict(state.route)
     return run, state
 
 
@@ -389,7 +403,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         state.sums, state.seen, state.seconds = [0.0] * len(SUMS), 0, 0.0
     assert order is not None
     local_order = dist.shard(order)
-    sums = torch.tensor(state.sums, dtype=torch.float64, device=run.device)
+    # (a state saved before a figure was added to SUMS resumes with that figure at 0)
+    sums = torch.tensor((state.sums + [0.0] * len(SUMS))[:len(SUMS)], dtype=torch.float64, device=run.device)
     seen = state.seen
     start = time.perf_counter() - state.seconds
     amp = AMP_TYPES.get(config.amp)
@@ -403,11 +418,21 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         if run.device.type == "cuda" and config.channels_last is not False:
             x = x.contiguous(memory_format=torch.channels_last)
+        plan = run.route.plan(y, run.generator) if run.route is not None else None
         with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            logits, gates = run.forward(x)
+            with run.route.routing(run.model, plan) if plan is not None else contextlib.nullcontext():
+                logits, gates = run.forward(x)
+            if plan is not None:  # MwT's losses see the dynamic rows; the routed rows their sub-task's classes
+                routed_logits, members, routed_y = logits[plan.routed], plan.members, y[plan.routed]
+                keep = ~plan.routed
+                logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
             pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
             parts = modular_loss(logits.float(), gates, y, config.alpha, beta, config.gamma, run.cost, run.gate_names,
                                  pairs=pairs)
+            if plan is not None:
+                parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
+                parts.total = parts.total + parts.subtask
+                run.route.update(gates, y, dist)
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
             run.scaler.scale(parts.total).backward()
@@ -419,9 +444,10 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         run.scheduler.step()
         n = int(y.shape[0])
         with torch.no_grad():
+            subtask = parts.subtask.detach() if parts.subtask is not None else torch.zeros((), device=logits.device)
             sums += torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(),
                                  parts.coupling.detach(), parts.flops.detach(), kernel_rate(gates).to(logits.device),
-                                 (logits.argmax(1) == y).sum() / n]).double() * n
+                                 (logits.argmax(1) == y).sum() / max(n, 1), subtask]).double() * n
         seen += n
         step += 1
         if step % SYNC_EVERY == 0:
@@ -482,6 +508,7 @@ def _save_resumable(run: _Run, state: RunState, path: Path) -> None:
     """Write a resumable checkpoint (rank 0 only; every rank waits until it is written)."""
     if run.dist.main:
         state.generator = run.generator.get_state()
+        state.route = run.route.state_dict() if run.route is not None else None
         state.torch_rng = torch.get_rng_state()
         state.optimizer = run.optimizer.state_dict()
         state.scheduler = run.scheduler.state_dict()

@@ -1,0 +1,140 @@
+"""The reuse matrix: every sub-task's module scored against the full model, in PyTorch.
+
+For each sub-task (every class pair, and seeded random triples) three accuracies on the
+sub-task's test images, each with argmax over the sub-task's logits only:
+- the full model, restricted to the classes;
+- the dynamic module (unretained kernels zeroed, mask generators kept);
+- the data-free gate-free module: the kernels the exporter keeps (with alignment), each at its
+  classes' mean gate from the modularization and no generators, which is exactly the network
+  `mwt-export --gates folded` writes, computed without a single training image;
+and the FLOPs each module keeps, of the plain full model's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from mwt.checkpoint import Checkpoint
+from mwt.cost import cost_model
+from mwt.data import Split, batches_in_order
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
+from mwt.modularize import folded_gate_values, frozen_gates, module_kernels, retain_only
+from mwt.progress import progress
+
+
+def all_pairs(num_classes: int) -> list[tuple[int, ...]]:
+    """Every unordered pair of classes."""
+    return list(itertools.combinations(range(num_classes), 2))
+
+
+def random_subtasks(num_classes: int, size: int, count: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """`count` distinct seeded random sub-tasks of `size` classes (all of them if there are fewer)."""
+    every = list(itertools.combinations(range(num_classes), size))
+    return sorted(random.Random(seed).sample(every, min(count, len(every))))
+
+
+@dataclass
+class SubtaskScore:
+    """One sub-task's figures (accuracies in [0, 1], FLOPs kept of the plain full model)."""
+
+    classes: list[str]
+    samples: int
+    full_acc: float
+    dynamic_acc: float
+    gate_free_acc: float
+    flops_kept: float  # of the kept kernels (the dynamic module adds its pruned generators' few)
+
+    @property
+    def gate_free_drop(self) -> float:
+        """Accuracy points the data-free gate-free module loses against the full model (positive = worse)."""
+        return self.full_acc - self.gate_free_acc
+
+    @property
+    def dynamic_drop(self) -> float:
+        return self.full_acc - self.dynamic_acc
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "gate_free_drop": self.gate_free_drop, "dynamic_drop": self.dynamic_drop}
+
+
+@dataclass
+class Spread:
+    """min / median / mean / max of one figure over the sub-tasks."""
+
+    min: float
+    median: float
+    mean: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(min(values), statistics.median(values), statistics.fmean(values), max(values))
+
+
+@torch.no_grad()
+def _correct(model: nn.Module, data: Split, classes: list[int]) -> int:
+    lookup = torch.full((max(classes) + 1,), -1, dtype=torch.long)
+    lookup[torch.tensor(classes)] = torch.arange(len(classes))
+    right = 0
+    for x, y in batches_in_order(data, torch.arange(len(data)), 500):
+        logits, _ = model(x)
+        right += int((logits[:, classes].argmax(1) == lookup[y]).sum())
+    return right
+
+
+def score_subtasks(
+    ckpt: Checkpoint, subtasks: Iterable[Sequence[int]], test_data: Split, *, threshold: float = DEFAULT_THRESHOLD,
+    align: int = DEFAULT_ALIGN, show_progress: bool = False,
+) -> list[SubtaskScore]:
+    """Score each sub-task's modules on its classes' test images (see the module docstring)."""
+    mod = ckpt.require_modularization()
+    model = ckpt.build().eval()
+    cost = cost_model(model, ckpt.spec.input_shape)
+    subtasks = [list(s) for s in subtasks]
+    scores = []
+    for classes in progress(subtasks, total=len(subtasks), desc="sub-tasks", enable=show_progress):
+        check_selection(classes, len(ckpt.classes), threshold, align)
+        data = test_data.where(classes).materialize()
+        n = max(len(data), 1)
+        kept = module_kernels(mod, classes, threshold, align, cost.streams)
+        full = _correct(model, data, classes) / n
+        with retain_only(model, kept):
+            dynamic = _correct(model, data, classes) / n
+            with frozen_gates(model, folded_gate_values(mod, classes, kept)):
+                gate_free = _correct(model, data, classes) / n
+        scores.append(SubtaskScore(
+            classes=[ckpt.classes[c] for c in classes], samples=len(data), full_acc=full, dynamic_acc=dynamic,
+            gate_free_acc=gate_free, flops_kept=cost.kept_fraction(kept, len(classes)),
+        ))
+    return scores
+
+
+def summary(scores: Sequence[SubtaskScore]) -> dict[str, Spread]:
+    """The spread of each figure over the sub-tasks (accuracy drops in points of [0, 1])."""
+    return {
+        "full_acc": Spread.of([s.full_acc for s in scores]),
+        "gate_free_acc": Spread.of([s.gate_free_acc for s in scores]),
+        "gate_free_drop": Spread.of([s.gate_free_drop for s in scores]),
+        "dynamic_drop": Spread.of([s.dynamic_drop for s in scores]),
+        "flops_kept": Spread.of([s.flops_kept for s in scores]),
+    }
+
+
+def summary_table(scores: Sequence[SubtaskScore], title: str) -> str:
+    """min / median / mean / max of the figures, as `mwt eval --all-pairs` prints them."""
+    rows = [f"{title}: {len(scores)} sub-tasks", f"{'':<34} {'min':>8} {'median':>8} {'mean':>8} {'max':>8}"]
+    labels = {
+        "full_acc": "full model accuracy", "gate_free_acc": "gate-free module accuracy",
+        "gate_free_drop": "gate-free drop vs full (pp)", "dynamic_drop": "dynamic drop vs full (pp)",
+        "flops_kept": "FLOPs kept (% of plain)",
+    }
+    for key, spread in summary(scores).items():
+        rows.append(f"{labels[key]:<34} " + " ".join(f"{100 * v:8.2f}" for v in asdict(spread).values()))
+    return "\n".join(rows)
