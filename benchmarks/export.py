@@ -19,9 +19,9 @@ from pathlib import Path
 
 from exporter.compile import ExportOptions, ModuleCompiler
 from mwt.checkpoint import file_sha256, load_checkpoint
-from mwt.synthetic import random_checkpoint
+from tests.synthetic import random_checkpoint
 from runtime.latency import compare_latency, side_by_side_settings
-from runtime.metadata import GateMode
+from mwt.core.metadata import GateMode
 from runtime.session import make_session
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mwt.data import Split, load_split
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.modularize import kernel_frequency
 from mwt.train import TrainConfig, train
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def module_latency(ckpt: object, args: argparse.Namespace) -> list[dict]:
     """The cat/dog module against the full model on onnxruntime's CUDA provider."""
-    from benchmarks.latency import latency_benchmark
+    from mwt.module_latency import latency_benchmark
     from exporter.compile import ModuleCompiler
 
     compiler = ModuleCompiler(ckpt, "gpu-benchmark")  # type: ignore[arg-type]

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 from exporter.compile import ExportOptions, ModuleCompiler
-from exporter.evaluate import subtask_accuracy
+from mwt.evaluate import subtask_accuracy
 from mwt.checkpoint import file_sha256, load_checkpoint
 from mwt.data import load_split
 from mwt.finetune import FinetuneConfig, finetune
 from runtime.composed import ComposedClassifier
 from runtime.latency import compare_latency, side_by_side_settings
-from runtime.metadata import GateMode, Precision
+from mwt.core.metadata import GateMode, Precision
 from runtime.module_file import module_from_model
 
 SUBTASKS = "sneaker,bag;sandal,sneaker,ankle-boot;t-shirt,pullover,shirt;trouser"

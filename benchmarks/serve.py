@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.local_server import local_server
+from tests.local_server import local_server
 
 
 def _load(base: str, body: bytes, clients: int, requests: int, seconds: float) -> dict:

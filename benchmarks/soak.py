@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.fuzz import npy, npy_claiming, png_claiming
-from runtime.local_server import LocalServer, local_server
+from tests.hostile_bytes import npy, npy_claiming, png_claiming
+from tests.local_server import LocalServer, local_server
 
 
 def request_mix(shape: tuple[int, int, int], rng: np.random.Generator) -> list[tuple[str, bool, bytes, str]]:

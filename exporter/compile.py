@@ -38,10 +38,10 @@ from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from mwt.cost import cost_model
 from mwt.data import resolve_classes
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
-from mwt.errors import MwtWarning
+from mwt.core.errors import MwtWarning
 from mwt.models import build_model, gated_layers
 from mwt.modularize import folded_gate_values, folding_error, krr, module_kernels
-from runtime.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata, Precision
+from mwt.core.metadata import LOGITS, GateMode, InputSpec, LayerKeep, ModuleMetadata, Precision
 
 # A folded module whose accuracy on its classes' training images falls more than this below the
 # dynamic module's is refused unless forced: folded gates collapsed some trained modules to chance
@@ -266,7 +266,7 @@ class ModuleCompiler:
         """Accuracy of the module with dynamic and with folded gates (PyTorch simulations) on up to
         FOLDED_CHECK_IMAGES training images of its classes; None when they are not at hand."""
         from mwt.data import load_split
-        from mwt.errors import MwtError
+        from mwt.core.errors import MwtError
         from mwt.modularize import frozen_gates, retain_only
         from mwt.train import accuracy
 
@@ -288,7 +288,7 @@ class ModuleCompiler:
     def calibration(self, classes: tuple[int, ...], count: int, data_dir: Path | None = None) -> np.ndarray:
         """`count` training images of `classes` (seeded sample), float32 in [0, 1], as training saw them."""
         from mwt.data import load_named
-        from mwt.errors import MwtError
+        from mwt.core.errors import MwtError
 
         try:
             train = load_named(self.ckpt.source, "train", [self.ckpt.classes[c] for c in classes], data_dir)
@@ -343,7 +343,7 @@ def export_module_file(compiler: ModuleCompiler, options: ExportOptions, out: st
                        data_dir: Path | None = None) -> ExportReport:
     """Compile a module at its precision and write it to `out` atomically. A lowered module's
     accuracy on its classes' test images is measured beside the FP32 one's where they are at hand."""
-    from mwt.atomic import write_bytes_atomic
+    from mwt.core.atomic import write_bytes_atomic
 
     check = None
     if options.gates is GateMode.folded and compiler.gated and not options.force_folded:
@@ -381,9 +381,9 @@ def _guard_folded(compiler: ModuleCompiler, options: ExportOptions, data_dir: Pa
 
 def _accuracy(models: dict[str, onnx.ModelProto], compiler: ModuleCompiler, options: ExportOptions,
               data_dir: Path | None) -> dict[str, float]:
-    from exporter.evaluate import module_accuracy
+    from mwt.evaluate import module_accuracy
     from mwt.data import load_named
-    from mwt.errors import MwtError
+    from mwt.core.errors import MwtError
 
     names = [compiler.ckpt.classes[c] for c in options.classes]
     try:

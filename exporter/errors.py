@@ -1,6 +1,6 @@
 """The exporter's user-facing error."""
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 
 
 class ExportError(MwtError):

@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from exporter.errors import ExportError
 from exporter.torch_export import GATE_PREFIX
-from runtime.metadata import LOGITS
+from mwt.core.metadata import LOGITS
 
 # graphsurgeon's constant folding runs onnxruntime; its optimizer notices are noise here.
 ort.set_default_logger_severity(3)

@@ -19,8 +19,8 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from exporter.errors import ExportError
-from mwt.errors import first_line
-from runtime.metadata import INPUT, ModuleMetadata, Precision
+from mwt.core.errors import first_line
+from mwt.core.metadata import INPUT, ModuleMetadata, Precision
 
 
 class _Batches:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mwt.models import gated_layers
-from runtime.metadata import INPUT, LOGITS
+from mwt.core.metadata import INPUT, LOGITS
 
 OPSET = 17
 GATE_PREFIX = "gate:"

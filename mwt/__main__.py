@@ -1,5 +1,5 @@
 """`python -m mwt` runs the `mwt` command (as torchrun needs: `torchrun ... -m mwt train ...`)."""
 
-from cli import main
+from mwt.cli import main
 
 main()

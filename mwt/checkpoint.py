@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from mwt import __version__
-from mwt.atomic import write_atomic
+from mwt.core.atomic import write_atomic
 from mwt.data.builtin import dataset_info
 from mwt.data.source import DataSource
-from mwt.errors import MwtError, first_line
+from mwt.core.errors import MwtError, first_line
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.registry import DatasetInfo
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 
 # A kernel joins a class's module when its frequency >= this (MwT's default).
 DEFAULT_THRESHOLD = 0.9

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mwt.errors import MwtError, first_line
+from mwt.core.errors import MwtError, first_line
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from mwt.checkpoint import Checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.models import GatedConv, build_model
 from mwt.modularize import folded_gate_values, module_kernels, retain_only
 from mwt.train import TrainConfig, accuracy, train

@@ -13,7 +13,7 @@ from mwt.checkpoint import Modularization
 from mwt.data import Split, batches_in_order
 from mwt.defaults import DEFAULT_THRESHOLD, check_threshold
 from mwt.distributed import Dist
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.models import gated_layers
 from mwt.progress import progress
 

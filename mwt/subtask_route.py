@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mwt.distributed import Dist
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.models import gated_layers
 from mwt.modularize import class_kernels
 

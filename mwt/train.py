@@ -25,7 +25,7 @@ from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
 from mwt.distributed import Dist
-from mwt.errors import Interrupted, MwtError
+from mwt.core.errors import Interrupted, MwtError
 from mwt.losses import kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress

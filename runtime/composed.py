@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from mwt.errors import MwtError, MwtWarning, first_line
+from mwt.core.errors import MwtError, MwtWarning, first_line
 from runtime.merge import merge_modules
-from runtime.metadata import LOGITS
+from mwt.core.metadata import LOGITS
 from runtime.module_file import ModuleFile, read_module
 from runtime.session import SessionSettings, make_session
 

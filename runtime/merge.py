@@ -7,8 +7,8 @@ from dataclasses import replace
 import onnx
 from onnx import TensorProto, helper
 
-from mwt.errors import MwtError
-from runtime.metadata import INPUT, LABEL, LOGITS, PROBABILITIES, ModuleMetadata, Precision
+from mwt.core.errors import MwtError
+from mwt.core.metadata import INPUT, LABEL, LOGITS, PROBABILITIES, ModuleMetadata, Precision
 from runtime.module_file import ModuleFile
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from mwt.errors import MwtError
-from runtime.metadata import LOGITS, InputSpec, ModuleMetadata
+from mwt.core.errors import MwtError
+from mwt.core.metadata import LOGITS, InputSpec, ModuleMetadata
 
 
 @dataclass

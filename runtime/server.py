@@ -35,10 +35,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from runtime.batching import Batcher, BatchingConfig, QueueFull
 from runtime.composed import ComposedClassifier, check_finite, softmax
-from runtime.images import InputLimits, TooLarge, decode_image, read_npy
+from mwt.core.images import InputLimits, TooLarge, decode_image, read_npy
 
 NPY_MAGIC = b"\x93NUMPY"
 

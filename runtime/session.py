@@ -7,7 +7,7 @@ from enum import Enum
 
 import onnxruntime as ort
 
-from mwt.errors import MwtError, first_line
+from mwt.core.errors import MwtError, first_line
 
 
 class Provider(str, Enum):

@@ -19,9 +19,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from runtime.merge import merge_modules
-from runtime.metadata import LABEL, LOGITS, PROBABILITIES
+from mwt.core.metadata import LABEL, LOGITS, PROBABILITIES
 from runtime.module_file import ModuleFile
 
 

@@ -12,7 +12,7 @@ from exporter.compile import ModuleCompiler
 from mwt.checkpoint import save_checkpoint
 from mwt.models import ModelSpec
 from mwt.registry import DATASETS
-from mwt.synthetic import random_checkpoint
+from tests.synthetic import random_checkpoint
 
 FASHION = DATASETS["fashion-mnist"]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mwt.checkpoint import load_checkpoint, save_checkpoint
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from tests.conftest import random_checkpoint
 
 

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from cli import main
+from mwt.cli import main
 from mwt.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import needs_fashion_mnist, random_checkpoint
 
@@ -133,7 +133,7 @@ def test_bad_checkpoints_never_destroyed(tmp_path, capsys, checkpoint_file):
 def test_help_lists_every_command_with_its_summary(capsys):
     from typer.main import get_command
 
-    from cli import app
+    from mwt.cli import app
 
     code, out, _ = run(capsys, "--help")
     assert code == 0
@@ -190,7 +190,7 @@ def test_library_options_show_as_flags_and_a_missing_extra_names_it(tmp_path, ca
     code, _, err = run(capsys, "train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out",
                        str(tmp_path / "m.pt"))
     one_line_error(code, err, "allow a download (--data-dir, --download)")
-    script = ("import sys; sys.modules['uvicorn'] = None; from cli import main; "
+    script = ("import sys; sys.modules['uvicorn'] = None; from mwt.cli import main; "
               f"sys.exit(main(['serve', '{tmp_path / 'm.onnx'}']))")
     import subprocess
     import sys
@@ -205,7 +205,7 @@ def test_train_option_defaults_are_the_config_defaults():
     # `mwt train --resume` treats an option left at TrainConfig's default as "not given".
     import inspect
 
-    from cli.training import train
+    from mwt.cli.training import train
     from mwt.train import TrainConfig
 
     fields = {"model": "model", "dataset": "dataset", "width": "width", "epochs": "epochs", "recipe": "recipe",

@@ -11,7 +11,7 @@ from exporter.flops import graph_cost
 from mwt.cost import cost_model
 from mwt.models import build_model, gated_layers
 from mwt.registry import MODELS
-from runtime.metadata import GateMode
+from mwt.core.metadata import GateMode
 from tests.conftest import compiler_for, tiny_spec
 
 

@@ -6,7 +6,7 @@ import torch
 
 from mwt.data import Split, batches, load_split, resolve_classes
 from mwt.data.builtin import _read_idx
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from tests.conftest import FASHION, needs_fashion_mnist, write_idx
 
 

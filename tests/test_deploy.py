@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 import pytest
 
-from cli import main
+from mwt.cli import main
 from exporter.compile import ExportOptions
 from runtime import ComposedClassifier
-from runtime.metadata import ModuleMetadata, Precision
+from mwt.core.metadata import ModuleMetadata, Precision
 from runtime.module_file import read_module
 from tests.conftest import compiler_for
 
@@ -190,7 +190,7 @@ def test_triton_serves_the_repository_like_onnxruntime(tmp_path, capsys, fp32_mo
     import time
     import urllib.request
 
-    from runtime.local_server import free_port
+    from tests.local_server import free_port
 
     repo = tmp_path / "repo"
     assert run(capsys, "triton-repo", str(fp32_module), "-o", str(repo))[0] == 0

@@ -12,12 +12,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from cli.export import main as export_main
+from mwt.cli.export import main as export_main
 from exporter.compile import ExportOptions, model_digest
 from mwt.checkpoint import save_checkpoint
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.registry import MODELS
-from runtime.metadata import GateMode, ModuleMetadata
+from mwt.core.metadata import GateMode, ModuleMetadata
 from tests.conftest import compiler_for, needs_fashion_mnist, random_checkpoint
 
 SUBSETS = [(3,), (1, 7), (9, 0, 4), (5, 2, 8, 6, 1), tuple(range(10))]
@@ -116,8 +116,8 @@ def test_plain_model_is_the_same_network_without_generators():
 
 DIGEST_SCRIPT = """
 from exporter.compile import ExportOptions, ModuleCompiler, model_digest
-from mwt.synthetic import random_checkpoint
-from runtime.metadata import GateMode
+from tests.synthetic import random_checkpoint
+from mwt.core.metadata import GateMode
 compiler = ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s")
 for gates in GateMode:
     print(model_digest(compiler.compile(ExportOptions((2, 5), gates=gates, force_folded=True))[0]))
@@ -171,7 +171,7 @@ def test_the_folding_error_measures_how_far_constant_gates_are_from_the_gates():
 
 @needs_fashion_mnist
 def test_folded_gates_that_lose_accuracy_are_refused(tmp_path, capsys, trained_checkpoint_file):
-    from cli import main
+    from mwt.cli import main
     from mwt.checkpoint import load_checkpoint
 
     broken = load_checkpoint(trained_checkpoint_file)
@@ -244,7 +244,7 @@ def test_cli_failure_keeps_existing_output(tmp_path, checkpoint_file, capsys):
 
 
 def test_bench_latency_cli(tmp_path, shared_checkpoint_file, capsys):
-    from cli import main
+    from mwt.cli import main
 
     out = tmp_path / "bench"
     mine = tmp_path / "mine.onnx"
@@ -273,7 +273,7 @@ def test_bench_latency_cli(tmp_path, shared_checkpoint_file, capsys):
 
 
 def test_bench_latency_refuses_a_file_as_output_folder_before_working(tmp_path, shared_checkpoint_file, capsys):
-    from cli import main
+    from mwt.cli import main
 
     out = tmp_path / "taken"
     out.write_text("keep me")

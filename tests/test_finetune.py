@@ -13,12 +13,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from cli import main
+from mwt.cli import main
 from exporter.compile import ExportOptions, ModuleCompiler
 from mwt.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from mwt.finetune import compact_module
 from mwt.registry import MODELS
-from runtime.metadata import GateMode, ModuleMetadata
+from mwt.core.metadata import GateMode, ModuleMetadata
 from tests.conftest import compiler_for, random_checkpoint
 
 X = np.random.default_rng(3).random((5, 1, 28, 28), dtype=np.float32)

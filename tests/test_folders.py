@@ -14,12 +14,12 @@ import torch
 from PIL import Image, ImageDraw
 
 import mwt.data.folder as folder_module
-from cli import main
+from mwt.cli import main
 from mwt.checkpoint import load_checkpoint
 from mwt.data import load_dataset, load_split
 from mwt.data.source import DataSource
 from runtime import ComposedClassifier
-from runtime.images import load_inputs
+from mwt.core.images import load_inputs
 
 SHAPES = ("circle", "square", "cross")
 
@@ -175,7 +175,7 @@ def test_undecodable_files_are_skipped_or_refused(tmp_path, capsys, cache, shape
     (shapes / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (shapes / "square" / "notes.txt").write_text("not an image, ignored")
     (shapes / "cross" / "loop").symlink_to(shapes / "cross")  # a link loop is read once
-    from mwt.errors import MwtWarning
+    from mwt.core.errors import MwtWarning
 
     with pytest.warns(MwtWarning, match="skipped 1 file"):
         data = load_dataset(str(shapes), show_progress=False)
@@ -214,7 +214,7 @@ def test_a_cifar_batch_with_code_in_it_is_refused(tmp_path):
             return (os.system, ("touch /tmp/mwt-cifar-pwned",))
 
     (cifar / "test_batch").write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}))
-    from mwt.errors import MwtError
+    from mwt.core.errors import MwtError
 
     with pytest.raises(MwtError, match="not a CIFAR-10 batch file"):
         load_split("cifar10", "test", tmp_path)

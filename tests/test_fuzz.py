@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from benchmarks.fuzz import properties, run_property, seeds
-from runtime.local_server import local_server
+from tests.fuzz_targets import properties, run_property, seeds
+from tests.local_server import local_server
 
 EXAMPLES = int(os.environ.get("MWT_FUZZ_EXAMPLES", "30"))
 RANDOM = os.environ.get("MWT_FUZZ_RANDOM", "") not in ("", "0")

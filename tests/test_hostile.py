@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.fuzz import npy, npy_claiming, png_claiming
-from cli import main
+from tests.hostile_bytes import npy, npy_claiming, png_claiming
+from mwt.cli import main
 from exporter.compile import ExportOptions
 from mwt.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import compiler_for, random_checkpoint

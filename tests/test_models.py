@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.models import MODELS, ModelSpec, build_model, gated_layers
 from tests.conftest import tiny_spec
 

@@ -5,7 +5,7 @@ import torch
 
 from mwt.checkpoint import Modularization
 from mwt.data import Split
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.models import build_model, gated_layers
 from mwt.modularize import (
     class_kernels,

@@ -12,12 +12,12 @@ import onnx
 import pytest
 from PIL import Image
 
-from cli import main
+from mwt.cli import main
 from exporter.compile import ExportOptions, ModuleCompiler
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from runtime import ComposedClassifier, read_module
 from runtime.composed import MixedSourcesWarning
-from runtime.metadata import ModuleMetadata
+from mwt.core.metadata import ModuleMetadata
 from runtime.module_file import module_from_model
 from runtime.session import make_session
 from tests.conftest import random_checkpoint
@@ -202,7 +202,8 @@ def test_cli_compose_bad_input(modules, tmp_path, capsys):
 
 
 def test_runtime_needs_no_torch():
-    code = ("import sys, cli, runtime, runtime.composed, runtime.images, runtime.latency, runtime.merge, "
-            "runtime.server, runtime.local_server; "
+    # The core and the runtime, and the CLI's root (its commands import torch only when they run).
+    code = ("import sys, mwt.cli, runtime, runtime.composed, runtime.latency, runtime.merge, runtime.server, "
+            "runtime.triton, mwt.core.errors, mwt.core.atomic, mwt.core.metadata, mwt.core.images; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.fuzz import npy, npy_claiming, png_claiming
+from tests.hostile_bytes import npy, npy_claiming, png_claiming
 from exporter.compile import ExportOptions
 from runtime import ComposedClassifier
 from runtime.batching import Batcher, BatchingConfig, QueueFull
-from runtime.local_server import local_server
+from tests.local_server import local_server
 from tests.conftest import compiler_for
 
 

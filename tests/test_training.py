@@ -12,10 +12,10 @@ import sys
 import pytest
 import torch
 
-from cli import main
+from mwt.cli import main
 from mwt.checkpoint import load_checkpoint
 from mwt.data import Split, load_split
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.train import TrainConfig, train
 
 TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from mwt.data.split import Split
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.registry import DATASETS, DatasetInfo
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 
 
 def resolve_classes(names: list[str], spec: str | list[str]) -> list[int]:

@@ -10,7 +10,7 @@ class folder, symbolic links are followed but each folder is read once (a link l
 other files are ignored. A class folder without images, fewer than two classes, or a train/
 without a test/ or val/ beside it is an error. Files that cannot be decoded are skipped and
 counted in one warning, or refused with `strict`. Images are converted to the module's channels
-and resized to its size by `runtime.images.to_input`, the same function inference uses.
+and resized to its size by `mwt.core.images.to_input`, the same function inference uses.
 
 The first load decodes every image (all cores) into a cache keyed by the folder's content
 (paths, sizes, modification times) and the preprocessing settings, under $MWT_CACHE or
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mwt.atomic import write_atomic, write_bytes_atomic
+from mwt.core.atomic import write_atomic, write_bytes_atomic
 from mwt.data.split import FileSplit, Split
-from mwt.errors import MwtError, MwtWarning
+from mwt.core.errors import MwtError, MwtWarning
 from mwt.progress import progress
-from runtime.images import IMAGE_SUFFIXES, decode_image
-from runtime.metadata import RESIZE_METHODS, InputSpec
+from mwt.core.images import IMAGE_SUFFIXES, decode_image
+from mwt.core.metadata import RESIZE_METHODS, InputSpec
 
 CACHE_FORMAT = 1
 DEFAULT_SIZE = 32

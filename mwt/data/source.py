@@ -13,7 +13,7 @@ from typing import Any
 from mwt.data.builtin import dataset_info, load_builtin
 from mwt.data.folder import channel_stats, load_folder
 from mwt.data.split import FileSplit, Split
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.registry import DATASETS, DatasetInfo
 
 STORAGE = ("auto", "memory", "stream")

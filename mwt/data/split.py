@@ -3,7 +3,7 @@
 `Split` keeps images as one (N, C, H, W) uint8 tensor and batches by indexing: on a 2-core CPU a
 per-sample pipeline costs more than the model's forward pass on small images. `FileSplit` holds
 only paths and decodes each batch in DataLoader workers with the same preprocessing as
-inference (`runtime.images.to_input`), for datasets larger than memory. For the same order and
+inference (`mwt.core.images.to_input`), for datasets larger than memory. For the same order and
 generator both yield the same batches: augmentation runs on whole batches, after decoding, with
 the caller's generator.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mwt.errors import MwtError
-from runtime.images import decode_image
-from runtime.metadata import InputSpec
+from mwt.core.errors import MwtError
+from mwt.core.images import decode_image
+from mwt.core.metadata import InputSpec
 
 
 @dataclass
@@ -143,7 +143,7 @@ class FileSplit:
                 yield x, self.labels[torch.tensor(idx)]
         except Exception as e:  # a worker's error arrives with the worker's traceback in its message
             last = (str(e).strip().splitlines() or ["a decoding worker failed"])[-1]
-            raise MwtError(last.removeprefix("mwt.errors.MwtError: ")[:300]) from None
+            raise MwtError(last.removeprefix("mwt.core.errors.MwtError: ")[:300]) from None
 
     def batches(self, order: torch.Tensor, batch_size: int, *, start_step: int = 0,
                 generator: torch.Generator | None = None, augment: str = "none") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

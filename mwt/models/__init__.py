@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.models.gate import GatedConv, MaskGenerator, Preprocess
 from mwt.models.resnet import ResNet
 from mwt.models.spec import ModelSpec

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 
 
 def _resolve(path: str | os.PathLike[str]) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mwt.errors import MwtError, first_line
-from runtime.metadata import InputSpec
+from mwt.core.errors import MwtError, first_line
+from mwt.core.metadata import InputSpec
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 

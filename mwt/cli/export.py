@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.entrypoint import exit_process, run_app
-from cli.options import Align, Classes, DataDir, Threshold, choices
+from mwt.cli.entrypoint import exit_process, run_app
+from mwt.cli.options import Align, Classes, DataDir, Threshold, choices
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
-from runtime.metadata import GateMode, Precision
+from mwt.core.metadata import GateMode, Precision
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 ExportPrecision = choices([p.value for p in Precision if p is not Precision.mixed])
@@ -44,7 +44,7 @@ def export(
     from onnxruntime import get_available_providers as available_providers
 
     from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
-    from mwt.atomic import check_writable, write_bytes_atomic
+    from mwt.core.atomic import check_writable, write_bytes_atomic
 
     if full or plain:
         target = out or Path("plain.onnx" if plain else "full.onnx")

@@ -16,8 +16,8 @@ import sys
 
 import typer
 
-from cli import bench, demo, export, inference, training
-from cli.entrypoint import exit_process, run_app
+from mwt.cli import bench, demo, export, inference, training
+from mwt.cli.entrypoint import exit_process, run_app
 
 app = typer.Typer(
     help="mwt: train modular CNNs (MwT), cut out per-class modules, and run them as compact ONNX files.",

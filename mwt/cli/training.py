@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.options import Align, Classes, DataDir, Download, Quiet, Threshold, choices, number
-from mwt.atomic import check_writable
+from mwt.cli.options import Align, Classes, DataDir, Download, Quiet, Threshold, choices, number
+from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from mwt.registry import DATASETS, MAX_WIDTH, MODELS, RECIPES
 
 app = typer.Typer()

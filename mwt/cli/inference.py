@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import choices, number
+from mwt.cli.options import choices, number
 from runtime.composed import Composition
 from runtime.session import Provider
 
@@ -30,7 +30,7 @@ def compose(
         "--allow-mixed-sources", help="Allow modules from different checkpoints (their logits are not on one scale).")] = False,
 ) -> None:
     """Compose modules into one classifier: one ONNX file with logits, probabilities and label outputs."""
-    from mwt.atomic import write_bytes_atomic
+    from mwt.core.atomic import write_bytes_atomic
     from runtime.composed import check_compatible
     from runtime.merge import merge_modules
     from runtime.module_file import read_module
@@ -56,7 +56,7 @@ def predict(
 ) -> None:
     """Classify images with a module or a composed classifier, converting them to its input spec."""
     from runtime.composed import ComposedClassifier
-    from runtime.images import load_inputs
+    from mwt.core.images import load_inputs
     from runtime.session import SessionSettings, providers_for
 
     settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
@@ -106,7 +106,7 @@ def serve(
 
     from runtime.batching import BatchingConfig
     from runtime.composed import ComposedClassifier
-    from runtime.images import InputLimits
+    from mwt.core.images import InputLimits
     from runtime.server import ServerConfig, create_app, listen
     from runtime.session import SessionSettings, providers_for
 

@@ -16,7 +16,7 @@ from typing import Any
 import onnx
 
 from mwt import __version__
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 
 FORMAT = "mwt-module/1"
 INPUT = "input"  # the image batch, (N, C, H, W) float32 in [0, 1]

@@ -3,28 +3,50 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
 import time
 import warnings
+from importlib.metadata import PackageNotFoundError, metadata
 
 import typer
 
-from mwt.errors import Interrupted, MwtError, MwtWarning
+from mwt.core.errors import Interrupted, MwtError, MwtWarning
 
-# Optional dependencies and the extra of pyproject.toml that installs each.
-EXTRAS = {
-    "torch": "train", "torchvision": "train", "onnx_graphsurgeon": "train", "tqdm": "train",
-    "starlette": "serve", "uvicorn": "serve", "prometheus_client": "serve",
-    "matplotlib": "bench", "tritonclient": "triton", "onnxconverter_common": "train",
-}
+# Import names that differ from their distribution's name; the rest are the same (with _ as -).
+DISTRIBUTIONS = {"PIL": "pillow", "google": "protobuf"}
+# Extras that only bundle others: a message names the extra that brings the one package.
+BUNDLES = ("all", "dev")
+
+
+def extra_providing(module: str) -> str | None:
+    """The extra of mwt's installed metadata whose requirements bring the distribution that
+    provides the import name `module` (None when no extra does, or mwt is not installed)."""
+    try:
+        requires = metadata("mwt").get_all("Requires-Dist") or []
+    except PackageNotFoundError:
+        return None
+    wanted = _normalized(DISTRIBUTIONS.get(module, module))
+    found = []
+    for requirement in requires:
+        name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", requirement)
+        if name and extra and _normalized(name.group(1)) == wanted:
+            found.append(extra.group(1))
+    specific = [e for e in found if e not in BUNDLES]
+    return (specific or found or [None])[0]
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def missing_extra_message(error: ModuleNotFoundError) -> str | None:
     """'this command needs X; install it with ...' when `error` is a missing optional dependency."""
     top = (error.name or "").split(".")[0]
-    extra = EXTRAS.get(top)
+    extra = extra_providing(top)
     if extra is None:
         return None
     return f"this command needs {top}, which is not installed; install it with: pip install 'mwt[{extra}]'"

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from cli.options import DataDir, Quiet, choices, number
-from mwt.errors import MwtError
+from mwt.cli.options import DataDir, Quiet, choices, number
+from mwt.core.errors import MwtError
 from mwt.registry import RECIPES
 
 app = typer.Typer()
@@ -46,9 +46,9 @@ def run_demo(cfg: DemoConfig) -> None:
     """Run every step, writing its files under `cfg.out`, and print what each step measured."""
     from PIL import Image
 
-    from benchmarks.latency import latency_benchmark, save_result
+    from mwt.module_latency import latency_benchmark, save_result
     from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
-    from mwt.atomic import write_bytes_atomic
+    from mwt.core.atomic import write_bytes_atomic
     from mwt.checkpoint import file_sha256, save_checkpoint
     from mwt.data import load_split, resolve_classes
     from mwt.finetune import FinetuneConfig, finetune
@@ -56,7 +56,7 @@ def run_demo(cfg: DemoConfig) -> None:
     from mwt.report import module_report, subtask_report
     from mwt.train import TrainConfig, train
     from runtime.composed import ComposedClassifier
-    from runtime.images import load_inputs
+    from mwt.core.images import load_inputs
     from runtime.merge import merge_modules
     from runtime.module_file import read_module
 

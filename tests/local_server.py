@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 
 
 def free_port() -> int:

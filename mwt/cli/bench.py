@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import Align, Classes, DataDir, number, numbers
+from mwt.cli.options import Align, Classes, DataDir, number, numbers
 from mwt.defaults import DEFAULT_ALIGN
 from runtime.session import Provider
 
@@ -33,7 +33,7 @@ def latency(
     data_dir: DataDir = None,
 ) -> None:
     """Latency and accuracy of the full models, the union module and composed single-class modules, side by side."""
-    from benchmarks.latency import check_output_folder, latency_benchmark, save_result
+    from mwt.module_latency import check_output_folder, latency_benchmark, save_result
     from runtime.module_file import read_module
 
     check_output_folder(out)

@@ -7,28 +7,27 @@ generators: what a user would otherwise deploy) and that speedup as a fraction o
 ratio. The full modular model is a row of its own. Where the dataset is at hand, it also reports
 each configuration's accuracy on the real test images of the chosen classes.
 
-    python benchmarks/latency.py model.pt --classes sneaker,bag --out results/latency
+    mwt bench latency model.pt --classes sneaker,bag --out results/latency
 
-The same as `mwt bench latency`; prints the table and writes latency.json and latency.png.
+prints the table and writes latency.json and latency.png.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from exporter.compile import ExportOptions, ModuleCompiler
-from exporter.evaluate import subtask_accuracy
+from mwt.evaluate import subtask_accuracy
 from mwt.data import load_named
 from mwt.defaults import DEFAULT_ALIGN
-from mwt.errors import MwtError
+from mwt.core.errors import MwtError
 from runtime.composed import ComposedClassifier, Composition
 from runtime.latency import compare_latency, side_by_side_settings
-from runtime.metadata import GateMode, Precision
+from mwt.core.metadata import GateMode, Precision
 from runtime.module_file import ModuleFile, module_from_model
 from runtime.session import providers_for
 
@@ -115,7 +114,7 @@ def check_extra(name: str, module: ModuleFile, classes: list[str], input_shape: 
 
 def check_output_folder(out_dir: Path) -> None:
     """Fail before the work when results cannot be written to `out_dir`."""
-    from mwt.atomic import check_writable
+    from mwt.core.atomic import check_writable
 
     if out_dir.exists() and not out_dir.is_dir():
         raise MwtError(f"cannot write results to {out_dir}: it exists and is not a folder")
@@ -170,7 +169,7 @@ def latency_benchmark(
 
 def save_result(result: LatencyResult, out_dir: Path) -> tuple[Path, Path | None]:
     """Write latency.json and, if matplotlib is installed, latency.png (latency and speedup bars)."""
-    from mwt.atomic import write_atomic, write_bytes_atomic
+    from mwt.core.atomic import write_atomic, write_bytes_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "latency.json"
@@ -204,8 +203,3 @@ def save_result(result: LatencyResult, out_dir: Path) -> tuple[Path, Path | None
     plt.close(fig)
     return json_path, png_path
 
-
-if __name__ == "__main__":
-    from cli import main
-
-    sys.exit(main(["bench", "latency", *sys.argv[1:]]))
