@@ -26,7 +26,7 @@ from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
 from mwt.distributed import Dist
 from mwt.core.errors import Interrupted, MwtError
-from mwt.losses import kernel_rate, modular_loss
+from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
 from mwt.registry import architecture, check_width
@@ -35,7 +35,7 @@ from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
 
 SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, divergence check)
 AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce")
+SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce", "decisiveness")
 
 
 @dataclass
@@ -58,6 +58,7 @@ class TrainConfig:
     gate_first: bool = False  # gate the first conv too
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
+    delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
     amp: str = "off"  # "off", "bf16" or "fp16" (CUDA only; fp16 with a gradient scaler)
@@ -74,12 +75,13 @@ class TrainConfig:
 
     @classmethod
     def from_recipe(cls, recipe: str = "paper", *, alpha: float | None = None, beta: float | None = None,
-                    gamma: float | None = None, reuse: float | None = None, **settings: Any) -> TrainConfig:
+                    gamma: float | None = None, reuse: float | None = None, delta: float | None = None,
+                    **settings: Any) -> TrainConfig:
         """A config with the named recipe's loss weights; a weight given here overrides the recipe's."""
         r = registry_recipe(recipe)
         return cls(recipe=recipe, alpha=r.alpha if alpha is None else alpha, beta=r.beta if beta is None else beta,
                    gamma=r.gamma if gamma is None else gamma, gate_first=r.gate_first,
-                   reuse=r.reuse if reuse is None else reuse, **settings)
+                   reuse=r.reuse if reuse is None else reuse, delta=r.delta if delta is None else delta, **settings)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -110,7 +112,7 @@ class TrainConfig:
                            f"use a multiple of {world}")
         if not 0 < self.lr < float("inf"):
             raise MwtError(f"learning rate must be a positive number, got {self.lr}")
-        for name in ("alpha", "beta", "gamma"):
+        for name in ("alpha", "beta", "gamma", "delta"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
         if not 0 <= self.reuse < 1:
@@ -420,7 +422,10 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             x = x.contiguous(memory_format=torch.channels_last)
         plan = run.route.plan(y, run.generator) if run.route is not None else None
         with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            with run.route.routing(run.model, plan) if plan is not None else contextlib.nullcontext():
+            with contextlib.ExitStack() as hooks:
+                if plan is not None:
+                    hooks.enter_context(run.route.routing(run.model, plan))
+                preactivations = hooks.enter_context(gate_preactivations(run.model)) if config.delta else []
                 logits, gates = run.forward(x)
             if plan is not None:  # MwT's losses see the dynamic rows; the routed rows their sub-task's classes
                 routed_logits, members, routed_y = logits[plan.routed], plan.members, y[plan.routed]
@@ -433,6 +438,12 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask
                 run.route.update(gates, y, dist)
+            if preactivations:  # over the dynamic rows (all processes' rows under torchrun)
+                rows = [z[~plan.routed] if plan is not None else z for z in preactivations]
+                if dist.active:
+                    rows = [dist.all_gather_rows(z) for z in rows]
+                parts.decisiveness = decisiveness(rows, pairs[1] if pairs is not None else y, len(run.classes))
+                parts.total = parts.total + config.delta * parts.decisiveness
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
             run.scaler.scale(parts.total).backward()
@@ -444,10 +455,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         run.scheduler.step()
         n = int(y.shape[0])
         with torch.no_grad():
-            subtask = parts.subtask.detach() if parts.subtask is not None else torch.zeros((), device=logits.device)
+            zero = torch.zeros((), device=logits.device)
+            extra = [zero if v is None else v.detach() for v in (parts.subtask, parts.decisiveness)]
             sums += torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(),
                                  parts.coupling.detach(), parts.flops.detach(), kernel_rate(gates).to(logits.device),
-                                 (logits.argmax(1) == y).sum() / max(n, 1), subtask]).double() * n
+                                 (logits.argmax(1) == y).sum() / max(n, 1), *extra]).double() * n
         seen += n
         step += 1
         if step % SYNC_EVERY == 0:

@@ -14,6 +14,7 @@ from mwt.cli import main
 from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode
 from mwt.data import Split, load_split
+from mwt.losses import decisiveness, gate_preactivations
 from mwt.models import build_model, gated_layers
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
@@ -99,9 +100,10 @@ def test_reuse_training_trains_the_routed_rows_and_records_their_loss():
     g = torch.Generator().manual_seed(0)
     data = Split((torch.rand(96, 1, 28, 28, generator=g) * 255).to(torch.uint8), torch.arange(96) % 10)
     config = TrainConfig.from_recipe("reuse", model="vgg11", width=0.0625, batch_size=32, epochs=2, device="cpu")
-    assert config.reuse == 0.5 and config.gamma > 0
+    assert config.reuse == 0.5 and config.gamma > 0 and config.delta > 0
     history = train(config, data, data, show_progress=False).training["history"]
     assert history[-1]["subtask_ce"] > 0  # rows were routed once their classes had been seen
+    assert 0 < history[-1]["decisiveness"] <= 1
 
 
 def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir):
@@ -115,6 +117,30 @@ def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fas
     expected = float((logits.argmax(1) == (data.labels.numpy() == 8)).mean())
     assert score.gate_free_acc == pytest.approx(expected, abs=1e-9)
     assert score.samples == len(data) and 0 < score.flops_kept < 1
+
+
+def test_decisiveness_is_zero_for_crisp_classes_and_reaches_closed_gates():
+    labels = torch.tensor([0, 0, 1, 1])
+    crisp = torch.tensor([[9.0, -9.0], [9.0, -9.0], [-9.0, 9.0], [-9.0, 9.0]])
+    assert float(decisiveness([crisp], labels, 2)) < 1e-3
+    split = torch.tensor([[0.0, 0.0]] * 4, requires_grad=True)  # every gate at the edge: p = 1/2
+    loss = decisiveness([split], labels, 2)
+    assert float(loss) == pytest.approx(1.0)
+    undecided = torch.tensor([[2.0], [2.0], [-2.0]], requires_grad=True)  # mostly open: push all open
+    decisiveness([undecided], torch.zeros(3, dtype=torch.long), 1).backward()
+    assert bool((undecided.grad < 0).all())  # the closed gate (negative pre-activation) is pushed open too
+    assert float(decisiveness([crisp], torch.tensor([0, 1, 2, 3]), 4)) == 0.0  # one sample per class: no figure
+
+
+def test_gate_preactivations_are_the_generators_and_hooks_go():
+    model, _ = _route()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad(), gate_preactivations(model) as found:
+        _, gates = model(x)
+    assert len(found) == len(gates) and all(torch.equal(torch.relu(torch.tanh(z)), g) for z, g in zip(found, gates))
+    with torch.no_grad():
+        model(x)
+    assert len(found) == len(gates)
 
 
 def test_subtask_lists():
@@ -163,6 +189,7 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--reuse", "1.5"], "--reuse"),
     (["--reuse", "nan"], "--reuse"),
     (["--standard", "--reuse", "0.5"], "standard model"),
+    (["--delta", "-1"], "--delta"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"

@@ -51,6 +51,9 @@ def train(
         help="Share of each batch trained through the static gates of sampled sub-tasks, as their gate-free "
         "modules will run (default: the recipe's; 0.5 in the reuse recipe).",
         callback=number(0, 1, high_open=True))] = None,
+    delta: Annotated[Optional[float], typer.Option(
+        help="Weight of the decisiveness loss: each class's gates all open or all closed (default: the recipe's).",
+        callback=number(0, 1000))] = None,
     beta_warmup: Annotated[int, typer.Option(help="Ramp beta up from 0 over this many epochs (0: off).", min=0)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
@@ -108,7 +111,8 @@ def train(
                                "--resume continues a run as it was configured")
         config.device, config.amp, config.channels_last, config.compile = device, amp.value, channels_last, compile_model
     else:
-        config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, reuse=reuse, device=device,
+        config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, reuse=reuse, delta=delta,
+                                         device=device,
                                          amp=amp.value, channels_last=channels_last, compile=compile_model, **{
                                              k: v for k, v in given.items() if k != "recipe"})
     out = out or resume or Path("model.pt")
