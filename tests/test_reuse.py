@@ -125,7 +125,7 @@ def test_decisiveness_is_zero_for_crisp_classes_and_reaches_closed_gates():
     assert float(decisiveness([crisp], labels, 2)) < 1e-3
     split = torch.tensor([[0.0, 0.0]] * 4, requires_grad=True)  # every gate at the edge: p = 1/2
     loss = decisiveness([split], labels, 2)
-    assert float(loss) == pytest.approx(1.0)
+    assert float(loss.detach()) == pytest.approx(1.0)
     undecided = torch.tensor([[2.0], [2.0], [-2.0]], requires_grad=True)  # mostly open: push all open
     decisiveness([undecided], torch.zeros(3, dtype=torch.long), 1).backward()
     assert bool((undecided.grad < 0).all())  # the closed gate (negative pre-activation) is pushed open too
