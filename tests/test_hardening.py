@@ -29,8 +29,7 @@ from exporter.compile import ExportOptions
 from mwt.checkpoint import load_checkpoint, save_checkpoint
 from mwt.cli import main
 from mwt.core.errors import MwtError, MwtWarning
-from mwt.core.names import check_class_names, safe_stem
-from runtime.module_file import read_module
+from mwt.core.names import safe_stem
 from tests.conftest import compiler_for, write_idx
 from tests.synthetic import random_checkpoint
 
@@ -310,11 +309,9 @@ def test_every_module_the_compiler_writes_is_in_its_op_set():
         models.append(c.lower(fp32, ExportOptions((7, 8), precision=Precision.fp16)))
         models.append(c.lower(fp32, ExportOptions((7, 8), precision=Precision.int8),
                               rng.random((8, 1, 28, 28), dtype=np.float32)))
-        modules = [module_from_model(m) for m in models[2:4]]
         models.append(merge_modules([module_from_model(c.compile(ExportOptions((i,)))[0]) for i in (7, 8)]))
         for m in models:
-            module_from_model(m)
-        assert modules
+            module_from_model(m)  # refuses any op outside MODULE_OPS
 
 
 # --- 7. dataset scans ---------------------------------------------------------------------------

@@ -53,9 +53,9 @@ MAX_IDX_BYTES = 1 << 30  # the largest IDX body read (Fashion-MNIST's training i
 _CHUNK = 1 << 20
 
 
-def _read_idx(path: Path, ndim: int, item_shape: tuple[int, ...] = ()) -> np.ndarray:
-    """An IDX file of unsigned bytes with `ndim` dimensions (the first counts samples, the rest
-    must be `item_shape`). The header is checked before the body is read; the body is read in
+def _read_idx(path: Path, ndim: int | None = None, item_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """An IDX file of unsigned bytes with `ndim` dimensions (1 to 4 when None; the first counts
+    samples, the rest must be `item_shape` where given). The header is checked before the body is read; the body is read in
     bounded chunks and must end where the header says, so a gzip bomb costs at most its header's
     claim, which is itself bounded by MAX_IDX_BYTES."""
     # torchvision's IDX reader takes only uncompressed files; Debian ships them gzipped.
@@ -65,13 +65,14 @@ def _read_idx(path: Path, ndim: int, item_shape: tuple[int, ...] = ()) -> np.nda
             head = f.read(4)
             if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
                 raise MwtError(f"{path} is not an IDX file of unsigned bytes")
-            if head[3] != ndim:
-                raise MwtError(f"{path} has {head[3]} dimensions; these files hold {ndim} dimensions")
+            if head[3] != ndim if ndim is not None else not 1 <= head[3] <= 4:
+                raise MwtError(f"{path} has {head[3]} dimensions; these files hold {ndim or '1 to 4'} dimensions")
+            ndim = head[3]
             raw = f.read(4 * ndim)
             if len(raw) < 4 * ndim:
                 raise MwtError(f"{path} is truncated")
             dims = [int.from_bytes(raw[4 * i: 4 * i + 4], "big") for i in range(ndim)]
-            if tuple(dims[1:]) != item_shape:
+            if item_shape is not None and tuple(dims[1:]) != item_shape:
                 raise MwtError(f"{path} holds items of {'x'.join(map(str, dims[1:]))}; this dataset's are "
                                f"{'x'.join(map(str, item_shape))}")
             count = math.prod(dims)  # Python integers: no wrap-around
