@@ -87,6 +87,23 @@ def architecture(name: str) -> Architecture:
         raise MwtError(f"unknown model '{name}'; choose one of: {', '.join(sorted(MODELS))}") from None
 
 
+def smallest_input(name: str) -> int:
+    """The smallest image side (after the dataset's padding) the architecture can take: a VGG
+    halves its input at every max-pool, so it needs 2**pools pixels; ResNet's strided convs pad."""
+    arch = architecture(name)
+    return 2 ** sum(1 for v in arch.layout if v == "M") if arch.family == "vgg" else 1
+
+
+def check_input_size(name: str, size: tuple[int, int], pad: int = 0) -> None:
+    """Refuse images too small for the architecture, naming the smallest size it takes."""
+    need = smallest_input(name)
+    height, width = (s + 2 * pad for s in size)
+    if min(height, width) < need:
+        pools = need.bit_length() - 1
+        raise MwtError(f"{name} needs images of at least {need}x{need} pixels (it halves them {pools} times); these are "
+                       f"{height}x{width}: resize them to {need} or more, or choose resnet18", options=("image_size",))
+
+
 def check_width(width: float) -> None:
     """The channel-width multiplier must be in (0, MAX_WIDTH]."""
     if not 0 < width <= MAX_WIDTH:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +12,7 @@ import typer
 from mwt.cli.options import Align, Classes, DataDir, Download, Quiet, Threshold, choices, number
 from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
-from mwt.core.errors import MwtError
+from mwt.core.errors import MwtError, MwtWarning
 from mwt.registry import DATASETS, MAX_WIDTH, MODELS, RECIPES
 
 app = typer.Typer()
@@ -86,13 +87,17 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a modular CNN (or the standard baseline) and save it as a checkpoint; torchrun runs it on several processes."""
-    from mwt.checkpoint import load_checkpoint, save_checkpoint
+    from mwt.checkpoint import load_checkpoint
     from mwt.data import load_dataset
     from mwt.distributed import Dist, join, leave, world_from_env
-    from mwt.train import TrainConfig, resolve_device
+    from mwt.train import TrainConfig, resolve_device, save_or_rescue
     from mwt.train import train as run_training
 
-    if Path(dataset).is_dir():
+    if dataset.lower() in DATASETS:  # a bare built-in name means the built-in dataset, folder or not
+        if Path(dataset).is_dir():
+            warnings.warn(MwtWarning(f"'{dataset}' names the built-in dataset; to train on the folder of that name "
+                                     f"here, give it as a path: --dataset ./{dataset}"), stacklevel=1)
+    elif Path(dataset).is_dir():
         dataset = str(Path(dataset).resolve())
     given = dict(model=model.value, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
@@ -140,7 +145,7 @@ def train(
         ckpt = run_training(config, train_data, test_data, log_path=log, show_progress=not quiet, save_path=out,
                             save_every=save_every, resume=previous, dist=dist, info=data.info, source=data.source)
         if dist.main:
-            save_checkpoint(ckpt, out)
+            save_or_rescue(ckpt, out)  # a full disk does not throw the finished run away
             print(f"test accuracy {100 * ckpt.training['test_acc']:.2f}%; wrote {out} (epoch log {log})")
     finally:
         leave(dist)
@@ -267,13 +272,14 @@ def finetune(
     """Cut a module out as a gate-free network (gates folded into its batch norms) and fine-tune it on its classes."""
     from mwt.checkpoint import file_sha256, load_checkpoint, save_checkpoint
     from mwt.data import load_split, resolve_classes
+    from mwt.core.names import safe_stem
     from mwt.finetune import FinetuneConfig
     from mwt.finetune import finetune as run_finetune
 
     ckpt = load_checkpoint(checkpoint)
     indices = resolve_classes(ckpt.classes, classes)
     ckpt.require_modularization(checkpoint)
-    out = out or Path("-".join(ckpt.classes[i] for i in indices) + ".pt")
+    out = out or Path(safe_stem([ckpt.classes[i] for i in indices]) + ".pt")  # stays in this folder
     check_writable(out)
     config = FinetuneConfig(tuple(indices), threshold, align, epochs, lr, batch_size, seed, device)
     config.validate(len(ckpt.classes))
