@@ -202,3 +202,31 @@ def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, 
 def test_every_gated_layer_is_routed():
     model, route = _route()
     assert route.layers == [n for n, _ in gated_layers(model)]
+
+
+def test_a_reuse_checkpoint_exports_a_data_free_gate_free_module_by_default(tmp_path, capsys, tiny_fashion_dir):
+    import onnx
+
+    from mwt.core.metadata import ModuleMetadata
+
+    ckpt = random_checkpoint("vgg11", width=0.0625, seed=5, retain=0.5)
+    ckpt.training = {"config": {"recipe": "reuse", "reuse": 0.5}}
+    path = tmp_path / "reuse.pt"
+    save_checkpoint(ckpt, path)
+    no_data = tmp_path / "nothing-here"
+    no_data.mkdir()
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--classes", "sneaker,bag", str(path), "-o", str(out), "--data-dir", str(no_data)]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "gate-free, data-free" in captured.out
+    model = onnx.load(out)
+    meta = ModuleMetadata.read(model)
+    assert meta.gates is GateMode.folded and meta.origin == "data-free"
+    assert "Tanh" not in {n.op_type for n in model.graph.node}  # no mask generator left
+    # With the training images at hand the guard still runs; a plain checkpoint still defaults to dynamic.
+    assert main(["export", "--classes", "sneaker,bag", str(path), "-o", str(out), "--force-folded",
+                 "--data-dir", str(tiny_fashion_dir)]) == 0
+    ckpt.training = {}
+    save_checkpoint(ckpt, path)
+    assert main(["export", "--classes", "sneaker,bag", str(path), "-o", str(out), "--data-dir", str(no_data)]) == 0
+    assert ModuleMetadata.read(onnx.load(out)).gates is GateMode.dynamic

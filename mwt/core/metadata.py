@@ -121,6 +121,9 @@ class ModuleMetadata:
     folding_error: float | None = None  # folded gates: RMS miss of the constant gates (worst layer)
     calibration: dict[str, Any] | None = None  # INT8: how the activation ranges were calibrated
     finetune: dict[str, Any] | None = None  # a fine-tuned module: its source checkpoint and settings
+    # How the module was made: "data-free" (cut from the modularization alone, no images) or
+    # "fine-tuned" (a gate-free network trained on its classes' images); None for whole models.
+    origin: str | None = None
     parts: tuple[dict[str, Any], ...] = ()
     version: str = __version__
 
@@ -154,6 +157,7 @@ class ModuleMetadata:
             "mwt.calibration": None if self.calibration is None else json.dumps(self.calibration),
             "mwt.finetune": None if self.finetune is None else json.dumps(self.finetune),
             "mwt.parts": json.dumps(list(self.parts)) if self.parts else None,
+            "mwt.origin": self.origin,
         }
         props.update({k: v for k, v in optional.items() if v is not None})
         return props
@@ -192,6 +196,7 @@ class ModuleMetadata:
                 calibration=optional("mwt.calibration", json.loads),
                 finetune=optional("mwt.finetune", json.loads),
                 parts=tuple(json.loads(props.get("mwt.parts", "[]"))),
+                origin=optional("mwt.origin", _origin),
                 version=props.get("mwt.version", "?"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -210,6 +215,15 @@ class ModuleMetadata:
     def read(cls, model: onnx.ModelProto, label: str = "the model") -> ModuleMetadata:
         """The metadata of an in-memory model."""
         return cls.from_props({p.key: p.value for p in model.metadata_props}, label)
+
+
+ORIGINS = ("data-free", "fine-tuned")
+
+
+def _origin(text: str) -> str:
+    if text not in ORIGINS:
+        raise ValueError(f"unknown origin {text[:40]!r}")
+    return text
 
 
 def _count(text: str) -> int:
