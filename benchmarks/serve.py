@@ -4,7 +4,7 @@ clients, batching on and off, module vs the plain full model; errors counted; se
 Bounded: each level sends at most --requests requests and runs at most --seconds. Traffic goes to
 127.0.0.1 only.
 
-    python benchmarks/serve.py results/training/modular.pt --classes sneaker,bag --out results/serve
+    python -m benchmarks.serve results/training/modular.pt --classes sneaker,bag --out results/serve
 """
 
 from __future__ import annotations

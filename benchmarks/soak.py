@@ -6,7 +6,7 @@ ones (bombs, huge .npy headers, strings, garbage, empty and oversized bodies, a 
 stops sending) must get a 4xx. Reported: errors on good requests, 5xx answers, and the server's
 memory at start, after warm-up, at its peak and at the end. Traffic goes to 127.0.0.1 only.
 
-    python benchmarks/soak.py model.pt --classes sneaker,bag --out results/soak
+    python -m benchmarks.soak model.pt --classes sneaker,bag --out results/soak
 """
 
 from __future__ import annotations
