@@ -127,8 +127,8 @@ RECIPES: dict[str, Recipe] = {
     "paper": Recipe(0.5, 1.5, summary="MwT as published: cohesion 0.5, coupling 1.5, first conv plain"),
     "cost": Recipe(0.5, 3.0, 2.0, gate_first=True,
                    summary="cost-aware: coupling 3, plus 2 x the expected FLOPs fraction, first conv gated"),
-    "reuse": Recipe(0.5, 1.0, 2.0, gate_first=True, reuse=0.5, delta=1.0,
-                    summary="cost-aware with coupling 1, plus half of each batch trained through the static gates of sampled "
+    "reuse": Recipe(0.5, 1.0, 4.0, gate_first=True, reuse=0.5, delta=1.0,
+                    summary="cost-aware (FLOPs weight 4, coupling 1), plus half of each batch trained through the static gates of sampled "
                     "2- and 3-class sub-tasks (as their exported gate-free modules run) and a decisiveness loss "
                     "(each class's gates all open or all closed)"),
 }
