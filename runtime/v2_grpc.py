@@ -97,12 +97,11 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerReadyResponse(ready=self.server.ready)
 
     async def ModelReady(self, request, context):  # type: ignore[no-untyped-def]
-        try:
-            model = find_model(self.server.models, request.name, request.version)
-        except V2Error as e:
-            await self._fail(context, "ModelReady", e)
+        # An unknown model or version is simply not ready, as REST's 404 reads to a client.
+        model = self.server.models.get(request.name)
+        ready = model is not None and model.ready and request.version in ("", "1")
         self._count("ModelReady", grpc.StatusCode.OK)
-        return pb.ModelReadyResponse(ready=model.ready)
+        return pb.ModelReadyResponse(ready=ready)
 
     async def ServerMetadata(self, request, context):  # type: ignore[no-untyped-def]
         self._count("ServerMetadata", grpc.StatusCode.OK)
