@@ -31,9 +31,9 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,7 +291,8 @@ class InferenceServer:
     @asynccontextmanager
     async def lifespan(self, _: Starlette):  # type: ignore[no-untyped-def]
         for model in self.models.values():
-            batcher = Batcher(model.clf.logits, self.config.batching, on_batch=self.metrics.batch.observe)
+            batcher = Batcher(model.clf.logits, self.config.batching, on_batch=self.metrics.batch.observe,
+                              arriving=lambda model=model: model.arriving)
             batcher.start()
             await batcher.submit(np.zeros((1, *model.clf.input_shape), np.float32))  # warm-up through the real path
             model.batcher = batcher
@@ -330,6 +331,15 @@ class InferenceServer:
             return True
         scheme, _, given = (header or b"").partition(b" ")
         return hmac.compare_digest(given.strip(), self._token) and scheme.lower() == b"bearer"
+
+    @contextmanager
+    def arriving(self, model: ServedModel) -> Iterator[None]:
+        """Mark a request for `model` as on its way to the batcher while it is read and checked."""
+        model.arriving += 1
+        try:
+            yield
+        finally:
+            model.arriving -= 1
 
     async def run(self, model: ServedModel, x: np.ndarray) -> np.ndarray:
         """The model's logits for a prepared batch, through its batcher."""
@@ -397,6 +407,21 @@ class InferenceServer:
     async def predict(self, request: Request) -> Response:
         start = time.perf_counter()
         self._require_token(request)
+        with self.arriving(self.default):
+            x = await self._predict_input(request)
+        logits = await self.run(self.default, x)
+        clf = self.default.clf
+        probs = softmax(logits)
+        out = [
+            {"label": clf.classes[int(row.argmax())],
+             "probabilities": {c: float(p) for c, p in zip(clf.classes, prob_row)},
+             "logits": [float(v) for v in row]}
+            for row, prob_row in zip(logits, probs)
+        ]
+        self.metrics.latency.labels("/predict").observe(time.perf_counter() - start)
+        return JSONResponse({"predictions": out})
+
+    async def _predict_input(self, request: Request) -> np.ndarray:
         body = await self._read_body(request)
         content_type = request.headers.get("content-type", "")
         clf, limits = self.default.clf, self.config.limits
@@ -410,31 +435,22 @@ class InferenceServer:
             raise V2Error(413, str(e), "too_large") from None
         except MwtError as e:
             raise V2Error(400, str(e)) from None
-        del body
-        logits = await self.run(self.default, x)
-        probs = softmax(logits)
-        out = [
-            {"label": clf.classes[int(row.argmax())],
-             "probabilities": {c: float(p) for c, p in zip(clf.classes, prob_row)},
-             "logits": [float(v) for v in row]}
-            for row, prob_row in zip(logits, probs)
-        ]
-        self.metrics.latency.labels("/predict").observe(time.perf_counter() - start)
-        return JSONResponse({"predictions": out})
+        return x
 
     async def v2_infer(self, request: Request) -> Response:
         start = time.perf_counter()
         model = ready_model(self.models, request.path_params["name"], request.path_params.get("version", ""))
         self._require_token(request)
-        body = await self._read_body(request)
-        header_length = request.headers.get(HEADER_LENGTH)
-        max_samples = self.config.limits.max_samples
-        if len(body) <= INLINE_BYTES:
-            parsed = parse_infer(body, header_length, model, max_samples)
-        else:
-            parsed = await asyncio.get_running_loop().run_in_executor(self.decoder, parse_infer, body, header_length,
-                                                                      model, max_samples)
-        del body
+        with self.arriving(model):
+            body = await self._read_body(request)
+            header_length = request.headers.get(HEADER_LENGTH)
+            max_samples = self.config.limits.max_samples
+            if len(body) <= INLINE_BYTES:
+                parsed = parse_infer(body, header_length, model, max_samples)
+            else:
+                parsed = await asyncio.get_running_loop().run_in_executor(self.decoder, parse_infer, body,
+                                                                          header_length, model, max_samples)
+            del body
         requested = requested_outputs(model, parsed.outputs, parsed.binary_output)
         tensors = await self.infer(model, parsed.x, requested)
         content, headers = encode_infer(model, parsed.id, tensors)

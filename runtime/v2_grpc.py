@@ -127,7 +127,8 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
             model = ready_model(server.models, request.model_name, request.model_version)
             if not server.authorized(auth.encode("latin-1", "replace") if isinstance(auth, str) else auth):
                 raise V2Error(401, "ModelInfer needs the metadata 'authorization: Bearer <token>'", "unauthorized")
-            x, requested = _decode_input(server, request)
+            with server.arriving(model):
+                x, requested = _decode_input(server, request)
             tensors = await server.infer(model, x, requested)
         except V2Error as e:
             await self._fail(context, "ModelInfer", e)

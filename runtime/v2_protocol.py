@@ -106,6 +106,7 @@ class ServedModel:
     clf: ComposedClassifier
     composed: bool  # described as `triton-repo --merged` describes a composition
     batcher: Batcher | None = None
+    arriving: int = 0  # requests being read and checked for this model, not yet in its batcher
 
     @property
     def input(self) -> TensorSpec:

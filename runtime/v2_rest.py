@@ -11,6 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+try:  # orjson parses a 28x28 image's JSON floats about 5x faster than the standard library
+    from orjson import dumps as _dumps
+    from orjson import loads as _loads
+except ImportError:  # optional (the `serve` extra installs it): the standard library, slower
+    _loads = json.loads
+
+    def _dumps(value: object) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
 from runtime.v2_protocol import (
     INPUT_DTYPES,
     VERSION,
@@ -47,7 +56,7 @@ def _header(body: bytes | bytearray, header_length: str | None) -> tuple[dict, m
         if split > len(body):
             raise V2Error(400, f"Inference-Header-Content-Length says {split} bytes but the body has {len(body)}")
     try:
-        header = json.loads(view[:split].tobytes())
+        header = _loads(view[:split].tobytes())
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise V2Error(400, f"the request is not JSON ({str(e)[:80]})") from None
     if not isinstance(header, dict):
@@ -157,7 +166,7 @@ def encode_infer(model: ServedModel, request_id: str | None, tensors: list[Outpu
     response: dict[str, object] = {"model_name": model.name, "model_version": VERSION, "outputs": outputs}
     if request_id is not None:
         response["id"] = request_id
-    head = json.dumps(response, separators=(",", ":")).encode()
+    head = _dumps(response)
     if not chunks:
         return head, {"content-type": "application/json"}
     return b"".join([head, *chunks]), {"content-type": "application/octet-stream",

@@ -194,7 +194,8 @@ def binary_body(x: np.ndarray, size: int | None = None, **input_fields: object) 
     ("sneaker-bag", v2_json([-1e6] * 784, [1, 1, 28, 28]), {}, 400, "outside the model's input range"),
     ("sneaker-bag", v2_json([1e20] * 784, [1, 1, 28, 28]), {}, 400, "outside the model's input range"),
     ("sneaker-bag", v2_json([1e300] * 784, [1, 1, 28, 28]), {}, 400, "NaN or infinite"),
-    ("sneaker-bag", GOOD.replace(b"0.5,", b"NaN,", 1), {}, 400, "NaN or infinite"),
+    # JSON has no NaN: a strict parser (orjson) refuses the body, a lenient one (json) the value
+    ("sneaker-bag", GOOD.replace(b"0.5,", b"NaN,", 1), {}, 400, ("not JSON", "NaN or infinite")),
     ("sneaker-bag", v2_json([300] * 784, [1, 1, 28, 28], "UINT8"), {}, 400, "UINT8"),
     ("sneaker-bag", v2_json([0.5] * 784 * 65, [65, 1, 28, 28]), {}, 413, "65 samples"),
     ("sneaker-bag", *binary_body(np.full((1, 1, 28, 28), np.nan, np.float32)), 400, "NaN or infinite"),
@@ -213,7 +214,8 @@ def binary_body(x: np.ndarray, size: int | None = None, **input_fields: object) 
 def test_bad_v2_requests_get_the_protocols_error_and_the_server_keeps_serving(server, path, body, headers, status,
                                                                               message):
     got, answer = post(f"{server.url}/v2/models/{path}/infer", body, headers)
-    assert got == status and set(answer) == {"error"} and message in answer["error"], answer
+    messages = message if isinstance(message, tuple) else (message,)
+    assert got == status and set(answer) == {"error"} and any(m in answer["error"] for m in messages), answer
     assert "\n" not in answer["error"]
     assert post(server.url + "/v2/models/sneaker-bag/infer", GOOD)[0] == 200
 
