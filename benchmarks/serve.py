@@ -13,7 +13,7 @@ run from its own Python environment, because kserve pins protobuf<7 and cannot s
 
 Bounded: each point runs at most --seconds and --requests. Traffic goes to 127.0.0.1 only.
 
-    python benchmarks/serve.py results/training/modular.pt --classes sneaker,bag \\
+    python -m benchmarks.serve results/training/modular.pt --classes sneaker,bag \\
         --kserve-python /work/venv-kserve/bin/python --out results/serve
 """
 

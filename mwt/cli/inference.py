@@ -31,6 +31,7 @@ def compose(
 ) -> None:
     """Compose modules into one classifier: one ONNX file with logits, probabilities and label outputs."""
     from mwt.core.atomic import write_bytes_atomic
+    from runtime.composed import check_compatible
     from runtime.merge import merge_modules
     from runtime.module_file import read_module
 
