@@ -1,2 +1,2 @@
-"""Measured tables. Each module is a script (`python benchmarks/NAME.py --help`) and, where the
-command line uses it (`mwt bench`), a library; all of them only call mwt, exporter and runtime."""
+"""Measured tables, run from the repository as scripts (`python -m benchmarks.NAME --help`); they
+only call mwt, exporter and runtime (and the tests' helpers). Not installed with mwt."""

@@ -7,7 +7,7 @@ decode cache, and one training epoch (quarter-width VGG16 at 32x32) on the folde
 streamed from the files, and on the same images through the built-in path (in turn, the fastest
 of `--rounds` epochs of each).
 
-    python benchmarks/data.py --out results/data
+    python -m benchmarks.data --out results/data
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ shaped like a trained model's (each class keeps about `--retain` of every layer)
 trained checkpoints given with --checkpoint. Latencies are measured side by side in one run
 (interleaved rounds, median), 2 onnxruntime threads by default.
 
-    python benchmarks/export.py --out results/export
+    python -m benchmarks.export --out results/export
 """
 
 from __future__ import annotations

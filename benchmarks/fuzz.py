@@ -4,7 +4,7 @@ The targets (tests/fuzz_targets.py) are the tests' own: each loader must end in 
 a valid result, the server in a 4xx or 200, never a 5xx. This script runs each with a large
 fresh example budget and reports cases tried and failures.
 
-    python benchmarks/fuzz.py --examples 2000
+    python -m benchmarks.fuzz --examples 2000
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 3. Module latency on onnxruntime's CUDA provider (FP32, and FP16 where exported) against the
    full model on the same GPU, batch 1/32/256.
 
-    python benchmarks/gpu.py --out results/gpu            # needs torch with CUDA and onnxruntime-gpu
+    python -m benchmarks.gpu --out results/gpu            # needs torch with CUDA and onnxruntime-gpu
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ module (`mwt finetune`). Accuracy is on the sub-task's real test images (whole m
 the sub-task's logits); latency is onnxruntime on the CPU, measured side by side in one run at
 batch 1, 32 and 256. Writes modules.json and modules.png (accuracy against speedup).
 
-    python benchmarks/modules.py model.pt --out results/modules
+    python -m benchmarks.modules model.pt --out results/modules
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ accuracy (dynamic gates), folded-gate accuracy (constant gates, PyTorch) and the
 (a statistic of the gates, reported in exports; it did not tell collapsing modules apart).
 Re-modularizes each checkpoint first with --modularize.
 
-    python benchmarks/recipes.py paper.pt beta3.pt cost.pt --modularize --out results/recipes
+    python -m benchmarks.recipes paper.pt beta3.pt cost.pt --modularize --out results/recipes
 """
 
 from __future__ import annotations

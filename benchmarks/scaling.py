@@ -5,7 +5,7 @@ after the other; throughput is training samples per second over the epochs after
 The machine's cores are shared out evenly: N processes get cores/N threads each. On a 2-core
 machine expect no gain from 2 processes (the same 2 cores, plus gradient all-reduce).
 
-    python benchmarks/scaling.py --processes 1,2 --images 12000 --out results/scaling
+    python -m benchmarks.scaling --processes 1,2 --images 12000 --out results/scaling
 """
 
 from __future__ import annotations

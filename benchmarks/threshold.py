@@ -2,7 +2,7 @@
 union module's KRR and simulated accuracy, at each threshold. No retraining: modularization
 stores frequencies, so any threshold is a view of the same model.
 
-    python benchmarks/threshold.py results/training/modular.pt --out results/threshold.json
+    python -m benchmarks.threshold results/training/modular.pt --out results/threshold.json
 """
 
 from __future__ import annotations

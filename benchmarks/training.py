@@ -4,7 +4,7 @@ Prints and saves (JSON) test accuracy, accuracy loss, mean module KRR, cohesion,
 wall time per epoch, plus the curve of accuracy and KRR against epochs. The two runs go side by
 side (one process each, same thread count) so their epoch times are comparable on a noisy machine.
 
-    python benchmarks/training.py --model vgg16 --width 0.25 --epochs 30 --out results/training
+    python -m benchmarks.training --model vgg16 --width 0.25 --epochs 30 --out results/training
 """
 
 from __future__ import annotations

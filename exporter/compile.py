@@ -50,6 +50,12 @@ FOLDED_DROP_LIMIT = 0.05
 FOLDED_CHECK_IMAGES = 1024
 
 
+GATE_WORDS = {
+    GateMode.dynamic: "dynamic: the pruned mask generators decide per image (data-free)",
+    GateMode.folded: "folded: constant gates in the weights, no generators (gate-free, data-free: no images used)",
+}
+
+
 @dataclass(frozen=True)
 class ExportOptions:
     """What to export and how."""
@@ -100,6 +106,7 @@ class ExportReport:
     accuracy: dict[str, float] = field(default_factory=dict)  # on the classes' test images, where measured
     retained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the kept kernels
     finetune: dict | None = None  # a fine-tuned module's checkpoint: its source and settings (mwt finetune)
+    gates: GateMode | None = None  # None: a network without gates
 
     @property
     def flops_kept(self) -> float:
@@ -130,6 +137,7 @@ class ExportReport:
             "",
             f"classes          {', '.join(self.classes)}",
             f"KRR              {'-' if self.krr is None else f'{100 * self.krr:.2f}%'}",
+            *([f"gates            {GATE_WORDS[self.gates]}"] if self.gates is not None else []),
             f"FLOPs            {flops}",
             f"parameters       {params}",
             *([f"folding error    {100 * self.folding_error:.1f}% (RMS gate error of the constant gates, worst layer)"]
@@ -254,7 +262,7 @@ class ModuleCompiler:
             layers=[LayerKeep(k, int(v.sum()), int(v.size)) for k, v in retained.items()],
             krr=krr({k: torch.from_numpy(v) for k, v in retained.items()}) if retained else None,
             module=module_cost, full=self.full_cost, plain=self.plain_cost, retained=retained, folding_error=folding,
-            finetune=self.ckpt.training.get("finetune"),
+            finetune=self.ckpt.training.get("finetune"), gates=options.gates if self.gated else None,
         )
         self._write_metadata(module, module_cost, gates=options.gates if self.gated else None,
                              options=options, report=report)
@@ -336,6 +344,7 @@ class ModuleCompiler:
             layers=tuple(report.layers) if report else (),
             folding_error=report.folding_error if report else None,
             finetune=self.ckpt.training.get("finetune"),
+            origin="fine-tuned" if self.ckpt.training.get("finetune") else ("data-free" if per_module else None),
         ).write(proto)
 
 
@@ -362,10 +371,25 @@ def export_module_file(compiler: ModuleCompiler, options: ExportOptions, out: st
     return report
 
 
+def trained_for_reuse(ckpt: Checkpoint) -> bool:
+    """Whether the checkpoint was trained through static sub-task gates (the reuse recipe), so that
+    its folded, gate-free modules are the networks its training scored."""
+    config = ckpt.training.get("config", {})
+    return isinstance(config, dict) and float(config.get("reuse", 0) or 0) > 0
+
+
+def default_gates(ckpt: Checkpoint) -> GateMode:
+    """Folded (gate-free, data-free) for a checkpoint trained for reuse; dynamic otherwise."""
+    return GateMode.folded if trained_for_reuse(ckpt) else GateMode.dynamic
+
+
 def _guard_folded(compiler: ModuleCompiler, options: ExportOptions, data_dir: Path | None) -> FoldedCheck | None:
-    """Refuse folded gates that lose accuracy; warn where that cannot be checked."""
+    """Refuse folded gates that lose accuracy; warn where that cannot be checked (except for a
+    checkpoint trained for reuse, whose folded modules are what it was trained as)."""
     names = ", ".join(compiler.ckpt.classes[c] for c in options.classes)
     check = compiler.check_folded(options, data_dir)
+    if check is None and trained_for_reuse(compiler.ckpt):
+        return None
     if check is None:
         warnings.warn(MwtWarning(f"folded gates for {names} were not checked (no training images of them at hand); "
                                  "folding has collapsed trained modules to chance: check this module's accuracy",
@@ -398,4 +422,5 @@ def model_digest(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
-__all__ = ["ExportOptions", "ExportReport", "GateMode", "ModuleCompiler", "export_module_file", "model_digest"]
+__all__ = ["ExportOptions", "ExportReport", "GateMode", "ModuleCompiler", "default_gates", "export_module_file",
+           "model_digest", "trained_for_reuse"]

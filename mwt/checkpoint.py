@@ -7,6 +7,7 @@ runs code from the file.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import pickle
 import warnings
@@ -18,12 +19,13 @@ import torch
 from torch import nn
 
 from mwt import __version__
-from mwt.core.atomic import write_atomic
+from mwt.core.atomic import write_bytes_atomic
 from mwt.data.builtin import dataset_info
 from mwt.data.source import DataSource
 from mwt.core.errors import MwtError, first_line
+from mwt.core.names import check_class_names
 from mwt.models import ModelSpec, build_model, gated_layers
-from mwt.registry import DatasetInfo
+from mwt.registry import DatasetInfo, check_input_size
 
 FORMAT = "mwt-checkpoint"
 FORMAT_VERSION = 1
@@ -131,8 +133,9 @@ class Checkpoint:
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> None:
     """Write atomically: an existing file at `path` survives any failure."""
-    payload = ckpt.to_dict()
-    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()  # serialized in memory: a full disk then fails as an OSError, in one line
+    torch.save(ckpt.to_dict(), buffer)
+    write_bytes_atomic(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -176,6 +179,7 @@ def checkpoint_from_dict(d: object, label: str = "the checkpoint") -> Checkpoint
     if (not isinstance(classes, list) or len(classes) != spec.num_classes
             or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes)):
         raise MwtError(f"{label}: 'classes' must list {spec.num_classes} distinct class names")
+    check_class_names(classes, label)
     if not isinstance(d.get("dataset"), str):
         raise MwtError(f"{label}: 'dataset' must be a name")
     training = d.get("training") or {}
@@ -214,6 +218,10 @@ def _check_spec(spec: ModelSpec, label: str) -> None:
         problems.append("mean/std are not finite positive numbers")
     if problems:
         raise MwtError(f"{label}: the model description is not valid ({'; '.join(problems)})")
+    try:
+        check_input_size(spec.arch, spec.input_size, spec.pad)  # else the first forward pass fails in torch
+    except MwtError as e:
+        raise MwtError(f"{label}: {e}") from None
 
 
 def _shape(t: torch.Tensor) -> list[int]:

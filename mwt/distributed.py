@@ -13,13 +13,23 @@ see exactly the pairs a single process would; only BatchNorm statistics stay per
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from mwt.core.errors import MwtError, first_line
+
+
+class RendezvousFailed(MwtError):
+    """This process could not join its group: every rank says so, since the others may not know."""
+
+    every_rank = True
 
 
 @dataclass(frozen=True)
@@ -115,13 +125,62 @@ def join(device: torch.device, timeout_s: float = 120.0) -> Dist:
     if missing:
         raise MwtError(f"WORLD_SIZE is {world} but {' and '.join(missing)} is not set: start the run with torchrun")
     backend = "nccl" if device.type == "cuda" else "gloo"
+    where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+    failure: list[BaseException] = []
+
+    def rendezvous() -> None:
+        try:
+            torch.distributed.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
+                                                 timeout=datetime.timedelta(seconds=timeout_s))
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            failure.append(e)
+
+    # The rendezvous blocks in C++, where no signal reaches Python: it runs in a thread of its own
+    # while the main thread waits in short steps, so Ctrl-C and SIGTERM stop a process that waits
+    # on an address where no process group forms (a port of some other server, a dead master).
+    # torch's store logs each failed attempt with its C++ frames (some 180 lines): they go aside,
+    # and the failure is told in one line.
+    global rendezvous_failed
+    joining = threading.Thread(target=rendezvous, name="mwt-rendezvous", daemon=True)
+    deadline = time.monotonic() + timeout_s + 30
     try:
-        torch.distributed.init_process_group(backend, init_method="env://", rank=rank, world_size=world,
-                                             timeout=datetime.timedelta(seconds=timeout_s))
-    except Exception as e:  # a rendezvous that never forms raises DistStoreError, RuntimeError, ...
-        raise MwtError(f"cannot join the process group at {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} "
-                       f"({first_line(e, 160)})") from None
+        with _stderr_aside():
+            joining.start()
+            while joining.is_alive():
+                joining.join(0.2)
+                if time.monotonic() > deadline:
+                    raise RendezvousFailed(f"cannot join the process group at {where}: no answer in {timeout_s:.0f} s; is "
+                                   "MASTER_ADDR:MASTER_PORT the address torchrun gave rank 0?")
+    except BaseException:
+        rendezvous_failed = True
+        raise
+    if failure:  # a rendezvous that never forms raises DistStoreError, RuntimeError, ...
+        rendezvous_failed = True
+        raise RendezvousFailed(f"cannot join the process group at {where} ({first_line(failure[0], 160)}); is "
+                       "MASTER_ADDR:MASTER_PORT the address torchrun gave rank 0?") from None
     return Dist(rank, world, local)
+
+
+# Set when a rendezvous failed or was interrupted: torch's store may still hold C++ threads that
+# end the interpreter's shutdown in std::terminate (or block it), so the CLI leaves at once.
+rendezvous_failed = False
+
+
+@contextlib.contextmanager
+def _stderr_aside() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for the block (C++ code writes there directly)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def leave(dist: Dist) -> None:

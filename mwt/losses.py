@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mwt.cost import CostModel
+from mwt.models import gated_layers
 
 
 @dataclass
@@ -20,6 +25,7 @@ class LossParts:
     coupling: torch.Tensor
     flops: torch.Tensor  # mean fraction of the network's MACs the samples' open gates use (1 without gates)
     subtask: torch.Tensor | None = None  # the reuse recipe: cross-entropy of the rows routed through sub-task gates
+    decisiveness: torch.Tensor | None = None  # the reuse recipe: how undecided each class's kernels are (0 = crisp)
 
 
 def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,3 +90,48 @@ def kernel_rate(gates: list[torch.Tensor]) -> torch.Tensor:
         return torch.ones(())
     on = sum((g > 0).sum() for g in gates)
     return on / sum(g.numel() for g in gates)
+
+
+# Width of the soft step that stands for "gate > 0" in the decisiveness loss: the gate opens where
+# its generator's pre-activation is positive, and the step's slope must reach closed gates too
+# (ReLU(tanh) has no gradient there).
+DECISIVE_TEMPERATURE = 0.5
+
+
+@contextlib.contextmanager
+def gate_preactivations(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Within the block, each forward of `model` appends every gated layer's mask-generator
+    pre-activation ((B, C), in gate order) to the yielded list; the hooks go on exit."""
+    found: list[torch.Tensor] = []
+    handles = [block.gate.fc2.register_forward_hook(lambda _m, _i, out: found.append(out))  # type: ignore[union-attr]
+               for _, block in gated_layers(model)]
+    try:
+        yield found
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def decisiveness(preactivations: list[torch.Tensor], labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """How undecided the classes' kernels are, averaged over layers: 0 when every kernel is open for
+    all of a class's samples or closed for all of them.
+
+    Per layer, class and kernel, p = the share of the class's samples in the batch whose gate is
+    open, made soft (a sigmoid step on the generator's pre-activation); the loss is 4 p (1 - p).
+    A module is the kernels its classes open with frequency >= the threshold; where frequencies
+    sit at 0 or 1 that set is what every sample of the class uses, so a module cut from it, and
+    its constant (folded) gates, behave as the full model did on those classes.
+    Classes with fewer than two samples in the batch do not count.
+    """
+    if not preactivations or labels.numel() == 0:
+        return torch.zeros((), device=labels.device)
+    onehot = F.one_hot(labels, num_classes).float()  # (B, K)
+    counts = onehot.sum(0)
+    present = counts > 1
+    if not bool(present.any()):
+        return torch.zeros((), device=labels.device)
+    total = torch.zeros((), device=labels.device)
+    for z in preactivations:
+        share = onehot.T @ torch.sigmoid(z.float() / DECISIVE_TEMPERATURE) / counts.clamp(min=1)[:, None]  # (K, C)
+        total = total + (4 * share * (1 - share))[present].mean()
+    return total / len(preactivations)

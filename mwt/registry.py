@@ -87,6 +87,23 @@ def architecture(name: str) -> Architecture:
         raise MwtError(f"unknown model '{name}'; choose one of: {', '.join(sorted(MODELS))}") from None
 
 
+def smallest_input(name: str) -> int:
+    """The smallest image side (after the dataset's padding) the architecture can take: a VGG
+    halves its input at every max-pool, so it needs 2**pools pixels; ResNet's strided convs pad."""
+    arch = architecture(name)
+    return 2 ** sum(1 for v in arch.layout if v == "M") if arch.family == "vgg" else 1
+
+
+def check_input_size(name: str, size: tuple[int, int], pad: int = 0) -> None:
+    """Refuse images too small for the architecture, naming the smallest size it takes."""
+    need = smallest_input(name)
+    height, width = (s + 2 * pad for s in size)
+    if min(height, width) < need:
+        pools = need.bit_length() - 1
+        raise MwtError(f"{name} needs images of at least {need}x{need} pixels (it halves them {pools} times); these are "
+                       f"{height}x{width}: resize them to {need} or more, or choose resnet18", options=("image_size",))
+
+
 def check_width(width: float) -> None:
     """The channel-width multiplier must be in (0, MAX_WIDTH]."""
     if not 0 < width <= MAX_WIDTH:
@@ -102,6 +119,7 @@ class Recipe:
     gamma: float = 0.0  # expected FLOPs through the open gates
     gate_first: bool = False  # gate the first conv too
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (mwt.subtask_route)
+    delta: float = 0.0  # decisiveness: each class's gates all open or all closed (mwt.losses.decisiveness)
     summary: str = ""
 
 
@@ -109,9 +127,10 @@ RECIPES: dict[str, Recipe] = {
     "paper": Recipe(0.5, 1.5, summary="MwT as published: cohesion 0.5, coupling 1.5, first conv plain"),
     "cost": Recipe(0.5, 3.0, 2.0, gate_first=True,
                    summary="cost-aware: coupling 3, plus 2 x the expected FLOPs fraction, first conv gated"),
-    "reuse": Recipe(0.5, 3.0, 2.0, gate_first=True, reuse=0.5,
-                    summary="the cost recipe, with half of each batch trained through the static gates of sampled "
-                    "2- and 3-class sub-tasks, as their exported gate-free modules run"),
+    "reuse": Recipe(0.5, 1.0, 4.0, gate_first=True, reuse=0.5, delta=1.0,
+                    summary="cost-aware (FLOPs weight 4, coupling 1), plus half of each batch trained through the static gates of sampled "
+                    "2- and 3-class sub-tasks (as their exported gate-free modules run) and a decisiveness loss "
+                    "(each class's gates all open or all closed)"),
 }
 
 

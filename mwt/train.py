@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,17 +28,18 @@ from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
 from mwt.distributed import Dist
-from mwt.core.errors import Interrupted, MwtError
-from mwt.losses import kernel_rate, modular_loss
+from mwt.core.atomic import WriteFailed
+from mwt.core.errors import Interrupted, MwtError, MwtWarning
+from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
-from mwt.registry import architecture, check_width
+from mwt.registry import architecture, check_input_size, check_width
 from mwt.registry import recipe as registry_recipe
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
 
 SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, divergence check)
 AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce")
+SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce", "decisiveness")
 
 
 @dataclass
@@ -58,6 +62,7 @@ class TrainConfig:
     gate_first: bool = False  # gate the first conv too
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
+    delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
     amp: str = "off"  # "off", "bf16" or "fp16" (CUDA only; fp16 with a gradient scaler)
@@ -74,12 +79,13 @@ class TrainConfig:
 
     @classmethod
     def from_recipe(cls, recipe: str = "paper", *, alpha: float | None = None, beta: float | None = None,
-                    gamma: float | None = None, reuse: float | None = None, **settings: Any) -> TrainConfig:
+                    gamma: float | None = None, reuse: float | None = None, delta: float | None = None,
+                    **settings: Any) -> TrainConfig:
         """A config with the named recipe's loss weights; a weight given here overrides the recipe's."""
         r = registry_recipe(recipe)
         return cls(recipe=recipe, alpha=r.alpha if alpha is None else alpha, beta=r.beta if beta is None else beta,
                    gamma=r.gamma if gamma is None else gamma, gate_first=r.gate_first,
-                   reuse=r.reuse if reuse is None else reuse, **settings)
+                   reuse=r.reuse if reuse is None else reuse, delta=r.delta if delta is None else delta, **settings)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -100,6 +106,8 @@ class TrainConfig:
         """The one place training settings are checked (every comparison also rejects NaN)."""
         architecture(self.model)
         check_width(self.width)
+        if self.image_size is not None:
+            check_input_size(self.model, (self.image_size, self.image_size))
         self.source().check()
         if not self.epochs > 0:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
@@ -110,7 +118,7 @@ class TrainConfig:
                            f"use a multiple of {world}")
         if not 0 < self.lr < float("inf"):
             raise MwtError(f"learning rate must be a positive number, got {self.lr}")
-        for name in ("alpha", "beta", "gamma"):
+        for name in ("alpha", "beta", "gamma", "delta"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
         if not 0 <= self.reuse < 1:
@@ -196,20 +204,135 @@ class RunState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: object) -> RunState:
+    def from_dict(cls, d: object, epochs: int | None = None) -> RunState:
+        """The state, with every field but `route` checked (its loader checks that one); what
+        needs the run itself (optimizer, scheduler, order) is checked by `check_against`."""
         if not isinstance(d, dict):
             raise MwtError("the checkpoint's resume state is not a dict")
         try:
             state = cls(**d)
         except TypeError as e:
             raise MwtError(f"the checkpoint's resume state is malformed ({e})") from None
-        if not isinstance(state.epoch, int) or not isinstance(state.step, int) or state.epoch < 0 or state.step < 0:
-            raise MwtError("the checkpoint's resume state has no valid epoch and step")
-        if not isinstance(state.generator, torch.Tensor) or state.generator.dtype != torch.uint8:
-            raise MwtError("the checkpoint's resume state has no data-order generator state")
-        if state.step and not isinstance(state.order, torch.Tensor):
-            raise MwtError("the checkpoint's resume state stops mid-epoch but has no sample order")
+        bad = _bad_field(state, epochs)
+        if bad:
+            raise MwtError(f"the checkpoint's resume state is damaged: {bad}; resume from an untouched checkpoint or "
+                           "train afresh")
         return state
+
+    def check_against(self, run: _Run, steps: int, samples: int) -> None:
+        """Check the fields that depend on the run: the sample order, the step, the optimizer's
+        and the scheduler's state, against a run with `steps` steps of `samples` samples an epoch."""
+        bad = _bad_order(self, steps, samples) or _bad_optimizer(self.optimizer, run.optimizer)
+        bad = bad or _bad_scheduler(self.scheduler, run.scheduler, self.epoch * steps + self.step)
+        if bad:
+            raise MwtError(f"the checkpoint's resume state is damaged: {bad}; resume from an untouched checkpoint or "
+                           "train afresh")
+
+
+def _number(value: object) -> bool:
+    """A real, finite number (bools are not numbers here)."""
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _generator_problem(t: object) -> bool:
+    if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8:
+        return True
+    try:
+        torch.Generator().set_state(t)  # the one authority on the format
+    except (RuntimeError, TypeError, ValueError):
+        return True
+    return False
+
+
+def _bad_field(state: RunState, epochs: int | None) -> str | None:
+    """What is wrong with the run-independent fields (None when nothing)."""
+    if type(state.epoch) is not int or type(state.step) is not int or state.epoch < 0 or state.step < 0:
+        return "its epoch and step are not whole numbers"
+    if epochs is not None and state.epoch >= epochs:
+        return f"its epoch {state.epoch} is not before the run's last ({epochs})"
+    if _generator_problem(state.generator):
+        return "the data-order generator state is not a torch generator's"
+    if state.torch_rng is not None and _generator_problem(state.torch_rng):
+        return "torch's random number generator state is not a generator's"
+    if not isinstance(state.sums, list) or len(state.sums) > len(SUMS) or not all(_number(v) for v in state.sums):
+        return f"the running sums are not up to {len(SUMS)} finite numbers"
+    if type(state.seen) is not int or state.seen < 0:
+        return "the count of samples seen is not a whole number"
+    if not _number(state.seconds) or state.seconds < 0:
+        return "the seconds spent are not a finite number"
+    if (not isinstance(state.history, list) or len(state.history) != state.epoch
+            or not all(isinstance(r, dict) and all(isinstance(k, str) and type(v) in (int, float) for k, v in r.items())
+                       for r in state.history)):
+        return "the history is not one record of figures per epoch done"
+    if not isinstance(state.optimizer, dict) or not isinstance(state.scheduler, dict):
+        return "the optimizer or scheduler state is not a dict"
+    if state.scaler is not None and not isinstance(state.scaler, dict):
+        return "the gradient scaler state is not a dict"
+    return None
+
+
+def _bad_order(state: RunState, steps: int, samples: int) -> str | None:
+    if state.step >= steps:
+        return f"its step {state.step} is past the epoch's {steps} steps"
+    if state.step:
+        order = state.order
+        if (not isinstance(order, torch.Tensor) or order.dtype != torch.int64 or order.shape != (samples,)
+                or not torch.equal(order.sort().values, torch.arange(samples))):
+            return f"the epoch's sample order is not an order of the {samples} training samples"
+    return None
+
+
+def _same_shape(value: object, reference: object) -> bool:
+    """Whether a loaded state value is of the kind the fresh one is (numbers finite, tensors alike)."""
+    if isinstance(reference, bool) or reference is None:
+        return type(value) is type(reference)
+    if isinstance(reference, (int, float)):
+        return _number(value)
+    if isinstance(reference, torch.Tensor):
+        return (isinstance(value, torch.Tensor) and value.shape == reference.shape and value.dtype == reference.dtype
+                and (not value.is_floating_point() or bool(torch.isfinite(value).all())))
+    if isinstance(reference, (list, tuple)):
+        return (isinstance(value, (list, tuple)) and len(value) == len(reference)
+                and all(_same_shape(v, r) for v, r in zip(value, reference)))
+    if isinstance(reference, dict):
+        return isinstance(value, dict) and set(value) == set(reference) and all(
+            _same_shape(value[k], reference[k]) for k in reference)
+    return type(value) is type(reference)
+
+
+def _bad_optimizer(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> str | None:
+    fresh = optimizer.state_dict()
+    groups = saved.get("param_groups")
+    if set(saved) != {"state", "param_groups"} or not isinstance(groups, list) or len(groups) != len(fresh["param_groups"]):
+        return "the optimizer state is not this run's optimizer's"
+    for group, ref in zip(groups, fresh["param_groups"]):
+        if not isinstance(group, dict) or set(group) != set(ref) or group["params"] != ref["params"]:
+            return "the optimizer's parameter groups are not this run's"
+        for key, value in ref.items():
+            if key != "params" and not _same_shape(group[key], value):
+                return f"the optimizer's {key} is {group[key]!r}, not a finite number"
+        if not group["lr"] > 0 or not 0 <= group["momentum"] < 1:
+            return f"the optimizer's lr {group['lr']} or momentum {group['momentum']} is out of range"
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    state = saved["state"]
+    if not isinstance(state, dict) or not set(state) <= set(range(len(params))):
+        return "the optimizer's per-parameter state is not this run's"
+    for index, entry in state.items():
+        buffer = entry.get("momentum_buffer") if isinstance(entry, dict) else None
+        if (not isinstance(entry, dict) or set(entry) != {"momentum_buffer"} or not isinstance(buffer, torch.Tensor)
+                or not _same_shape(buffer, params[index].detach())):
+            return f"the optimizer's momentum buffer of parameter {index} does not fit it"
+    return None
+
+
+def _bad_scheduler(saved: dict[str, Any], scheduler: torch.optim.lr_scheduler.LRScheduler, done: int) -> str | None:
+    fresh = scheduler.state_dict()
+    if not _same_shape(saved, fresh):
+        return "the learning-rate scheduler state is not this run's scheduler's"
+    if saved.get("T_max") != fresh.get("T_max") or saved.get("last_epoch") != done:
+        return (f"the learning-rate scheduler is at step {saved.get('last_epoch')} of {saved.get('T_max')}, "
+                f"where the run is at step {done} of {fresh.get('T_max')}")
+    return None
 
 
 class StopRequest:
@@ -257,6 +380,7 @@ class _Run:
     info: DatasetInfo
     data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
     route: SubtaskRoute | None = None  # the reuse recipe's static sub-task gates
+    resumed: bool = False  # continues a resumable checkpoint's run (its state is restored)
 
 
 def train(
@@ -280,6 +404,8 @@ def train(
     """
     config.validate(dist.world)
     info = info or dataset_info(config.dataset)
+    if start is None and resume is None:
+        check_input_size(config.model, info.size, info.pad)
     run, state = _setup(config, info, resume or start, dist, fresh=resume is None)
     initial = resume or start
     if source is not None and source.is_folder:
@@ -290,11 +416,11 @@ def train(
     test_data = test_data.subset(config.test_limit)
     if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
         train_data, test_data = train_data.to(run.device), test_data.to(run.device)
-    log = open(log_path, "a") if log_path and dist.main else None  # noqa: SIM115
+    log = _EpochLog(log_path) if log_path and dist.main else None
     try:
         if log:
-            log.write(json.dumps({"run": {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(config),
-                                          "processes": dist.world, "resumed_at_epoch": state.epoch}}) + "\n")
+            log.write({"run": {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(config),
+                               "processes": dist.world, "resumed_at_epoch": state.epoch}})
         with StopRequest() as stop:
             for epoch in range(state.epoch + 1, config.epochs + 1):
                 record = _train_epoch(run, state, train_data, epoch, stop, save_path, show_progress)
@@ -304,15 +430,14 @@ def train(
                 state.history.append(record)
                 state.epoch, state.step, state.order = epoch, 0, None
                 if log:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
+                    log.write(record)
                 if show_progress and dist.main:
                     gates = (f"kernel rate {record['kernel_rate']:.3f}  FLOPs {record['flops']:.3f}  "
                              if config.modular else "")  # a plain network has no gates to report
                     print(f"epoch {epoch:3d}  loss {record['loss']:.3f}  train acc {record['train_acc']:.4f}  "
                           f"test acc {record['test_acc']:.4f}  {gates}{record['seconds']:.1f}s", flush=True)
                 if save_path and save_every and epoch % save_every == 0 and epoch < config.epochs:
-                    _save_resumable(run, state, save_path)
+                    _save_resumable(run, state, save_path, periodic=True)
     finally:
         if log:
             log.close()
@@ -324,6 +449,65 @@ def train(
                   "device": str(run.device), "processes": dist.world, "weights_agree_across_processes": agree,
                   "finished": True},
     )
+
+
+class _EpochLog:
+    """The JSON-lines epoch log, appended to. A write that fails (a full disk) warns once and
+    ends the log, not the run: every epoch's figures are in the checkpoint's history too."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "a")  # noqa: SIM115 - closed by close()
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.file is None:
+            return
+        try:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        except OSError as e:
+            self._fail(e)
+
+    def _fail(self, e: OSError) -> None:
+        warnings.warn(MwtWarning(f"cannot append to the epoch log {self.path} ({e.strerror or e}); training goes on, "
+                                 "and the checkpoint's history holds every epoch"), stacklevel=3)
+        with contextlib.suppress(OSError):
+            self.file.close()  # type: ignore[union-attr]
+        self.file = None
+
+    def close(self) -> None:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError as e:
+                self.file = None
+                warnings.warn(MwtWarning(f"cannot finish the epoch log {self.path} ({e.strerror or e})"), stacklevel=2)
+
+
+def rescue_dir() -> Path:
+    """Where a finished run goes when its own output cannot be written: $MWT_CACHE/rescued
+    (default ~/.cache/mwt/rescued), usually another file system than the output's."""
+    return Path(os.environ.get("MWT_CACHE", Path.home() / ".cache" / "mwt")) / "rescued"
+
+
+def save_or_rescue(ckpt: Checkpoint, path: Path, what: str = "the finished run") -> None:
+    """Save `ckpt` to `path`; if that write fails (a full disk), save it under `rescue_dir()`
+    and raise MwtError naming where it is, so a run is never thrown away at its last write."""
+    try:
+        save_checkpoint(ckpt, path)
+        return
+    except WriteFailed as e:
+        failed = str(e)
+    rescued = rescue_dir() / f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{path.suffix or '.pt'}"
+    try:
+        rescued.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(ckpt, rescued)
+    except (OSError, MwtError) as e:
+        survives = ("its last resumable checkpoint, if one was written, is still in " + str(path)
+                    if path.exists() else "nothing of it survives")
+        raise MwtError(f"{failed}; saving {what} to {rescued.parent} failed too ({str(e)[:80]}); {survives}") from None
+    raise MwtError(f"{failed}; {what} was rescued to {rescued}: move it where it belongs"
+                   + ("" if ckpt.resume is None else " and resume from it"), options=("out",))
 
 
 def _weights_agree(model: nn.Module, dist: Dist, device: torch.device) -> bool:
@@ -353,7 +537,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     if initial is not None:
         model.load_state_dict(initial.state_dict)
         if not fresh:
-            state = RunState.from_dict(initial.resume)
+            state = RunState.from_dict(initial.resume, config.epochs)
     cost = cost_model(model, spec.input_shape) if spec.modular else None
     gate_names = [n for n, _ in gated_layers(model)]
     model = model.to(device)
@@ -371,7 +555,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     generator = torch.Generator().manual_seed(config.seed)
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
-               gate_names, classes, info)
+               gate_names, classes, info, resumed=initial is not None and not fresh)
     if config.reuse and gate_names:
         run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
         if state.route is not None:
@@ -391,7 +575,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     steps = _steps_per_epoch(len(data), config, dist)
     if run.scheduler is None:  # built here, where the steps per epoch are known
         run.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, T_max=config.epochs * steps)
-        if state.optimizer:
+        if run.resumed:
+            state.check_against(run, steps, len(data))
             _restore(run, state)
     run.forward.train()
     info = run.info
@@ -420,7 +605,10 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             x = x.contiguous(memory_format=torch.channels_last)
         plan = run.route.plan(y, run.generator) if run.route is not None else None
         with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            with run.route.routing(run.model, plan) if plan is not None else contextlib.nullcontext():
+            with contextlib.ExitStack() as hooks:
+                if plan is not None:
+                    hooks.enter_context(run.route.routing(run.model, plan))
+                preactivations = hooks.enter_context(gate_preactivations(run.model)) if config.delta else []
                 logits, gates = run.forward(x)
             if plan is not None:  # MwT's losses see the dynamic rows; the routed rows their sub-task's classes
                 routed_logits, members, routed_y = logits[plan.routed], plan.members, y[plan.routed]
@@ -433,6 +621,12 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask
                 run.route.update(gates, y, dist)
+            if preactivations:  # over the dynamic rows (all processes' rows under torchrun)
+                rows = [z[~plan.routed] if plan is not None else z for z in preactivations]
+                if dist.active:
+                    rows = [dist.all_gather_rows(z) for z in rows]
+                parts.decisiveness = decisiveness(rows, pairs[1] if pairs is not None else y, len(run.classes))
+                parts.total = parts.total + config.delta * parts.decisiveness
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
             run.scaler.scale(parts.total).backward()
@@ -444,10 +638,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         run.scheduler.step()
         n = int(y.shape[0])
         with torch.no_grad():
-            subtask = parts.subtask.detach() if parts.subtask is not None else torch.zeros((), device=logits.device)
+            zero = torch.zeros((), device=logits.device)
+            extra = [zero if v is None else v.detach() for v in (parts.subtask, parts.decisiveness)]
             sums += torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(),
                                  parts.coupling.detach(), parts.flops.detach(), kernel_rate(gates).to(logits.device),
-                                 (logits.argmax(1) == y).sum() / max(n, 1), subtask]).double() * n
+                                 (logits.argmax(1) == y).sum() / max(n, 1), *extra]).double() * n
         seen += n
         step += 1
         if step % SYNC_EVERY == 0:
@@ -504,8 +699,10 @@ def _restore(run: _Run, state: RunState) -> None:
         torch.set_rng_state(state.torch_rng)
 
 
-def _save_resumable(run: _Run, state: RunState, path: Path) -> None:
-    """Write a resumable checkpoint (rank 0 only; every rank waits until it is written)."""
+def _save_resumable(run: _Run, state: RunState, path: Path, periodic: bool = False) -> None:
+    """Write a resumable checkpoint (rank 0 only; every rank waits until it is written). A
+    periodic save that fails (a full disk) warns and training goes on, the last one kept; the
+    save of a stopped run is rescued elsewhere (see `save_or_rescue`)."""
     if run.dist.main:
         state.generator = run.generator.get_state()
         state.route = run.route.state_dict() if run.route is not None else None
@@ -519,7 +716,13 @@ def _save_resumable(run: _Run, state: RunState, path: Path) -> None:
                                     "test_acc": state.history[-1]["test_acc"] if state.history else float("nan"),
                                     "device": str(run.device), "processes": run.dist.world, "finished": False},
                           resume=_cpu(state.to_dict()))
-        save_checkpoint(ckpt, path)
+        if periodic:
+            try:
+                save_checkpoint(ckpt, path)
+            except WriteFailed as e:
+                warnings.warn(MwtWarning(f"{e}; training goes on"), stacklevel=2)
+        else:
+            save_or_rescue(ckpt, path, "the stopped run")
     run.dist.barrier()
 
 

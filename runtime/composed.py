@@ -15,7 +15,7 @@ import onnx
 from mwt.core.errors import MwtError, MwtWarning, first_line
 from runtime.merge import merge_modules
 from mwt.core.metadata import LOGITS
-from runtime.module_file import ModuleFile, read_module
+from runtime.module_file import ModuleFile, logits_mismatch, read_module
 from runtime.session import SessionSettings, make_session
 
 
@@ -110,7 +110,11 @@ class ComposedClassifier:
                 settings = replace(settings, spin_wait=False)
             self._sessions = [make_session(m.model.SerializeToString(), settings) for m in self.modules]
         self._inputs = [s.get_inputs()[0].name for s in self._sessions]
+        self._columns = [len(self.classes)] if self.mode is Composition.merged else [len(m.classes) for m in self.modules]
         self._pool = ThreadPoolExecutor(len(self._sessions)) if self.mode is Composition.sessions_parallel else None
+        probe = np.zeros((1, *self.input_shape), np.float32)
+        for i in range(len(self._sessions)):  # the logits' width against the metadata, before any answer
+            self._run(i, probe)
 
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], **kwargs: object) -> ComposedClassifier:
@@ -170,9 +174,13 @@ class ComposedClassifier:
 
     def _run(self, i: int, x: np.ndarray) -> np.ndarray:
         try:
-            return self._sessions[i].run([LOGITS], {self._inputs[i]: x})[0]
+            logits = self._sessions[i].run([LOGITS], {self._inputs[i]: x})[0]
         except Exception as e:  # onnxruntime's error types; a module that loads but cannot run
             raise MwtError(f"onnxruntime failed to run the model: {first_line(e)}") from None
+        if logits.ndim != 2 or logits.shape != (x.shape[0], self._columns[i]):
+            name = "the composition" if self.mode is Composition.merged else self.modules[i].name
+            raise MwtError(logits_mismatch(name, logits.shape[-1] if logits.ndim else "?", self._columns[i]))
+        return logits
 
     def predict(self, batch: np.ndarray) -> Prediction:
         """Logits, probabilities and predicted class names for a batch."""

@@ -10,7 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from mwt.core.errors import MwtError
-from mwt.core.metadata import LOGITS, InputSpec, ModuleMetadata
+from mwt.core.metadata import LOGITS, MODULE_OPS, InputSpec, ModuleMetadata
 
 
 @dataclass
@@ -60,11 +60,13 @@ def module_from_model(model: onnx.ModelProto, path: Path | None = None) -> Modul
     """Check the mwt metadata and the tensors of an in-memory model."""
     label = str(path) if path else "the model"
     meta = ModuleMetadata.read(model, label)
+    check_ops(model, label)
     inputs = [i.name for i in model.graph.input]
     if meta.input.name not in inputs:
         raise MwtError(f"{label} has no input named '{meta.input.name}'")
     if LOGITS not in [o.name for o in model.graph.output]:
         raise MwtError(f"{label} has no '{LOGITS}' output")
+    _check_logits(model, meta, label)
     for init in model.graph.initializer:
         try:
             values = numpy_helper.to_array(init)
@@ -73,3 +75,37 @@ def module_from_model(model: onnx.ModelProto, path: Path | None = None) -> Modul
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise MwtError(f"{label}: weight '{init.name}' holds NaN or infinite values; the module is damaged")
     return ModuleFile(path, model, meta)
+
+
+def check_ops(model: onnx.ModelProto, label: str = "the model") -> None:
+    """Refuse a graph outside the op set mwt's compiler emits (`MODULE_OPS`): checked before any
+    session sees it, because a `Loop` of 2**62 trips runs in onnxruntime's C++ code, where no
+    signal reaches it."""
+    if model.functions:
+        raise MwtError(f"{label} defines its own functions ({model.functions[0].name}); mwt's compiler never writes "
+                       "them, so this is not a module it made")
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise MwtError(f"{label} uses the op {node.op_type} of domain '{node.domain}', which mwt's compiler never "
+                           "emits; refusing to run it")
+        if node.op_type not in MODULE_OPS:
+            raise MwtError(f"{label} uses the op {node.op_type}, which mwt's compiler never emits (control flow and "
+                           "other ops are refused before they run)")
+        for attribute in node.attribute:
+            if attribute.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise MwtError(f"{label}: op {node.op_type} carries a subgraph, which mwt's compiler never emits")
+
+
+def _check_logits(model: onnx.ModelProto, meta: ModuleMetadata, label: str) -> None:
+    """The logits output, where the graph declares its width, has one column per class."""
+    logits = next(o for o in model.graph.output if o.name == LOGITS)
+    dims = logits.type.tensor_type.shape.dim
+    width = dims[1].dim_value if len(dims) == 2 and dims[1].HasField("dim_value") else None
+    if len(dims) not in (0, 2) or (width is not None and width != len(meta.classes)):
+        raise MwtError(logits_mismatch(label, width if width is not None else "?", len(meta.classes)))
+
+
+def logits_mismatch(label: str, columns: int | str, classes: int) -> str:
+    """The one message for logits that do not have one column per class."""
+    return (f"{label} computes {columns} logits per image but its metadata lists {classes} classes; "
+            "the module is damaged (export it again)")

@@ -6,20 +6,30 @@
 
 Each module becomes one model, or, with `merged`, the composition becomes one model with
 `logits`, `probabilities` and `label` outputs. The repository is written to a temporary folder
-beside the target and moved into place, so a failure leaves nothing half-written.
+beside the target and moved into place, so a failure leaves nothing half-written; the working
+folder, a folder above it and a mount point are never replaced.
+
+Every string in config.pbtxt (the input's name, the class list, ...) is written with protobuf's
+own text-format escaping (`google.protobuf.text_encoding.CEscape`), so no name can close its
+string and add fields. Why not build the config through tritonclient's `model_config_pb2`: its
+package is importable only with grpc installed (tritonclient[grpc]: grpcio and its own protobuf
+pin), a large install for a runtime whose base needs none; protobuf itself already comes with
+onnx. The tests parse every config with Triton's schema from tritonclient.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf.text_encoding import CEscape
+
 from mwt.core.errors import MwtError
+from mwt.core.names import safe_stem
 from runtime.merge import merge_modules
 from mwt.core.metadata import LABEL, LOGITS, PROBABILITIES
 from runtime.module_file import ModuleFile
@@ -35,12 +45,16 @@ class TritonSettings:
 
 def model_name(module: ModuleFile) -> str:
     """A Triton model name from a module's classes: letters, digits, '-' and '_' only."""
-    name = "-".join(module.classes)
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:100] or "module"
+    return safe_stem(module.classes)
+
+
+def quoted(text: str) -> str:
+    """`text` as a protobuf text-format string literal, escaped by protobuf itself."""
+    return '"' + CEscape(text, as_utf8=True) + '"'
 
 
 def _tensor(name: str, dims: list[int], data_type: str = "TYPE_FP32", extra: str = "") -> str:
-    return f'  {{\n    name: "{name}"\n    data_type: {data_type}\n    dims: [ {", ".join(map(str, dims))} ]{extra}\n  }}'
+    return f'  {{\n    name: {quoted(name)}\n    data_type: {data_type}\n    dims: [ {", ".join(map(str, dims))} ]{extra}\n  }}'
 
 
 def config_pbtxt(name: str, module: ModuleFile, settings: TritonSettings, composed: bool) -> str:
@@ -54,10 +68,10 @@ def config_pbtxt(name: str, module: ModuleFile, settings: TritonSettings, compos
     kind = "KIND_GPU" if settings.instance_kind == "gpu" else "KIND_CPU"
     meta = {"mwt_classes": json.dumps(module.classes), "mwt_source_sha256": module.source,
             "mwt_precision": module.meta.precision.value}
-    parameters = "\n".join(f'parameters {{ key: "{k}" value: {{ string_value: {json.dumps(v)} }} }}'
+    parameters = "\n".join(f'parameters {{ key: {quoted(k)} value: {{ string_value: {quoted(v)} }} }}'
                            for k, v in meta.items())
     return "\n".join([
-        f'name: "{name}"',
+        f"name: {quoted(name)}",
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {settings.max_batch_size}",
         "input [",
@@ -73,15 +87,30 @@ def config_pbtxt(name: str, module: ModuleFile, settings: TritonSettings, compos
     ])
 
 
+def _check_replaceable(out: Path) -> None:
+    """Refuse an output folder that cannot be swapped for a new one: the working folder or one
+    above it (a rename cannot move them, and replacing them would take the caller's files), or a
+    mount point (a rename cannot cross into or out of it)."""
+    real = Path(os.path.realpath(out))
+    cwd = Path(os.path.realpath(Path.cwd()))
+    if real == cwd or real in cwd.parents:
+        raise MwtError(f"{out} is the working folder or one above it; write the repository to a new folder "
+                       "(e.g. -o models)")
+    if out.is_dir() and os.path.ismount(real):
+        raise MwtError(f"{out} is a mount point, which cannot be replaced; write the repository to a folder inside it")
+
+
 def write_repository(modules: list[ModuleFile], out: Path, settings: TritonSettings = TritonSettings(), *,
                      merged: bool = False, force: bool = False) -> list[str]:
     """Write the repository at `out` (see the module docstring); returns the model names."""
     if not modules:
         raise MwtError("no modules given")
+    _check_replaceable(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise MwtError(f"{out} exists and is not an empty folder; replace it only when told to", options=("force",))
     if out.exists() and not out.is_dir():
         raise MwtError(f"{out} exists and is not a folder")
+    out = Path(os.path.realpath(out)) if out.is_symlink() else out
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise MwtError(f"cannot write {out}: folder {parent} does not exist")
@@ -110,14 +139,31 @@ def write_repository(modules: list[ModuleFile], out: Path, settings: TritonSetti
             (folder / "labels.txt").write_text("\n".join(module.classes) + "\n")
             (folder / "config.pbtxt").write_text(config_pbtxt(name, module, settings, composed=merged))
         os.chmod(staging, 0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
-            os.replace(out, old / "repo")
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
+        _swap(staging, out, parent)
+    except OSError as e:  # a full disk, a quota, a folder that cannot be renamed
+        shutil.rmtree(staging, ignore_errors=True)
+        raise MwtError(f"cannot write {out}: {e.strerror or e}; nothing was changed") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return names
+
+
+def _swap(staging: Path, out: Path, parent: Path) -> None:
+    """Move `staging` to `out`; an existing `out` is moved aside first and back if that fails."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+    try:
+        os.replace(out, old / "repo")
+    except OSError:
+        old.rmdir()
+        raise
+    try:
+        os.replace(staging, out)
+    except OSError:
+        os.replace(old / "repo", out)
+        old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)

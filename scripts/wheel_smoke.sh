@@ -11,7 +11,7 @@ cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 echo "wheel smoke: building the wheel" >&2
-"$repo/.venv/bin/python" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$repo" 2>&1 | grep -v "^WARNING: Location" || true
+"$repo/.venv/bin/python" -m pip wheel -q --no-deps -w "$work/dist" "$repo" 2>&1 | grep -v "^WARNING: Location" || true
 wheel=$(ls "$work"/dist/mwt-*.whl)
 tops=$(python3 -c "import sys, zipfile; print(' '.join(sorted({n.split('/')[0] for n in zipfile.ZipFile(sys.argv[1]).namelist() if not n.split('/')[0].endswith('.dist-info')})))" "$wheel")
 if [ "$tops" != "exporter mwt runtime" ]; then
@@ -26,7 +26,7 @@ mkdir "$work/empty" && cd "$work/empty"
 "$work/venv/bin/python" -c "import mwt, os; assert 'site-packages' in mwt.__file__, mwt.__file__"
 
 echo "wheel smoke: train, modularize, export, compose, predict, serve" >&2
-"$mwt" train --model vgg11 --width 0.125 --epochs 1 --limit 512 --recipe reuse --quiet -o model.pt
+"$mwt" train --model vgg11 --width 0.125 --epochs 1 --limit 512 --quiet -o model.pt
 "$mwt" modularize model.pt --limit 512 --quiet > /dev/null
 "$mwt" export --classes sneaker,bag model.pt -o sneaker-bag.onnx > /dev/null
 "$work/venv/bin/mwt-export" --classes sneaker model.pt -o sneaker.onnx > /dev/null

@@ -37,7 +37,7 @@ def test_same_seed_same_weights():
                   train(config, data, data, show_progress=False).state_dict)
 
 
-@pytest.mark.parametrize("recipe", ["paper", "cost"])
+@pytest.mark.parametrize("recipe", ["paper", "cost", "reuse"])
 def test_two_epochs_equal_one_epoch_then_resume(tmp_path, recipe):
     data = _data()
     config = TrainConfig.from_recipe(recipe, epochs=2, seed=1, **TINY)

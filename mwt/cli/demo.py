@@ -28,7 +28,7 @@ class DemoConfig:
     classes: tuple[str, str] = ("sneaker", "bag")
     model: str = "vgg16"
     width: float = 0.25
-    recipe: str = "cost"
+    recipe: str = "reuse"
     epochs: int = 3
     train_images: int = 18_000  # a sample of the 60,000: the demo shows the path, not the best model
     modularize_images: int = 6_000
@@ -47,7 +47,7 @@ def run_demo(cfg: DemoConfig) -> None:
     from PIL import Image
 
     from mwt.module_latency import latency_benchmark, save_result
-    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+    from exporter.compile import ExportOptions, ModuleCompiler, default_gates, export_module_file
     from mwt.core.atomic import write_bytes_atomic
     from mwt.checkpoint import file_sha256, save_checkpoint
     from mwt.data import load_split, resolve_classes
@@ -83,15 +83,17 @@ def run_demo(cfg: DemoConfig) -> None:
     _step(f"3. the sub-task {', '.join(cfg.classes)} in PyTorch")
     print(subtask_report(ckpt, indices, test_data).table())
 
-    _step("4. export a two-class module and two single-class modules (mwt-export)")
+    _step("4. export a two-class module and two single-class modules (mwt-export), from the modularization alone")
     compiler = ModuleCompiler(ckpt, file_sha256(ckpt_path))  # one torch export serves every module
     names = [ckpt.classes[i] for i in indices]
-    report = export_module_file(compiler, ExportOptions(tuple(indices)), cfg.out / f"{names[0]}-{names[1]}.onnx")
+    gates = default_gates(ckpt)  # reuse recipe: gate-free modules, no images needed
+    report = export_module_file(compiler, ExportOptions(tuple(indices), gates=gates),
+                                cfg.out / f"{names[0]}-{names[1]}.onnx")
     print(report.table())
     singles = []
     for index, name in zip(indices, names):
         path = cfg.out / f"{name}.onnx"
-        r = export_module_file(compiler, ExportOptions((index,)), path)
+        r = export_module_file(compiler, ExportOptions((index,), gates=gates), path)
         singles.append(path)
         print(f"{path.name:<24} KRR {100 * (r.krr or 1):5.1f}%  FLOPs kept {100 * r.flops_kept:5.1f}%  "
               f"{r.file_bytes / 1024:7.1f} KiB")

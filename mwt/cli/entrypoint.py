@@ -59,15 +59,14 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
     on stderr and return 2; Ctrl-C prints `interrupted` and returns 130. Anything else is a bug
     and keeps its traceback.
     """
-    # Under torchrun every process meets the same bad input; one of them says so.
-    speak = os.environ.get("RANK", "0") == "0"
+    speak = speaks()
     previous = _terminate_as_interrupt()
     show_warnings = warnings.showwarning
     warnings.showwarning = _one_line_warning
     try:
         result = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except MwtError as e:
-        if speak:
+        if speak or getattr(e, "every_rank", False):  # a failure of this process alone (its rendezvous)
             print(f"error: {e}{flags(e.options)}", file=sys.stderr)
         else:  # torchrun stops the group when the first process exits: let rank 0 say why first
             time.sleep(2.0)
@@ -100,6 +99,19 @@ def run_app(app: typer.Typer, argv: list[str] | None = None, prog_name: str = "m
     return int(result) if isinstance(result, int) else 0
 
 
+def speaks() -> bool:
+    """Whether this process reports a user error. Under torchrun every process meets the same bad
+    input and rank 0 says so; every other process keeps quiet only when it is a valid non-zero
+    rank of a valid world. An environment that is not one (RANK=x, RANK=5 of 2) speaks: no other
+    process will."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return True
+    return not (world > 1 and 0 < rank < world)
+
+
 def flags(options: tuple[str, ...]) -> str:
     """The command-line flags of library parameters, as a hint after a message: ` (--a, --b)`."""
     return f" ({', '.join('--' + o.replace('_', '-') for o in options)})" if options else ""
@@ -127,8 +139,9 @@ def _terminate_as_interrupt() -> object | None:
 def exit_process(code: int) -> None:
     """Exit a console script with `code`. After Ctrl-C or SIGTERM (130, 143) the interpreter is left
     at once: an interrupted torch run can otherwise end in a second, silent death by SIGINT at
-    shutdown."""
-    if code in (130, 143):
+    shutdown; so it is after a failed rendezvous, whose C++ threads abort or block the shutdown."""
+    distributed = sys.modules.get("mwt.distributed")  # never imported here: it brings torch
+    if code in (130, 143) or getattr(distributed, "rendezvous_failed", False):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.stdout.flush()
         sys.stderr.flush()

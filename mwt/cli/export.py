@@ -23,9 +23,10 @@ def export(
     classes: Classes,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: <classes>.onnx).")] = None,
     threshold: Threshold = DEFAULT_THRESHOLD,
-    gates: Annotated[GateMode, typer.Option(
+    gates: Annotated[Optional[GateMode], typer.Option(
         help="dynamic: keep the pruned mask generators (exact); folded: per-kernel constant gates, folded "
-        "into the weights (no generators, approximate).")] = GateMode.dynamic,
+        "into the weights (no generators). Default: folded for a checkpoint trained with the reuse recipe "
+        "(a data-free gate-free module, as it was trained), else dynamic.", show_default=False)] = None,
     align: Align = DEFAULT_ALIGN,
     force_folded: Annotated[bool, typer.Option(
         "--force-folded", help="Fold gates even where constant gates cannot represent the classes.")] = False,
@@ -43,8 +44,11 @@ def export(
     """Compile a per-module ONNX file by physically removing the kernels the classes do not use."""
     from onnxruntime import get_available_providers as available_providers
 
-    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+    from exporter.compile import ExportOptions, ModuleCompiler, default_gates, export_module_file
     from mwt.core.atomic import check_writable, write_bytes_atomic
+    from mwt.checkpoint import file_sha256, load_checkpoint
+    from mwt.core.names import safe_stem
+    from mwt.data import resolve_classes
 
     if full or plain:
         target = out or Path("plain.onnx" if plain else "full.onnx")
@@ -54,11 +58,14 @@ def export(
         write_bytes_atomic(target, proto.SerializeToString(deterministic=True))
         print(f"wrote the {'plain' if plain else 'modular'} full model to {target}")
         return
-    target = out or Path("-".join(c.strip().lower() for c in classes.split(",") if c.strip()) + ".onnx")
-    check_writable(target)
-    compiler = ModuleCompiler.from_file(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
+    indices = tuple(resolve_classes(ckpt.classes, classes))
+    # the default name comes from the checkpoint's class names: made safe, it stays in this folder
+    target = out or Path(safe_stem([ckpt.classes[i] for i in indices]) + ".onnx")
+    check_writable(target)  # before the (slow) torch export
+    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint))
     precision = Precision(precision.value)
-    options = ExportOptions(compiler.resolve(classes), threshold=threshold, gates=gates, align=align,
+    options = ExportOptions(indices, threshold=threshold, gates=gates or default_gates(ckpt), align=align,
                             force_folded=force_folded, precision=precision, calibration_images=calibration_images)
     if precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
         typer.echo("warning: an FP16 module gains nothing on a CPU (onnxruntime computes it through float32); "

@@ -57,6 +57,7 @@ def predict(
     """Classify images with a module or a composed classifier, converting them to its input spec."""
     from runtime.composed import ComposedClassifier
     from mwt.core.images import load_inputs
+    from mwt.core.names import printable
     from runtime.session import SessionSettings, providers_for
 
     settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
@@ -69,6 +70,7 @@ def predict(
             for n, lab, p in zip(names, result.labels, result.probabilities)
         ], indent=2))
         return
+    names = [printable(n) for n in names]  # a file named "x\nbag 100%" must not forge a row of the table
     width = max(len(n) for n in names)
     typer.echo(f"{'input':<{width}}  prediction")
     for name, probs in zip(names, result.probabilities):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +12,7 @@ import typer
 from mwt.cli.options import Align, Classes, DataDir, Download, Quiet, Threshold, choices, number
 from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
-from mwt.core.errors import MwtError
+from mwt.core.errors import MwtError, MwtWarning
 from mwt.registry import DATASETS, MAX_WIDTH, MODELS, RECIPES
 
 app = typer.Typer()
@@ -47,6 +48,13 @@ def train(
                                             min=1, max=1 << 16)] = 128,
     lr: Annotated[float, typer.Option(help="Initial SGD learning rate (cosine schedule).",
                                       callback=number(0, 100, low_open=True))] = 0.05,
+    reuse: Annotated[Optional[float], typer.Option(
+        help="Share of each batch trained through the static gates of sampled sub-tasks, as their gate-free "
+        "modules will run (default: the recipe's; 0.5 in the reuse recipe).",
+        callback=number(0, 1, high_open=True))] = None,
+    delta: Annotated[Optional[float], typer.Option(
+        help="Weight of the decisiveness loss: each class's gates all open or all closed (default: the recipe's).",
+        callback=number(0, 1000))] = None,
     beta_warmup: Annotated[int, typer.Option(help="Ramp beta up from 0 over this many epochs (0: off).", min=0)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
@@ -79,13 +87,17 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a modular CNN (or the standard baseline) and save it as a checkpoint; torchrun runs it on several processes."""
-    from mwt.checkpoint import load_checkpoint, save_checkpoint
+    from mwt.checkpoint import load_checkpoint
     from mwt.data import load_dataset
     from mwt.distributed import Dist, join, leave, world_from_env
-    from mwt.train import TrainConfig, resolve_device
+    from mwt.train import TrainConfig, resolve_device, save_or_rescue
     from mwt.train import train as run_training
 
-    if Path(dataset).is_dir():
+    if dataset.lower() in DATASETS:  # a bare built-in name means the built-in dataset, folder or not
+        if Path(dataset).is_dir():
+            warnings.warn(MwtWarning(f"'{dataset}' names the built-in dataset; to train on the folder of that name "
+                                     f"here, give it as a path: --dataset ./{dataset}"), stacklevel=1)
+    elif Path(dataset).is_dir():
         dataset = str(Path(dataset).resolve())
     given = dict(model=model.value, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
@@ -104,7 +116,8 @@ def train(
                                "--resume continues a run as it was configured")
         config.device, config.amp, config.channels_last, config.compile = device, amp.value, channels_last, compile_model
     else:
-        config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, device=device,
+        config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, reuse=reuse, delta=delta,
+                                         device=device,
                                          amp=amp.value, channels_last=channels_last, compile=compile_model, **{
                                              k: v for k, v in given.items() if k != "recipe"})
     out = out or resume or Path("model.pt")
@@ -132,7 +145,7 @@ def train(
         ckpt = run_training(config, train_data, test_data, log_path=log, show_progress=not quiet, save_path=out,
                             save_every=save_every, resume=previous, dist=dist, info=data.info, source=data.source)
         if dist.main:
-            save_checkpoint(ckpt, out)
+            save_or_rescue(ckpt, out)  # a full disk does not throw the finished run away
             print(f"test accuracy {100 * ckpt.training['test_acc']:.2f}%; wrote {out} (epoch log {log})")
     finally:
         leave(dist)
@@ -179,25 +192,64 @@ def modularize(
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A modularized checkpoint.")],
-    classes: Classes,
+    classes: Annotated[Optional[str], typer.Option(
+        help="One sub-task's classes by name or index: 'sneaker,bag'.")] = None,
+    all_pairs: Annotated[bool, typer.Option(
+        "--all-pairs", help="Score every class pair's modules: the data-free gate-free module, the dynamic module "
+        "and the full model restricted to the pair (the reuse matrix).")] = False,
+    triples: Annotated[int, typer.Option(
+        help="Also score this many seeded random 3-class sub-tasks (with --all-pairs, or alone).",
+        min=0, max=10_000)] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random triples.", min=0)] = 0,
     threshold: Threshold = DEFAULT_THRESHOLD,
+    align: Align = DEFAULT_ALIGN,
     data_dir: DataDir = None,
     download: Download = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Sub-task accuracy of the full model and its union module (simulated in PyTorch), KRR, FLOPs kept."""
+    """Sub-task accuracy of the full model and its modules (simulated in PyTorch), KRR, FLOPs kept.
+
+    With --classes, one sub-task's union module. With --all-pairs and/or --triples, the reuse
+    matrix: every pair (and random triples), each scored as the full model restricted to its
+    classes, its dynamic module and its data-free gate-free module (the kernels mwt-export keeps,
+    at constant gates, no generators); it prints min/median/mean/max over the sub-tasks.
+    """
     from dataclasses import asdict
 
     from mwt.checkpoint import load_checkpoint
     from mwt.data import load_split, resolve_classes
     from mwt.report import subtask_report
+    from mwt.reuse_matrix import all_pairs as every_pair
+    from mwt.reuse_matrix import random_subtasks, score_subtasks, summary, summary_table
 
+    matrix = all_pairs or triples > 0
+    if matrix == (classes is not None):
+        raise MwtError("give either --classes (one sub-task) or --all-pairs/--triples (the reuse matrix)")
     ckpt = load_checkpoint(checkpoint)
-    indices = resolve_classes(ckpt.classes, classes)
     ckpt.require_modularization(checkpoint)
+    indices = resolve_classes(ckpt.classes, classes) if classes is not None else []
     test_data = load_split(ckpt.source, "test", data_dir, download, classes=ckpt.classes)
-    report = subtask_report(ckpt, indices, test_data, threshold)
-    print(json.dumps(asdict(report), indent=2) if as_json else report.table())
+    if not matrix:
+        report = subtask_report(ckpt, indices, test_data, threshold)
+        print(json.dumps(asdict(report), indent=2) if as_json else report.table())
+        return
+    k = len(ckpt.classes)
+    groups = {"pairs": every_pair(k) if all_pairs else [], "triples": random_subtasks(k, 3, triples, seed)}
+    scores = {name: score_subtasks(ckpt, subtasks, test_data, threshold=threshold, align=align,
+                                   show_progress=not quiet and not as_json)
+              for name, subtasks in groups.items() if subtasks}
+    if as_json:
+        print(json.dumps({name: {"subtasks": [s.to_dict() for s in found],
+                                 "summary": {key: asdict(v) for key, v in summary(found).items()}}
+                          for name, found in scores.items()}, indent=2))
+        return
+    for name, found in scores.items():
+        print(summary_table(found, name))
+        print()
+    print("accuracy on each sub-task's test images, argmax over its classes; gate-free = the module "
+          "mwt-export writes with --gates folded, from the modularization alone (no images); drops in "
+          "points against the full model restricted to the sub-task")
 
 
 @app.command()
@@ -220,13 +272,14 @@ def finetune(
     """Cut a module out as a gate-free network (gates folded into its batch norms) and fine-tune it on its classes."""
     from mwt.checkpoint import file_sha256, load_checkpoint, save_checkpoint
     from mwt.data import load_split, resolve_classes
+    from mwt.core.names import safe_stem
     from mwt.finetune import FinetuneConfig
     from mwt.finetune import finetune as run_finetune
 
     ckpt = load_checkpoint(checkpoint)
     indices = resolve_classes(ckpt.classes, classes)
     ckpt.require_modularization(checkpoint)
-    out = out or Path("-".join(ckpt.classes[i] for i in indices) + ".pt")
+    out = out or Path(safe_stem([ckpt.classes[i] for i in indices]) + ".pt")  # stays in this folder
     check_writable(out)
     config = FinetuneConfig(tuple(indices), threshold, align, epochs, lr, batch_size, seed, device)
     config.validate(len(ckpt.classes))

@@ -17,6 +17,14 @@ from pathlib import Path
 from mwt.core.errors import MwtError
 
 
+class WriteFailed(MwtError):
+    """Writing a file failed part-way (ENOSPC, EDQUOT, EIO, ...); `errno` says why."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
 def _resolve(path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if target.is_symlink():
@@ -52,7 +60,8 @@ def _new_file_mode() -> int:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed.
 
-    An existing file at `path` is untouched unless the whole write succeeds.
+    An existing file at `path` is untouched unless the whole write succeeds. An OSError while
+    writing (a full disk, a quota) becomes WriteFailed: one line that says the old file is kept.
     """
     check_writable(path)
     target = _resolve(path)
@@ -60,7 +69,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     except OSError as e:
-        raise MwtError(f"cannot write {path}: {e.strerror}") from None
+        raise WriteFailed(f"cannot write {path}: {e.strerror}", e.errno) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -70,6 +79,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else _new_file_mode()
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+    except OSError as e:  # a full disk, a quota, an I/O error: one line, and the old file stands
+        tmp.unlink(missing_ok=True)
+        kept = "; the old file is kept" if target.exists() else ""
+        raise WriteFailed(f"cannot write {path}: {e.strerror or e}{kept}", e.errno) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -81,6 +94,6 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         write(tmp)
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` atomically."""
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> None:
+    """Write `data` to `path` atomically (WriteFailed, an MwtError, when the disk is full)."""
     write_atomic(path, lambda tmp: tmp.write_bytes(data))

@@ -17,6 +17,7 @@ import onnx
 
 from mwt import __version__
 from mwt.core.errors import MwtError
+from mwt.core.names import check_class_names
 
 FORMAT = "mwt-module/1"
 INPUT = "input"  # the image batch, (N, C, H, W) float32 in [0, 1]
@@ -24,6 +25,14 @@ LOGITS = "logits"  # (N, classes) float32, the module's classes in metadata orde
 PROBABILITIES = "probabilities"  # composed files: softmax over the logits
 LABEL = "label"  # composed files: (N,) int64 index of the predicted class
 RESIZE_METHODS = ("bilinear", "bicubic", "nearest", "lanczos", "box")  # Pillow's, as `predict` resizes images
+# Every op mwt's compiler, its precision passes and `compose` emit, all in the default ONNX
+# domain. A module file may hold only these: no control flow (Loop, If, Scan), no subgraphs, no
+# local functions and no other domain, so no file can make a session run without end.
+MODULE_OPS = frozenset({
+    "Add", "ArgMax", "Cast", "Concat", "Constant", "Conv", "DequantizeLinear", "Div", "Flatten", "Gemm",
+    "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Mul", "Pad", "QuantizeLinear", "ReduceMean", "Relu",
+    "Reshape", "Softmax", "Sub", "Tanh", "Unsqueeze",
+})
 
 
 class GateMode(str, Enum):
@@ -112,6 +121,9 @@ class ModuleMetadata:
     folding_error: float | None = None  # folded gates: RMS miss of the constant gates (worst layer)
     calibration: dict[str, Any] | None = None  # INT8: how the activation ranges were calibrated
     finetune: dict[str, Any] | None = None  # a fine-tuned module: its source checkpoint and settings
+    # How the module was made: "data-free" (cut from the modularization alone, no images) or
+    # "fine-tuned" (a gate-free network trained on its classes' images); None for whole models.
+    origin: str | None = None
     parts: tuple[dict[str, Any], ...] = ()
     version: str = __version__
 
@@ -145,6 +157,7 @@ class ModuleMetadata:
             "mwt.calibration": None if self.calibration is None else json.dumps(self.calibration),
             "mwt.finetune": None if self.finetune is None else json.dumps(self.finetune),
             "mwt.parts": json.dumps(list(self.parts)) if self.parts else None,
+            "mwt.origin": self.origin,
         }
         props.update({k: v for k, v in optional.items() if v is not None})
         return props
@@ -160,8 +173,6 @@ class ModuleMetadata:
             classes = json.loads(props["mwt.classes"])
             if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
                 raise ValueError("the class list is not a list of names")
-            if len(set(classes)) != len(classes):
-                raise ValueError("a class is listed twice")
 
             def optional(key: str, parse: Any) -> Any:
                 return parse(props[key]) if key in props else None
@@ -185,10 +196,12 @@ class ModuleMetadata:
                 calibration=optional("mwt.calibration", json.loads),
                 finetune=optional("mwt.finetune", json.loads),
                 parts=tuple(json.loads(props.get("mwt.parts", "[]"))),
+                origin=optional("mwt.origin", _origin),
                 version=props.get("mwt.version", "?"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise MwtError(f"{label} has damaged mwt metadata ({type(e).__name__}: {str(e)[:120]})") from None
+        check_class_names(meta.classes, label)  # they become file lines, table rows and config strings
         return meta
 
     def write(self, model: onnx.ModelProto) -> None:
@@ -204,6 +217,15 @@ class ModuleMetadata:
         return cls.from_props({p.key: p.value for p in model.metadata_props}, label)
 
 
+ORIGINS = ("data-free", "fine-tuned")
+
+
+def _origin(text: str) -> str:
+    if text not in ORIGINS:
+        raise ValueError(f"unknown origin {text[:40]!r}")
+    return text
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -211,5 +233,5 @@ def _count(text: str) -> int:
     return value
 
 
-__all__ = ["FORMAT", "INPUT", "LABEL", "LOGITS", "PROBABILITIES", "GateMode", "InputSpec", "LayerKeep",
+__all__ = ["FORMAT", "INPUT", "LABEL", "LOGITS", "MODULE_OPS", "PROBABILITIES", "GateMode", "InputSpec", "LayerKeep",
            "ModuleMetadata", "Precision"]

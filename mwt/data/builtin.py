@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -47,22 +49,46 @@ def load_builtin(name: str, split: str, data_dir: Path | None = None, download: 
     return loader(info, split, data_dir, download)
 
 
-def _read_idx(path: Path) -> np.ndarray:
+MAX_IDX_BYTES = 1 << 30  # the largest IDX body read (Fashion-MNIST's training images are 47 MB)
+_CHUNK = 1 << 20
+
+
+def _read_idx(path: Path, ndim: int | None = None, item_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """An IDX file of unsigned bytes with `ndim` dimensions (1 to 4 when None; the first counts
+    samples, the rest must be `item_shape` where given). The header is checked before the body is read; the body is read in
+    bounded chunks and must end where the header says, so a gzip bomb costs at most its header's
+    claim, which is itself bounded by MAX_IDX_BYTES."""
     # torchvision's IDX reader takes only uncompressed files; Debian ships them gzipped.
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as e:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise MwtError(f"{path} is not an IDX file of unsigned bytes")
+            if head[3] != ndim if ndim is not None else not 1 <= head[3] <= 4:
+                raise MwtError(f"{path} has {head[3]} dimensions; these files hold {ndim or '1 to 4'} dimensions")
+            ndim = head[3]
+            raw = f.read(4 * ndim)
+            if len(raw) < 4 * ndim:
+                raise MwtError(f"{path} is truncated")
+            dims = [int.from_bytes(raw[4 * i: 4 * i + 4], "big") for i in range(ndim)]
+            if item_shape is not None and tuple(dims[1:]) != item_shape:
+                raise MwtError(f"{path} holds items of {'x'.join(map(str, dims[1:]))}; this dataset's are "
+                               f"{'x'.join(map(str, item_shape))}")
+            count = math.prod(dims)  # Python integers: no wrap-around
+            if count > MAX_IDX_BYTES:
+                raise MwtError(f"{path} declares {count} bytes of data, over the limit of {MAX_IDX_BYTES}")
+            body = bytearray()
+            while len(body) < count:
+                chunk = f.read(min(_CHUNK, count - len(body)))
+                if not chunk:
+                    raise MwtError(f"{path} is truncated: its header declares {count} bytes, it holds {len(body)}")
+                body += chunk
+            if f.read(1):
+                raise MwtError(f"{path} is longer than its header says ({count} bytes); it is damaged")
+    except (OSError, EOFError, zlib.error) as e:
         raise MwtError(f"cannot read {path}: {e}") from None
-    if len(data) < 8 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise MwtError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise MwtError(f"{path} is truncated")
-    return body.reshape(dims)
+    return np.frombuffer(bytes(body), dtype=np.uint8).reshape(dims)
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -91,7 +117,8 @@ def _load_fashion_mnist(info: DatasetInfo, split: str, data_dir: Path | None, do
         images_path = _find_idx(folder, f"{prefix}-images-idx3-ubyte")
         labels_path = _find_idx(folder, f"{prefix}-labels-idx1-ubyte")
         if images_path and labels_path:
-            return _checked(_read_idx(images_path)[:, None], _read_idx(labels_path), info, str(images_path.parent))
+            images = _read_idx(images_path, 3, info.size)[:, None]
+            return _checked(images, _read_idx(labels_path, 1), info, str(images_path.parent))
     if download:
         import torchvision
 
@@ -117,12 +144,38 @@ class _PlainData(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _pixels(values: object, where: str) -> np.ndarray:
+    """`values` as uint8, if they are whole numbers in 0..255 (never a silent cast of 1e300)."""
+    array = np.asarray(values)
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind not in "iuf" or array.size and (
+            not np.isfinite(array).all() or (array != np.round(array)).any() or array.min() < 0 or array.max() > 255):
+        raise MwtError(f"{where} holds pixel values that are not whole numbers in 0..255")
+    return array.astype(np.uint8)
+
+
+def _labels(values: object, where: str) -> np.ndarray:
+    """`values` as int64 labels, if they are finite whole numbers that fit (never a cast of NaN)."""
+    try:
+        array = np.asarray(values)
+    except OverflowError:
+        array = np.asarray(values, dtype=object)
+    if array.dtype == object:  # Python integers too large for int64
+        raise MwtError(f"{where} holds labels that are not class numbers")
+    if array.dtype.kind not in "iuf" or array.size and (
+            not np.isfinite(array).all() or (array != np.round(array)).any() or np.abs(array).max() > 1 << 31):
+        raise MwtError(f"{where} holds labels that are not class numbers")
+    return array.astype(np.int64)
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _PlainData(io.BytesIO(path.read_bytes()), encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError) as e:
+        data = _pixels(batch[b"data"], str(path)).reshape(-1, 3, 32, 32)
+        labels = _labels(batch[b"labels"], str(path)).reshape(-1)
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError,
+            OverflowError, MemoryError) as e:
         raise MwtError(f"{path} is not a CIFAR-10 batch file ({type(e).__name__}: {str(e)[:100]})") from None
     return data, labels
 
@@ -160,8 +213,14 @@ def _load_svhn(info: DatasetInfo, split: str, data_dir: Path | None, download: b
         import scipy.io
 
         mat = scipy.io.loadmat(str(path))
-        images = np.asarray(mat["X"], dtype=np.uint8).transpose(3, 2, 0, 1)  # (H, W, C, N) -> (N, C, H, W)
-        labels = np.asarray(mat["y"], dtype=np.int64).reshape(-1) % 10  # SVHN writes the digit 0 as 10
-    except (OSError, KeyError, ValueError, TypeError, NotImplementedError) as e:
+        x = _pixels(mat["X"], str(path))
+        if x.ndim != 4 or x.shape[:3] != (32, 32, 3):
+            raise ValueError(f"X has shape {list(x.shape)}, not (32, 32, 3, N)")
+        images = x.transpose(3, 2, 0, 1)  # (H, W, C, N) -> (N, C, H, W)
+        labels = _labels(mat["y"], str(path)).reshape(-1)
+        if labels.size and (labels.min() < 0 or labels.max() > 10):
+            raise MwtError(f"{path} holds labels outside 0..10")
+        labels = labels % 10  # SVHN writes the digit 0 as 10
+    except (OSError, KeyError, ValueError, TypeError, NotImplementedError, IndexError, MemoryError) as e:
         raise MwtError(f"{path} is not an SVHN .mat file ({type(e).__name__}: {str(e)[:100]})") from None
     return _checked(images, labels, info, str(path))

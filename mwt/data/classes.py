@@ -1,4 +1,4 @@
-"""Class lists as the command line takes them: names (case-insensitive) or indices."""
+"""Class lists as the command line takes them: names or indices."""
 
 from __future__ import annotations
 
@@ -6,23 +6,32 @@ from mwt.core.errors import MwtError
 
 
 def resolve_classes(names: list[str], spec: str | list[str]) -> list[int]:
-    """Turn "cat,dog" (names, case-insensitive, or indices) into class indices, in the order given.
+    """Turn "cat,dog" (names or indices) into class indices, in the order given.
 
-    Raises MwtError for an empty list, unknown names (listing the valid ones) and duplicates.
+    A name resolves exactly when a class is called that; otherwise case-insensitively, but only
+    where one class matches (with classes "Cat" and "cat", "Cat" is the first and "CAT" is an
+    error, never a guess). Raises MwtError for an empty list, unknown or ambiguous names (listing
+    the valid ones) and duplicates.
     """
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     items = [s for s in items if s]
     if not items:
         raise MwtError("the class list is empty; name at least one class, e.g. " + ",".join(names[:2]),
                        options=("classes",))
-    lookup = {n.lower(): i for i, n in enumerate(names)}
+    exact = {n: i for i, n in enumerate(names)}
+    folded: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        folded.setdefault(n.casefold(), []).append(i)
     out: list[int] = []
     for item in items:
-        key = item.lower()
-        if key in lookup:
-            idx = lookup[key]
-        elif key.isdigit() and int(key) < len(names):
-            idx = int(key)
+        matches = [exact[item]] if item in exact else folded.get(item.casefold(), [])
+        if len(matches) == 1:
+            idx = matches[0]
+        elif matches:
+            raise MwtError(f"'{item}' matches the classes {', '.join(repr(names[i]) for i in matches)}, which differ "
+                           "only in case; name one exactly")
+        elif item.isdigit() and int(item) < len(names):
+            idx = int(item)
         else:
             raise MwtError(f"unknown class '{item}'; valid classes: {', '.join(names)}")
         if idx in out:

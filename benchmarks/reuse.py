@@ -1,0 +1,204 @@
+"""The reuse matrix benchmark: every class pair and 20 random triples, for several checkpoints side by side.
+
+For each sub-task of each checkpoint (say, the paper, cost and reuse recipes' models):
+- accuracy of the full model restricted to the sub-task, of its dynamic module, and of its
+  data-free gate-free module (PyTorch simulation, `mwt.reuse_matrix`);
+- the gate-free module compiled by the exporter from the modularization alone (folded gates,
+  no images at hand) and run on onnxruntime over the same test images, so the figure is the
+  deployed file's, not only the simulation's;
+- FLOPs kept, and the batch-32 speedup of that module file over the plain full model (same
+  architecture and weights, no generators), timed side by side in one process.
+
+    python -m benchmarks.reuse paper.pt cost.pt reuse.pt --names paper,cost,reuse --out docs/results/reuse
+
+Prints min/median/max per checkpoint and writes reuse.json and reuse.png (pairs x accuracy drop,
+pairs x FLOPs kept) atomically: an interrupted run leaves neither half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from exporter.compile import ExportOptions, ModuleCompiler
+from mwt.checkpoint import load_checkpoint
+from mwt.core.atomic import write_atomic, write_bytes_atomic
+from mwt.core.errors import MwtError
+from mwt.core.metadata import GateMode
+from mwt.data import Split, load_split
+from mwt.defaults import DEFAULT_ALIGN
+from mwt.progress import progress
+from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
+from runtime.composed import ComposedClassifier
+from runtime.latency import compare_latency, side_by_side_settings
+from runtime.module_file import module_from_model
+
+BATCH = 32
+
+
+def machine() -> str:
+    """The processor this ran on (timings are only comparable on one machine, in one run)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def module_accuracy(runner: ComposedClassifier, test: Split, classes: list[int]) -> float:
+    """Accuracy of a module file on its classes' test images (it answers their logits, in order)."""
+    data = test.where(classes).materialize()
+    x = data.images.numpy().astype(np.float32) / 255.0
+    lookup = np.full(max(classes) + 1, -1)
+    lookup[classes] = np.arange(len(classes))  # class index -> the module's output column
+    column = lookup[data.labels.numpy()]
+    logits = np.concatenate([runner.logits(x[i:i + 500]) for i in range(0, len(x), 500)])
+    return float((logits.argmax(1) == column).mean())
+
+
+def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_seconds: float,
+                     timed: int | None) -> dict[str, object]:
+    """Every figure of one checkpoint's reuse matrix (see the module docstring)."""
+    ckpt = load_checkpoint(path)
+    ckpt.require_modularization(path)
+    test = load_split(ckpt.source, "test", None, False, classes=ckpt.classes)
+    k = len(ckpt.classes)
+    subtasks = {"pairs": all_pairs(k), "triples": random_subtasks(k, 3, triples, seed)}
+    compiler = ModuleCompiler.from_file(path)
+    settings = side_by_side_settings(threads, ("CPUExecutionProvider",))
+    plain = ComposedClassifier([module_from_model(compiler.plain_model)], settings=settings)
+    out: dict[str, object] = {"checkpoint": str(path), "recipe": ckpt.training.get("config", {}).get("recipe"),
+                              "test_acc": ckpt.training.get("test_acc")}
+    for group, tasks in subtasks.items():
+        scores = score_subtasks(ckpt, tasks, test, align=DEFAULT_ALIGN)
+        rows = []
+        for n, (task, score) in enumerate(progress(list(zip(tasks, scores)), total=len(tasks), desc=f"{path.name} {group}")):
+            module, _ = compiler.compile(ExportOptions(tuple(task), align=DEFAULT_ALIGN, gates=GateMode.folded,
+                                                       force_folded=True))
+            runner = ComposedClassifier([module_from_model(module)], settings=settings)
+            names = [ckpt.classes[c] for c in task]
+            onnx_acc = module_accuracy(runner, test, list(task))
+            row = {**score.to_dict(), "gate_free_onnx_acc": onnx_acc, "speedup": None}
+            if timed is None or n < timed:
+                timing = compare_latency({"plain": plain.logits, "module": runner.logits}, ckpt.spec.input_shape,
+                                         (BATCH,), "plain", min_seconds=min_seconds)
+                row["speedup"] = next(r.speedup for r in timing if r.config == "module")
+            row["classes"] = names
+            rows.append(row)
+        out[group] = rows
+    return out
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "mean": statistics.fmean(values),
+            "max": max(values)}
+
+
+def summarize(result: dict[str, object]) -> dict[str, dict[str, dict[str, float]]]:
+    """min/median/mean/max of each figure, per group (accuracy drops in percentage points)."""
+    out = {}
+    for group in ("pairs", "triples"):
+        rows = result.get(group) or []
+        if not rows:
+            continue
+        figures = {
+            "gate_free_drop_pp": [100 * (r["full_acc"] - r["gate_free_onnx_acc"]) for r in rows],
+            "dynamic_drop_pp": [100 * r["dynamic_drop"] for r in rows],
+            "flops_kept_pct": [100 * r["flops_kept"] for r in rows],
+        }
+        speedups = [r["speedup"] for r in rows if r["speedup"] is not None]
+        if speedups:
+            figures["speedup_b32"] = speedups
+        out[group] = {name: spread(values) for name, values in figures.items()}
+    return out
+
+
+def table(name: str, summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [f"{name}"]
+    for group, figures in summary.items():
+        lines.append(f"  {group:<8} {'':<22} {'min':>8} {'median':>8} {'mean':>8} {'max':>8}")
+        for figure, s in figures.items():
+            lines.append(f"  {'':<8} {figure:<22} " + " ".join(f"{s[k]:8.2f}" for k in ("min", "median", "mean", "max")))
+    return "\n".join(lines)
+
+
+def heatmap(results: dict[str, dict[str, object]], classes: list[str], path: Path) -> None:
+    """pairs x accuracy drop and pairs x FLOPs kept, one row of panels per checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 4.6 * len(results)), squeeze=False)
+    for row, (name, result) in enumerate(results.items()):
+        drop = np.full((k, k), np.nan)
+        flops = np.full((k, k), np.nan)
+        for r in result["pairs"]:  # type: ignore[union-attr]
+            i, j = (classes.index(c) for c in r["classes"])
+            drop[i, j] = drop[j, i] = 100 * (r["full_acc"] - r["gate_free_onnx_acc"])
+            flops[i, j] = flops[j, i] = 100 * r["flops_kept"]
+        for ax, values, title, cmap, top in ((axes[row][0], drop, "gate-free accuracy drop (pp)", "Reds", 10),
+                                             (axes[row][1], flops, "FLOPs kept (% of plain)", "Blues", 50)):
+            im = ax.imshow(values, cmap=cmap, vmin=0, vmax=top)
+            ax.set_xticks(range(k), classes, rotation=60, fontsize=7)
+            ax.set_yticks(range(k), classes, fontsize=7)
+            for i in range(k):
+                for j in range(k):
+                    if not np.isnan(values[i, j]):
+                        ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=5.5)
+            ax.set_title(f"{name}: {title}", fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", nargs="+", type=Path, help="modularized checkpoints")
+    p.add_argument("--names", help="comma-separated names of the checkpoints (default: file names)")
+    p.add_argument("--out", type=Path, default=Path("reuse"), help="folder for reuse.json and reuse.png")
+    p.add_argument("--triples", type=int, default=20, help="seeded random triples (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="timing per sub-task")
+    p.add_argument("--timed", type=int, default=None, help="time only the first N sub-tasks of each group")
+    args = p.parse_args(argv)
+    names = args.names.split(",") if args.names else [c.stem for c in args.checkpoints]
+    if len(names) != len(args.checkpoints):
+        print("error: --names must name every checkpoint", file=sys.stderr)
+        return 2
+    try:
+        start = time.perf_counter()
+        results = {n: bench_checkpoint(c, triples=args.triples, seed=args.seed, threads=args.threads,
+                                       min_seconds=args.min_seconds, timed=args.timed)
+                   for n, c in zip(names, args.checkpoints)}
+        summaries = {n: summarize(r) for n, r in results.items()}
+        report = {"machine": machine(), "threads": args.threads, "batch": BATCH, "seconds": time.perf_counter() - start,
+                  "results": results, "summary": summaries}
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(args.out / "reuse.json", json.dumps(report, indent=1).encode())
+        classes = load_checkpoint(args.checkpoints[0]).classes
+        heatmap(results, classes, args.out / "reuse.png")
+    except MwtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"machine: {report['machine']}, onnxruntime {args.threads} threads, batch {BATCH}")
+    for n, s in summaries.items():
+        print(table(n, s))
+    print(f"wrote {args.out / 'reuse.json'} and {args.out / 'reuse.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The reuse recipe's sub-task route, the reuse matrix, and `mwt eval --all-pairs`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from exporter.compile import ExportOptions, ModuleCompiler
+from mwt.checkpoint import save_checkpoint
+from mwt.cli import main
+from mwt.core.errors import MwtError
+from mwt.core.metadata import GateMode
+from mwt.data import Split, load_split
+from mwt.losses import decisiveness, gate_preactivations
+from mwt.models import build_model, gated_layers
+from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
+from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
+from mwt.train import TrainConfig, train
+from runtime.composed import ComposedClassifier
+from runtime.module_file import module_from_model
+from tests.conftest import tiny_spec
+from tests.synthetic import random_checkpoint
+
+
+def _route(share: float = 0.5) -> tuple[torch.nn.Module, SubtaskRoute]:
+    model = build_model(tiny_spec("vgg11", width=0.0625))
+    return model, SubtaskRoute(model, 10, RouteSettings(share), torch.device("cpu"))
+
+
+def test_plan_routes_seen_classes_into_subtasks_holding_their_own_class():
+    _, route = _route(0.5)
+    labels = torch.arange(200) % 10
+    assert not route.plan(labels, torch.Generator().manual_seed(0)).routed.any()  # nothing seen yet
+    route.seen[:] = True
+    plan = route.plan(labels, torch.Generator().manual_seed(0))
+    again = route.plan(labels, torch.Generator().manual_seed(0))
+    assert torch.equal(plan.routed, again.routed) and torch.equal(plan.members, again.members)
+    assert 60 < int(plan.routed.sum()) < 140
+    own = labels[plan.routed]
+    assert bool(plan.members[torch.arange(len(own)), own].all())
+    assert set(plan.members.sum(1).tolist()) == {2, 3}
+
+
+def test_static_gates_are_the_union_of_the_classes_sets_at_their_mean_gate():
+    _, route = _route()
+    c = route.frequency[0].shape[1]
+    route.frequency[0] = torch.zeros(10, c)
+    route.frequency[0][1, 0] = route.frequency[0][2, 1] = 1.0  # class 1 keeps kernel 0, class 2 kernel 1
+    route.mean[0] = torch.full((10, c), 0.2)
+    route.mean[0][1] = 0.6
+    members = torch.zeros(1, 10, dtype=torch.bool)
+    members[0, [1, 2]] = True
+    gate = route.static_gates(members)[0][0]
+    assert gate[0] == pytest.approx(0.4) and gate[1] == pytest.approx(0.4)  # mean of 0.6 and 0.2
+    assert not bool(gate[2:].any())
+
+
+def test_routing_replaces_only_the_routed_rows_and_is_gone_after():
+    model, route = _route()
+    route.seen[:] = True
+    x = torch.rand(8, 1, 28, 28)
+    labels = torch.arange(8)
+    plan = route.plan(labels, torch.Generator().manual_seed(3))
+    model.eval()
+    with torch.no_grad():
+        _, plain = model(x)
+        with route.routing(model, plan):
+            _, routed = model(x)
+        _, after = model(x)
+    static = route.static_gates(plan.members)
+    for p, r, a, s in zip(plain, routed, after, static):
+        assert torch.equal(r[plan.routed], s) and torch.equal(r[~plan.routed], p[~plan.routed])
+        assert torch.equal(a, p)
+
+
+def test_subtask_cross_entropy_scores_only_the_subtasks_classes():
+    logits = torch.tensor([[5.0, 0.0, 9.0]])
+    members = torch.tensor([[True, True, False]])
+    assert float(subtask_cross_entropy(logits, members, torch.tensor([0]))) < 0.01  # class 2's 9.0 is not a rival
+
+
+@pytest.mark.parametrize("damage", ["shape", "nan", "missing"])
+def test_malformed_route_statistics_are_one_error(damage):
+    _, route = _route()
+    state = route.state_dict()
+    if damage == "shape":
+        state["frequency"][0] = torch.zeros(3, 3)
+    elif damage == "nan":
+        state["mean"][1] = torch.full_like(state["mean"][1], float("nan"))
+    else:
+        del state["seen"]
+    with pytest.raises(MwtError, match="sub-task statistics"):
+        route.load_state_dict(state)
+
+
+def test_reuse_training_trains_the_routed_rows_and_records_their_loss():
+    g = torch.Generator().manual_seed(0)
+    data = Split((torch.rand(96, 1, 28, 28, generator=g) * 255).to(torch.uint8), torch.arange(96) % 10)
+    config = TrainConfig.from_recipe("reuse", model="vgg11", width=0.0625, batch_size=32, epochs=2, device="cpu")
+    assert config.reuse == 0.5 and config.gamma > 0 and config.delta > 0
+    history = train(config, data, data, show_progress=False).training["history"]
+    assert history[-1]["subtask_ce"] > 0  # rows were routed once their classes had been seen
+    assert 0 < history[-1]["decisiveness"] <= 1
+
+
+def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir):
+    # The reuse matrix's data-free gate-free figure is what the folded module file answers.
+    ckpt = random_checkpoint("vgg11", width=0.125, seed=4, retain=0.5)
+    test = load_split("fashion-mnist", "test", tiny_fashion_dir)
+    (score,) = score_subtasks(ckpt, [(7, 8)], test)
+    module, _ = ModuleCompiler(ckpt).compile(ExportOptions((7, 8), gates=GateMode.folded, force_folded=True))
+    data = test.where([7, 8]).materialize()
+    logits = ComposedClassifier([module_from_model(module)]).logits(data.images.numpy().astype(np.float32) / 255)
+    expected = float((logits.argmax(1) == (data.labels.numpy() == 8)).mean())
+    assert score.gate_free_acc == pytest.approx(expected, abs=1e-9)
+    assert score.samples == len(data) and 0 < score.flops_kept < 1
+
+
+def test_decisiveness_is_zero_for_crisp_classes_and_reaches_closed_gates():
+    labels = torch.tensor([0, 0, 1, 1])
+    crisp = torch.tensor([[9.0, -9.0], [9.0, -9.0], [-9.0, 9.0], [-9.0, 9.0]])
+    assert float(decisiveness([crisp], labels, 2)) < 1e-3
+    split = torch.tensor([[0.0, 0.0]] * 4, requires_grad=True)  # every gate at the edge: p = 1/2
+    loss = decisiveness([split], labels, 2)
+    assert float(loss.detach()) == pytest.approx(1.0)
+    undecided = torch.tensor([[2.0], [2.0], [-2.0]], requires_grad=True)  # mostly open: push all open
+    decisiveness([undecided], torch.zeros(3, dtype=torch.long), 1).backward()
+    assert bool((undecided.grad < 0).all())  # the closed gate (negative pre-activation) is pushed open too
+    assert float(decisiveness([crisp], torch.tensor([0, 1, 2, 3]), 4)) == 0.0  # one sample per class: no figure
+
+
+def test_gate_preactivations_are_the_generators_and_hooks_go():
+    model, _ = _route()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad(), gate_preactivations(model) as found:
+        _, gates = model(x)
+    assert len(found) == len(gates) and all(torch.equal(torch.relu(torch.tanh(z)), g) for z, g in zip(found, gates))
+    with torch.no_grad():
+        model(x)
+    assert len(found) == len(gates)
+
+
+def test_subtask_lists():
+    assert len(all_pairs(10)) == 45 and all(a < b for a, b in all_pairs(10))
+    triples = random_subtasks(10, 3, 20, seed=0)
+    assert len(set(triples)) == 20 and triples == random_subtasks(10, 3, 20, seed=0)
+    assert len(random_subtasks(4, 3, 20)) == 4  # all there are
+
+
+def test_eval_all_pairs_prints_the_matrix_and_json(tmp_path, capsys, tiny_fashion_dir):
+    path = tmp_path / "m.pt"
+    save_checkpoint(random_checkpoint("vgg11", width=0.0625, seed=2, retain=0.6), path)
+    assert main(["eval", str(path), "--all-pairs", "--triples", "2", "--data-dir", str(tiny_fashion_dir), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "pairs: 45 sub-tasks" in out and "triples: 2 sub-tasks" in out and "gate-free drop" in out
+    assert main(["eval", str(path), "--triples", "3", "--json", "--data-dir", str(tiny_fashion_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result) == ["triples"] and len(result["triples"]["subtasks"]) == 3
+    row = result["triples"]["subtasks"][0]
+    assert {"full_acc", "dynamic_acc", "gate_free_acc", "flops_kept", "gate_free_drop"} <= set(row)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--all-pairs", "--classes", "sneaker,bag"], "either --classes"),
+    ([], "either --classes"),
+    (["--all-pairs", "--threshold", "1.5"], "threshold"),
+])
+def test_eval_bad_input_is_one_line(tmp_path, capsys, shared_checkpoint_file, args, message):
+    code = main(["eval", str(shared_checkpoint_file), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):
+    ckpt = random_checkpoint("vgg11", width=0.0625)
+    ckpt.modularization = None
+    path = tmp_path / "raw.pt"
+    save_checkpoint(ckpt, path)
+    assert main(["eval", str(path), "--all-pairs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mwt modularize" in err and str(path) in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--recipe", "nope"], "nope"),
+    (["--reuse", "1.5"], "--reuse"),
+    (["--reuse", "nan"], "--reuse"),
+    (["--standard", "--reuse", "0.5"], "standard model"),
+    (["--delta", "-1"], "--delta"),
+])
+def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
+    out = tmp_path / "m.pt"
+    code = main(["train", "--data-dir", str(tiny_fashion_dir), "--epochs", "1", "-o", str(out), "-q", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not out.exists()
+
+
+def test_every_gated_layer_is_routed():
+    model, route = _route()
+    assert route.layers == [n for n, _ in gated_layers(model)]
+
+
+def test_a_reuse_checkpoint_exports_a_data_free_gate_free_module_by_default(tmp_path, capsys, tiny_fashion_dir):
+    import onnx
+
+    from mwt.core.metadata import ModuleMetadata
+
+    ckpt = random_checkpoint("vgg11", width=0.0625, seed=5, retain=0.5)
+    ckpt.training = {"config": {"recipe": "reuse", "reuse": 0.5}}
+    path = tmp_path / "reuse.pt"
+    save_checkpoint(ckpt, path)
+    no_data = tmp_path / "nothing-here"
+    no_data.mkdir()
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--classes", "sneaker,bag", str(path), "-o", str(out), "--data-dir", str(no_data)]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "gate-free, data-free" in captured.out
+    model = onnx.load(out)
+    meta = ModuleMetadata.read(model)
+    assert meta.gates is GateMode.folded and meta.origin == "data-free"
+    assert "Tanh" not in {n.op_type for n in model.graph.node}  # no mask generator left
+    # With the training images at hand the guard still runs; a plain checkpoint still defaults to dynamic.
+    assert main(["export", "--classes", "sneaker,bag", str(path), "-o", str(out), "--force-folded",
+                 "--data-dir", str(tiny_fashion_dir)]) == 0
+    ckpt.training = {}
+    save_checkpoint(ckpt, path)
+    assert main(["export", "--classes", "sneaker,bag", str(path), "-o", str(out), "--data-dir", str(no_data)]) == 0
+    assert ModuleMetadata.read(onnx.load(out)).gates is GateMode.dynamic
