@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporter.compile import ExportOptions
+from exporter.compile import ExportOptions, ModuleCompiler
 from runtime import ComposedClassifier
 from runtime.module_file import read_module
 from runtime.triton import TritonSettings, write_repository
 from runtime.v2_protocol import ServedModel, V2Error, ready_model
-from tests.conftest import compiler_for
+from tests.conftest import compiler_for, fashion_mnist_available
 from tests.hostile_bytes import npy
 from tests.local_server import free_port, local_server
 from tests.test_deploy import parse_config
@@ -34,8 +34,13 @@ MODELS = ("sneaker", "bag", "sneaker-bag")
 
 
 @pytest.fixture(scope="module")
-def modules(tmp_path_factory) -> dict[str, Path]:
-    compiler = compiler_for("vgg11", seed=7)
+def modules(tmp_path_factory, request) -> dict[str, Path]:
+    # The trained fixture where Fashion-MNIST is installed: random weights answer the same logits
+    # for every image, which would let a server that mixes up images pass.
+    if fashion_mnist_available():
+        compiler = ModuleCompiler.from_file(request.getfixturevalue("trained_checkpoint_file"))
+    else:
+        compiler = compiler_for("vgg11", seed=7)
     folder = tmp_path_factory.mktemp("v2")
     paths = {}
     for name, classes in (("sneaker", (7,)), ("bag", (8,))):
@@ -131,6 +136,8 @@ def test_tritonclient_http_infer_equals_onnxruntime(server, reference, model, bi
                           outputs=[tc_http.InferRequestedOutput(o, binary_data=binary)
                                    for o in (("logits",) if model != "sneaker-bag" else ("logits", "probabilities", "label"))])
     expected = reference[model].predict(x)
+    if fashion_mnist_available():  # trained: each image has its own logits, so a mix-up would show
+        assert expected.logits.std(axis=0).max() > 1e-3
     np.testing.assert_allclose(result.as_numpy("logits"), expected.logits, atol=1e-5)
     assert result.get_response()["id"] == "r1"
     if model == "sneaker-bag":
