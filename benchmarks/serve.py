@@ -1,104 +1,316 @@
-"""Load test of `mwt serve` on loopback: throughput and p50/p99 latency at 1, 8 and 32 concurrent
-clients, batching on and off, module vs the plain full model; errors counted; server memory at start and end.
+"""Load test of `mwt serve` against a KServe model server on the same module, same cores, same clients.
 
-Bounded: each level sends at most --requests requests and runs at most --seconds. Traffic goes to
-127.0.0.1 only.
+Both servers speak the Open Inference Protocol; both are driven by tritonclient's clients (REST with
+JSON tensors, REST with binary tensors, gRPC) at 1, 8 and 32 concurrent clients, one thread and one
+client object per concurrent client, on loopback. mwt's own `/predict` (a .npy body) is measured
+too. Reported per point: requests, errors, throughput, p50 and p99 latency end to end, and each
+server's memory. Every (server, protocol) pair is first checked to answer onnxruntime's logits.
 
-    python -m benchmarks.serve results/training/modular.pt --classes sneaker,bag --out results/serve
+The peer is the `kserve` package's `ModelServer` with an onnxruntime predictor (`PEER` below),
+run from its own Python environment, because kserve pins protobuf<7 and cannot share mwt's:
+
+    python -m venv /work/venv-kserve && /work/venv-kserve/bin/pip install kserve onnxruntime
+
+Bounded: each point runs at most --seconds and --requests. Traffic goes to 127.0.0.1 only.
+
+    python -m benchmarks.serve results/training/modular.pt --classes sneaker,bag \\
+        --kserve-python /work/venv-kserve/bin/python --out results/serve
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import io
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tests.local_server import local_server
+from tests.local_server import _die_with_parent, free_port, local_server
+
+# The peer: KServe's documented way to serve a custom model (a kserve.Model with load/predict,
+# started by kserve.ModelServer), predicting with onnxruntime on the same module file and the
+# same thread settings as mwt. Configured through the environment: kserve parses sys.argv itself.
+PEER = r'''
+import os
+import numpy as np
+import onnxruntime as ort
+from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
 
 
-def _load(base: str, body: bytes, clients: int, requests: int, seconds: float) -> dict:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    per_client = max(1, requests // clients)
+class OnnxModel(Model):
+    def __init__(self, name: str, path: str, threads: int) -> None:
+        super().__init__(name)
+        self.path, self.threads = path, threads
+        self.load()
 
-    def client(_: int) -> tuple[list[float], int]:
-        own, bad = [], 0
-        for _ in range(per_client):
-            if time.perf_counter() > deadline:
-                break
-            req = urllib.request.Request(base + "/predict", data=body, method="POST",
-                                         headers={"Content-Type": "application/x-npy"})
+    def load(self) -> bool:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(self.path, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.ready = True
+        return self.ready
+
+    async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
+        x = payload.inputs[0].as_numpy()
+        logits = self.session.run(["logits"], {self.input_name: x})[0]
+        output = InferOutput(name="logits", shape=list(logits.shape), datatype="FP32")
+        output.set_data_from_numpy(logits, binary_data=payload.use_binary_outputs)
+        return InferResponse(response_id=payload.id or "", model_name=self.name, infer_outputs=[output],
+                             use_binary_outputs=payload.use_binary_outputs, requested_outputs=payload.request_outputs)
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.disable(logging.INFO)  # no access or latency log lines: mwt writes none either
+    model = OnnxModel(os.environ["PEER_MODEL_NAME"], os.environ["PEER_MODEL_PATH"], int(os.environ["PEER_THREADS"]))
+    ModelServer(http_port=int(os.environ["PEER_HTTP_PORT"]), grpc_port=int(os.environ["PEER_GRPC_PORT"]),
+                workers=1, enable_docs_url=False, enable_latency_logging=False).start([model])
+'''
+
+PROTOCOLS = ("rest-json", "rest-binary", "grpc")
+
+
+@dataclass
+class Endpoint:
+    server: str  # "mwt" or "kserve"
+    rest: str  # host:port
+    grpc: str
+    model: str
+    pid: int
+
+
+@dataclass
+class Point:
+    server: str
+    protocol: str
+    clients: int
+    requests: int
+    errors: int
+    throughput_rps: float
+    p50_ms: float
+    p99_ms: float
+    rss_mib: float
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def kserve_server(python: str, module: Path, name: str, threads: int, timeout: float = 120.0) -> Iterator[Endpoint]:
+    """The KServe peer as a child process on free loopback ports, until its v2 ready answers 200."""
+    http_port, grpc_port = free_port(), free_port()
+    script = Path(tempfile.mkdtemp(prefix="mwt-peer-")) / "peer.py"
+    script.write_text(PEER)
+    env = {**os.environ, "PEER_MODEL_NAME": name, "PEER_MODEL_PATH": str(module), "PEER_THREADS": str(threads),
+           "PEER_HTTP_PORT": str(http_port), "PEER_GRPC_PORT": str(grpc_port), "PYTHONPATH": ""}
+    log = open(script.with_suffix(".log"), "wb")
+    process = subprocess.Popen([python, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               preexec_fn=_die_with_parent)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"the KServe peer exited: {script.with_suffix('.log').read_text()[-2000:]}")
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/{name}/ready", timeout=1).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the KServe peer did not become ready in {timeout:.0f} s")
+            time.sleep(0.2)
+        yield Endpoint("kserve", f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", name, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def mwt_server(module: Path, threads: int, max_batch: int) -> Iterator[Endpoint]:
+    grpc_port = free_port()
+    with local_server([module], "--grpc-port", str(grpc_port), "--threads", str(threads), "--max-batch",
+                      str(max_batch), "--queue-size", "1024") as server:
+        models = json.loads(urllib.request.urlopen(server.url + "/v2/models").read())["models"]
+        yield Endpoint("mwt", server.url.removeprefix("http://"), f"127.0.0.1:{grpc_port}", models[0],
+                       server.process.pid)
+
+
+def sender(endpoint: Endpoint, protocol: str, x: np.ndarray) -> Callable[[], np.ndarray]:
+    """A function sending one request (a fresh client connection each call of `sender`)."""
+    if protocol == "predict":
+        conn = http.client.HTTPConnection(*endpoint.rest.split(":"))
+        buf = io.BytesIO()
+        np.save(buf, x)
+        body = buf.getvalue()
+
+        def predict() -> np.ndarray:
+            conn.request("POST", "/predict", body, {"Content-Type": "application/x-npy"})
+            r = conn.getresponse()
+            payload = r.read()
+            if r.status != 200:
+                raise RuntimeError(f"/predict answered {r.status}")
+            return np.array([p["logits"] for p in json.loads(payload)["predictions"]], np.float32)
+
+        return predict
+    if protocol == "grpc":
+        import tritonclient.grpc as tc
+
+        client = tc.InferenceServerClient(endpoint.grpc)
+        tensor = tc.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        outputs = [tc.InferRequestedOutput("logits")]
+    else:
+        import tritonclient.http as tc  # type: ignore[no-redef]
+
+        binary = protocol == "rest-binary"
+        client = tc.InferenceServerClient(endpoint.rest)
+        tensor = tc.InferInput("input", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x, binary_data=binary)
+        outputs = [tc.InferRequestedOutput("logits", binary_data=binary)]
+        # tritonclient sends no Content-Type; KServe's FastAPI endpoint reads a body without one as binary
+        headers = None if binary else {"Content-Type": "application/json"}
+        return lambda: client.infer(endpoint.model, [tensor], outputs=outputs, headers=headers).as_numpy("logits")
+    return lambda: client.infer(endpoint.model, [tensor], outputs=outputs).as_numpy("logits")
+
+
+def load(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, requests: int) -> Point:
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    start_line = threading.Barrier(clients + 1)
+    budget = max(1, requests // clients)
+    deadline = [0.0]
+
+    def client(i: int) -> None:
+        send = sender(endpoint, protocol, x)
+        for _ in range(3):  # connect and warm up outside the measured window
+            send()
+        start_line.wait()
+        own = latencies[i]
+        while len(own) < budget and time.perf_counter() < deadline[0]:
             t = time.perf_counter()
             try:
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    r.read()
-                own.append(time.perf_counter() - t)
-            except (urllib.error.URLError, ConnectionError):
-                bad += 1
-        return own, bad
+                send()
+            except Exception:  # any client error counts; the load goes on
+                errors[i] += 1
+                continue
+            own.append(time.perf_counter() - t)
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        for own, bad in pool.map(client, range(clients)):
-            latencies.extend(own)
-            errors += bad
-    wall = time.perf_counter() - start
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    return {"clients": clients, "requests": len(latencies), "errors": errors, "throughput_rps": len(latencies) / wall,
-            "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * q[98]}
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    deadline[0] = time.perf_counter() + seconds + 60  # provisional, until every client is warm
+    start_line.wait()
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    flat = [v for own in latencies for v in own]
+    q = statistics.quantiles(flat, n=100) if len(flat) > 1 else flat * 99
+    return Point(endpoint.server, protocol, clients, len(flat), sum(errors), len(flat) / wall,
+                 1000 * statistics.median(flat) if flat else float("nan"), 1000 * q[98] if flat else float("nan"),
+                 rss_mib(endpoint.pid))
+
+
+def check(endpoint: Endpoint, protocol: str, x: np.ndarray, expected: np.ndarray) -> None:
+    got = sender(endpoint, protocol, x)()
+    if not np.allclose(got, expected, atol=1e-5):
+        raise SystemExit(f"{endpoint.server} over {protocol} answered {got.tolist()}, onnxruntime {expected.tolist()}")
+
+
+def module_for(args: argparse.Namespace, work: Path) -> Path:
+    if args.checkpoint.suffix == ".onnx":
+        return args.checkpoint
+    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+
+    compiler = ModuleCompiler.from_file(args.checkpoint)
+    module = work / "module.onnx"
+    export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help="a checkpoint to export --classes from, or a module .onnx file")
     p.add_argument("--classes", default="sneaker,bag")
     p.add_argument("--clients", default="1,8,32")
-    p.add_argument("--requests", type=int, default=400, help="most requests per level")
-    p.add_argument("--seconds", type=float, default=8.0, help="most seconds per level")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--protocols", default=",".join(PROTOCOLS))
+    p.add_argument("--requests", type=int, default=20_000, help="most requests per point")
+    p.add_argument("--seconds", type=float, default=10.0, help="most seconds per point")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads, both servers")
+    p.add_argument("--max-batch", type=int, default=32, help="mwt's dynamic batching (KServe's server has none)")
+    p.add_argument("--kserve-python", default="", help="the Python of a venv with kserve (empty: mwt only)")
     p.add_argument("--out", type=Path, default=Path("results/serve"))
     args = p.parse_args(argv)
-    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+    from runtime import ComposedClassifier
 
-    work = Path(tempfile.mkdtemp(prefix="mwt-serve-"))
-    compiler = ModuleCompiler.from_file(args.checkpoint)
-    module = work / "module.onnx"
-    export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
-    plain = work / "plain.onnx"
-    plain.write_bytes(compiler.plain_model.SerializeToString())
-    buf = io.BytesIO()
-    np.save(buf, np.random.default_rng(0).random((1, *compiler.ckpt.spec.input_shape), dtype=np.float32))
-    body = buf.getvalue()
-    rows = []
-    print(f"{'model':<7} {'batching':<9} {'clients':>7} {'req':>5} {'err':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'RSS start':>9} {'RSS end':>8}")
-    for name, model in (("module", module), ("plain", plain)):
-        for max_batch in (32, 1):
-            options = ("--max-batch", str(max_batch), "--threads", str(args.threads), "--queue-size", "1024")
-            with local_server([model], *options) as server:
-                rss_start = server.rss_mib()
-                for clients in (int(c) for c in args.clients.split(",")):
-                    r = _load(server.url, body, clients, args.requests, args.seconds)
-                    r.update(model=name, batching="on" if max_batch > 1 else "off", rss_start_mib=rss_start,
-                             rss_end_mib=server.rss_mib())
-                    rows.append(r)
-                    print(f"{name:<7} {r['batching']:<9} {clients:>7} {r['requests']:>5} {r['errors']:>4} "
-                          f"{r['throughput_rps']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                          f"{rss_start:>8.1f}M {r['rss_end_mib']:>7.1f}M", flush=True)
+    module = module_for(args, Path(tempfile.mkdtemp(prefix="mwt-serve-")))
+    x = np.random.default_rng(0).random((1, *ComposedClassifier.from_files([module]).input_shape), dtype=np.float32)
+    expected = ComposedClassifier.from_files([module]).predict(x).logits
+    protocols = args.protocols.split(",")
+    levels = [int(c) for c in args.clients.split(",")]
+    points: list[Point] = []
+    print(f"{'server':<7} {'protocol':<12} {'clients':>7} {'req':>6} {'err':>4} {'req/s':>8} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'RSS MiB':>8}", flush=True)
+    servers: list[Callable[[], contextlib.AbstractContextManager[Endpoint]]] = [
+        lambda: mwt_server(module, args.threads, args.max_batch)]
+    if args.kserve_python:
+        from runtime.module_file import read_module
+        from runtime.triton import model_name
+
+        name = model_name(read_module(module))
+        servers.append(lambda: kserve_server(args.kserve_python, module, name, args.threads))
+    for start in servers:
+        with start() as endpoint:
+            own = protocols + (["predict"] if endpoint.server == "mwt" else [])
+            for protocol in own:
+                check(endpoint, protocol, x, expected)
+            for protocol in own:
+                for clients in levels:
+                    point = load(endpoint, protocol, x, clients, args.seconds, args.requests)
+                    points.append(point)
+                    print(f"{point.server:<7} {point.protocol:<12} {clients:>7} {point.requests:>6} {point.errors:>4} "
+                          f"{point.throughput_rps:>8.1f} {point.p50_ms:>7.2f} {point.p99_ms:>7.2f} "
+                          f"{point.rss_mib:>8.1f}", flush=True)
+    summary = []
+    for protocol in protocols:
+        for clients in levels:
+            pair = {pt.server: pt for pt in points if pt.protocol == protocol and pt.clients == clients}
+            if len(pair) == 2:
+                mwt, peer = pair["mwt"], pair["kserve"]
+                summary.append({"protocol": protocol, "clients": clients,
+                                "throughput_x": mwt.throughput_rps / peer.throughput_rps,
+                                "p99_mwt_ms": mwt.p99_ms, "p99_kserve_ms": peer.p99_ms})
+                print(f"{protocol:<12} {clients:>3} clients: mwt/kserve throughput {summary[-1]['throughput_x']:.2f}x, "
+                      f"p99 {mwt.p99_ms:.2f} vs {peer.p99_ms:.2f} ms")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serve.json").write_text(json.dumps(rows, indent=2))
-    return 0
+    (args.out / "serve.json").write_text(json.dumps({"points": [asdict(pt) for pt in points], "vs_kserve": summary,
+                                                     "machine": {"cpus": os.cpu_count()}}, indent=2))
+    return 1 if any(pt.errors for pt in points) else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Soak test of `mwt serve` on loopback: mixed good and bad requests at 8 and 32 clients.
 
 Each level runs for --seconds (default 30, so 60 s in all) and at most --max-requests requests,
-then stops by itself. Good requests (a PNG, a .npy batch of 1-32 samples) must all get 200; bad
-ones (bombs, huge .npy headers, strings, garbage, empty and oversized bodies, a client that
-stops sending) must get a 4xx. Reported: errors on good requests, 5xx answers, and the server's
+then stops by itself. Good requests (a PNG, a .npy batch of 1-32 samples to /predict; v2 infer
+bodies in JSON and binary tensors) must all get 200; bad ones (bombs, huge .npy headers, strings,
+garbage, empty and oversized bodies, v2 bodies with a wrong shape, datatype, binary length or
+value range, a client that stops sending) must get a 4xx. Reported: errors on good requests, 5xx answers, and the server's
 memory at start, after warm-up, at its peak and at the end. Traffic goes to 127.0.0.1 only.
 
     python -m benchmarks.soak model.pt --classes sneaker,bag --out results/soak
@@ -33,11 +34,40 @@ from tests.hostile_bytes import npy, npy_claiming, png_claiming
 from tests.local_server import LocalServer, local_server
 
 
-def request_mix(shape: tuple[int, int, int], rng: np.random.Generator) -> list[tuple[str, bool, bytes, str]]:
+def v2_bodies(shape: tuple[int, int, int], rng: np.random.Generator, model: str) -> list[tuple[str, bool, bytes, str]]:
+    """v2 infer requests, good and bad, as (name, good?, body, content type), the path in the type
+    after a '|' and the binary header length after a second '|'."""
+    path = f"/v2/models/{model}/infer"
+
+    def body(x: object, dims: list[int], datatype: str = "FP32") -> bytes:
+        return json.dumps({"inputs": [{"name": "input", "datatype": datatype, "shape": dims, "data": x}]}).encode()
+
+    def binary(x: np.ndarray, size: int | None = None) -> tuple[bytes, str]:
+        raw = x.tobytes()
+        head = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape),
+                                       "parameters": {"binary_data_size": len(raw) if size is None else size}}],
+                           "parameters": {"binary_data_output": True}}).encode()
+        return head + raw, f"application/octet-stream|{path}|{len(head)}"
+
+    one = rng.random((1, *shape), dtype=np.float32)
+    eight = rng.random((8, *shape), dtype=np.float32)
+    return [
+        ("v2 json x1", True, body(one.ravel().tolist(), [1, *shape]), f"application/json|{path}"),
+        ("v2 binary x8", True, *binary(eight)),
+        ("v2 wrong shape", False, body(one.ravel().tolist(), [1, shape[0], shape[1], shape[2] + 1]),
+         f"application/json|{path}"),
+        ("v2 wrong datatype", False, body([1] * one.size, [1, *shape], "INT64"), f"application/json|{path}"),
+        ("v2 out of range", False, body([3e38] * one.size, [1, *shape]), f"application/json|{path}"),
+        ("v2 binary length", False, *binary(eight, size=100)),
+    ]
+
+
+def request_mix(shape: tuple[int, int, int], rng: np.random.Generator, model: str = "") -> list[tuple[str, bool, bytes, str]]:
     """(name, good?, body, content type) for every kind of request the soak sends."""
     png = io.BytesIO()
     Image.fromarray(rng.integers(0, 256, shape[1:], dtype=np.uint8)).save(png, format="PNG")
     return [
+        *(v2_bodies(shape, rng, model) if model else []),
         ("png", True, png.getvalue(), "image/png"),
         *[(f"npy x{n}", True, npy(rng.random((n, *shape), dtype=np.float32)), "application/x-npy") for n in (1, 8, 32)],
         ("bomb png", False, png_claiming(30000, 30000), "image/png"),
@@ -52,7 +82,12 @@ def request_mix(shape: tuple[int, int, int], rng: np.random.Generator) -> list[t
 
 
 def post(url: str, body: bytes, content_type: str) -> int:
-    req = urllib.request.Request(url + "/predict", data=body, method="POST", headers={"Content-Type": content_type})
+    content_type, _, route = content_type.partition("|")
+    path, _, header_length = route.partition("|")
+    headers = {"Content-Type": content_type}
+    if header_length:
+        headers["Inference-Header-Content-Length"] = header_length
+    req = urllib.request.Request(url + (path or "/predict"), data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             r.read()
@@ -110,21 +145,28 @@ def soak_level(server: LocalServer, mix: list[tuple[str, bool, bytes, str]], cli
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help="a checkpoint to export --classes from, or a module .onnx file")
     p.add_argument("--classes", default="sneaker,bag")
     p.add_argument("--clients", default="8,32")
     p.add_argument("--seconds", type=float, default=30.0, help="seconds per client level")
     p.add_argument("--max-requests", type=int, default=20_000, help="most requests per level")
     p.add_argument("--out", type=Path, default=Path("results/soak"))
     args = p.parse_args(argv)
-    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+    if args.checkpoint.suffix == ".onnx":
+        from runtime.module_file import read_module
 
-    compiler = ModuleCompiler.from_file(args.checkpoint)
-    module = Path(tempfile.mkdtemp(prefix="mwt-soak-")) / "module.onnx"
-    export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
-    mix = request_mix(compiler.ckpt.spec.input_shape, np.random.default_rng(0))
+        module = args.checkpoint
+    else:
+        from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+
+        compiler = ModuleCompiler.from_file(args.checkpoint)
+        module = Path(tempfile.mkdtemp(prefix="mwt-soak-")) / "module.onnx"
+        export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
+    shape = read_module(module).input.shape if args.checkpoint.suffix == ".onnx" else compiler.ckpt.spec.input_shape
     result: dict = {"levels": []}
     with local_server([module], "--threads", "2", "--body-timeout", "2") as server:
+        model = json.loads(urllib.request.urlopen(server.url + "/v2/models").read())["models"][0]
+        mix = request_mix(shape, np.random.default_rng(0), model)
         result["rss_start_mib"] = server.rss_mib()
         peak = [result["rss_start_mib"]]
         stop = threading.Event()

@@ -24,13 +24,21 @@ class BatchingConfig:
 
 class Batcher:
     """Collects (N_i, ...) arrays from concurrent requests into batches of at most `max_batch`
-    samples, runs `run` on each batch in a worker thread, and hands each request its rows."""
+    samples, runs `run` on each batch in a worker thread, and hands each request its rows.
+
+    How long a batch waits for company (never more than `max_wait_ms`): with `arriving` (the
+    number of requests the server has begun reading for this batcher but not yet submitted), a
+    batch waits only while such requests exist, and runs as soon as none is on its way, so 8
+    clients no longer wait out the whole window for a 32-sample batch that cannot fill (p50 at
+    8 clients was 5 ms of waiting). Without it, a batch waits the window whenever the last batch
+    held more than one request."""
 
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], config: BatchingConfig,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, arriving: Callable[[], int] | None = None) -> None:
         self._run = run
         self.config = config
         self._on_batch = on_batch
+        self._arriving = arriving
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = asyncio.Queue(config.queue_size)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mwt-onnxruntime")
         self._task: asyncio.Task[None] | None = None
@@ -75,18 +83,21 @@ class Batcher:
             self._carry = None
             size = items[0][0].shape[0]
             # Wait for company only under concurrency: a lone client never pays max_wait.
-            deadline = time.perf_counter() + (self.config.max_wait_ms / 1000 if concurrent else 0.0)
+            waits = concurrent or self._arriving is not None
+            deadline = time.perf_counter() + (self.config.max_wait_ms / 1000 if waits else 0.0)
             while size < self.config.max_batch:
                 if not self._queue.empty():
                     item = self._queue.get_nowait()
                 else:
                     timeout = deadline - time.perf_counter()
-                    if timeout <= 0:
+                    if timeout <= 0 or (self._arriving is not None and self._arriving() == 0):
                         break
+                    if self._arriving is not None:  # re-check who is on the way each 0.5 ms
+                        timeout = min(timeout, 0.0005)
                     try:
                         item = await asyncio.wait_for(self._queue.get(), timeout)
                     except asyncio.TimeoutError:
-                        break
+                        continue
                 if size + item[0].shape[0] > self.config.max_batch:
                     self._carry = item  # first in the next batch
                     break

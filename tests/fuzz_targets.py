@@ -193,6 +193,26 @@ def server_body(url: str, body: bytes, content_type: str) -> None:
         raise ContractBroken(f"the server answered {status} to a {len(body)}-byte {content_type} body")
 
 
+def server_v2_body(url: str, header: object, tail: bytes, split: bool) -> None:
+    """A v2 infer request (JSON header, binary tail, maybe Inference-Header-Content-Length): any
+    answer but a 5xx keeps the contract."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    head = json.dumps(header).encode()
+    headers = {"Inference-Header-Content-Length": str(len(head))} if split else {}
+    models = json.loads(urllib.request.urlopen(url + "/v2/models", timeout=30).read())["models"]
+    req = urllib.request.Request(f"{url}/v2/models/{models[0]}/infer", data=head + tail, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            status = r.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    if status >= 500:
+        raise ContractBroken(f"the server answered {status} to the v2 request {head[:200]!r}")
+
+
 def class_names(seed_file: bytes, ckpt_dict: dict, work: Path, names: list[str]) -> None:
     """Names anywhere a class name enters (a checkpoint, a module's metadata): refused in one
     MwtError, or every writer keeps them in place: a safe file-name stem, one labels.txt line
@@ -396,6 +416,28 @@ metadata_values = st.one_of(st.text(max_size=40), st.sampled_from([
 ]))
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=16)
+v2_inputs = st.fixed_dictionaries({
+    "name": st.sampled_from(["input", "x", ""]) | json_values,
+    "datatype": st.sampled_from(["FP32", "UINT8", "INT64", "BYTES", "FP16", ""]) | json_values,
+    "shape": st.lists(st.integers(-2, 1 << 40), max_size=5) | st.just([1, 1, 28, 28]) | json_values,
+}, optional={
+    "data": st.lists(st.floats(), max_size=784) | st.lists(st.integers(-1, 300), min_size=784, max_size=784)
+            | json_values,
+    "parameters": st.fixed_dictionaries({"binary_data_size": st.integers(-1, 4000) | json_values}) | json_values,
+})
+v2_headers = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"inputs": st.lists(v2_inputs, max_size=2) | json_values}, optional={
+        "outputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["logits", "label", "x"]) | json_values},
+                                                  optional={"parameters": json_values}), max_size=3) | json_values,
+        "parameters": json_values, "id": json_values}),
+)
+
+
 def seeds(work: Path) -> dict[str, object]:
     """A real checkpoint and a real module to mutate."""
     import torch
@@ -486,6 +528,8 @@ def properties(seed: dict[str, object], work: Path, server_url: str | None) -> d
     if server_url is not None:
         props["server body"] = given(st.one_of(image_data, st.binary(max_size=4096)), content_types)(
             lambda body, ct: server_body(server_url, body, ct))
+        props["v2 body"] = given(v2_headers, st.binary(max_size=4096), st.booleans())(
+            lambda header, tail, split: server_v2_body(server_url, header, tail, split))
     return props
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -57,7 +58,8 @@ class LocalServer:
 
 @contextlib.contextmanager
 def local_server(models: list[Path], *options: str, timeout: float = 60.0) -> Iterator[LocalServer]:
-    """Start `mwt serve MODELS --port P OPTIONS...`, wait until /health answers 200, yield it,
+    """Start `mwt serve MODELS --port P OPTIONS...`, wait until /health answers 200 (over HTTPS
+    with --tls-cert), yield it,
     then stop it with SIGTERM (and SIGKILL after 30 s)."""
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="mwt-serve-", suffix=".log", delete=False) as log:
@@ -67,14 +69,17 @@ def local_server(models: list[Path], *options: str, timeout: float = 60.0) -> It
             [sys.executable, "-m", "mwt", "serve", *map(str, models), "--port", str(port), *options],
             stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-    server = LocalServer(process, f"http://127.0.0.1:{port}", stderr_path)
+    # With --tls-cert the server speaks HTTPS; the health probe does not check its (test) certificate.
+    tls = "--tls-cert" in options
+    probe = ssl._create_unverified_context() if tls else None
+    server = LocalServer(process, f"{'https' if tls else 'http'}://127.0.0.1:{port}", stderr_path)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
                 raise MwtError(f"the server exited with code {process.returncode}: {server.stderr()[-2000:]}")
             try:
-                if urllib.request.urlopen(server.url + "/health", timeout=1).status == 200:
+                if urllib.request.urlopen(server.url + "/health", timeout=1, context=probe).status == 200:
                     break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass

@@ -30,6 +30,6 @@ def fuzz_setup(tmp_path_factory):
 
 @pytest.mark.parametrize("target", ["checkpoint bytes", "checkpoint structure", "module bytes", "module metadata",
                                     "image bytes", "npy bytes", "npy headers", "server body", "class names",
-                                    "cache records", "resume checkpoints", "module graphs"])
+                                    "cache records", "resume checkpoints", "module graphs", "v2 body"])
 def test_untrusted_input_keeps_the_contract(fuzz_setup, target):
     run_property(fuzz_setup[target], EXAMPLES, derandomize=not RANDOM)

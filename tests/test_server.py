@@ -171,3 +171,75 @@ def test_a_client_that_stops_sending_is_dropped(server):
     assert time.monotonic() - start < 5
     ok, _, _ = post(server + "/predict", npy(np.zeros((1, 1, 28, 28), np.float32)))
     assert ok == 200
+
+
+# --- connections and framing (issue 20, item 14) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [3e38, -1e6, 1e20, 1.5])
+def test_pixels_outside_the_input_range_are_refused(server, value):
+    status, payload, _ = post(server + "/predict", npy(np.full((1, 1, 28, 28), value, np.float32)))
+    assert status == 400 and "outside the model's input range [0, 1]" in payload["error"]
+
+
+def test_unknown_paths_and_methods_answer_json(server):
+    for path, method, status in (("/nope", "GET", 404), ("/predict", "GET", 405), ("/health", "POST", 405)):
+        req = urllib.request.Request(server + path, method=method, data=b"" if method == "POST" else None)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req)
+        assert e.value.code == status and e.value.headers["Content-Type"] == "application/json"
+        assert set(json.loads(e.value.read())) == {"error"}
+
+
+def raw_exchange(server: str, request: bytes, wait: float = 5.0) -> tuple[bytes, bool]:
+    """Send raw bytes; (what came back, whether the server closed the connection within `wait`)."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as conn:
+        if request:
+            conn.sendall(request)
+        answer = b""
+        try:
+            while chunk := conn.recv(65536):
+                answer += chunk
+        except (socket.timeout, TimeoutError):
+            return answer, False
+        except ConnectionResetError:
+            pass
+    return answer, True
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_the_connection_closed(server):
+    answer, closed = raw_exchange(server, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                          b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"connection: close" in head.lower() and closed
+    assert "error" in json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def strict_server(module_file):
+    with local_server([module_file], "--header-timeout", "1", "--max-connections", "8", "--threads", "1") as s:
+        yield s.url
+
+
+def test_connections_that_send_nothing_or_half_a_head_are_dropped(strict_server):
+    start = time.monotonic()
+    assert raw_exchange(strict_server, b"", wait=5) == (b"", True)
+    assert raw_exchange(strict_server, b"GET /health HTTP/1.1\r\nHost:", wait=5) == (b"", True)
+    assert time.monotonic() - start < 6
+    answer, _ = raw_exchange(strict_server, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_connections_beyond_the_cap_are_closed_and_the_server_keeps_serving(strict_server):
+    host, port = strict_server.removeprefix("http://").split(":")
+    idle = [socket.create_connection((host, int(port))) for _ in range(8)]
+    try:
+        time.sleep(0.2)
+        assert raw_exchange(strict_server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", wait=0.9) == (b"", True)
+    finally:
+        for conn in idle:
+            conn.close()
+    time.sleep(0.2)
+    answer, _ = raw_exchange(strict_server, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")

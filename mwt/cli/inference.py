@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -80,16 +80,20 @@ def predict(
 
 @app.command()
 def serve(
-    modules: Annotated[list[Path], typer.Argument(help="A composed file, or module files to compose on start.")],
+    modules: Annotated[list[Path], typer.Argument(help="Module files (each served as a model, and composed for "
+                                                  "/predict), or one composed file.")],
     host: Annotated[str, typer.Option(help="Address to bind; loopback unless you mean otherwise.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (REST: /predict and the Open Inference Protocol).",
+                                      min=1, max=65535)] = 8000,
+    grpc_port: Annotated[Optional[int], typer.Option(help="Also serve the Open Inference Protocol over gRPC "
+                                                     "on this port.", min=1, max=65535)] = None,
     max_batch: Annotated[int, typer.Option(help="Most samples per onnxruntime call (1: no batching).",
                                            min=1, max=65536)] = 32,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.",
                                                callback=number(0, 10_000))] = 5.0,
     queue_size: Annotated[int, typer.Option(help="Most requests waiting; beyond it the server answers 503.",
                                             min=1, max=1_000_000)] = 256,
-    max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MiB.",
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body (or gRPC message) accepted, in MiB.",
                                                callback=number(0, 1024, low_open=True))] = 8.0,
     max_samples: Annotated[int, typer.Option(help="Most samples in one request (a .npy batch); beyond it: 413.",
                                              min=1, max=1_000_000)] = 1024,
@@ -97,32 +101,60 @@ def serve(
                                             "beyond it: 413.", min=1, max=1 << 31)] = 4096 * 4096,
     body_timeout: Annotated[float, typer.Option(help="Seconds a client may take to send its request body; "
                                                 "beyond it: 408.", callback=number(0, 3600, low_open=True))] = 10.0,
+    header_timeout: Annotated[float, typer.Option(help="Seconds a connection may take to send a request's "
+                                                  "headers; beyond it the connection is closed.",
+                                                  callback=number(0, 3600, low_open=True))] = 10.0,
+    max_connections: Annotated[int, typer.Option(help="Most open HTTP connections; more are closed as they "
+                                                 "arrive.", min=1, max=1_000_000)] = 1024,
+    token_file: Annotated[Optional[Path], typer.Option(help="A file holding a bearer token that /predict and "
+                                                       "infer (REST and gRPC) require.")] = None,
+    tls_cert: Annotated[Optional[Path], typer.Option(help="PEM certificate: serve HTTPS (and gRPC over TLS).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="PEM private key of --tls-cert.")] = None,
     mode: Mode = Composition.merged,
     threads: Threads = 0,
     provider: ProviderOption = Provider.auto,
     allow_mixed_sources: Annotated[bool, typer.Option(
         "--allow-mixed-sources", help="Allow modules from different checkpoints (their logits are not on one scale).")] = False,
 ) -> None:
-    """Serve a classifier over HTTP: POST /predict, GET /health, /info and /metrics."""
-    import uvicorn
-
-    from runtime.batching import BatchingConfig
-    from runtime.composed import ComposedClassifier
+    """Serve over HTTP: POST /predict, GET /health, /info, /metrics, and the Open Inference Protocol (v2)."""
+    from mwt.core.errors import MwtError
     from mwt.core.images import InputLimits
-    from runtime.server import ServerConfig, create_app, listen
+    from runtime.batching import BatchingConfig
+    from runtime.composed import check_compatible
+    from runtime.module_file import read_module
+    from runtime.server import InferenceServer, ServerConfig, TLSFiles, listen, read_token, serve as run_server
     from runtime.session import SessionSettings, providers_for
 
+    if (tls_cert is None) != (tls_key is None):
+        raise MwtError("give --tls-cert and --tls-key together")
+    tls = TLSFiles(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+    if tls is not None:
+        import ssl
+
+        try:  # here, in one line, rather than as a traceback when the server starts
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert, tls.key)
+        except (OSError, ssl.SSLError) as e:
+            raise MwtError(f"cannot use {tls.cert} and {tls.key} for TLS: {getattr(e, 'strerror', None) or e}") from None
+    token = read_token(token_file) if token_file is not None else None
     # No spin-waiting: the event loop, the decoding threads and onnxruntime share the cores, and
     # spinning threads took them from the others (32 clients: 743 against 449 requests/s, measured).
     settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider), spin_wait=False)
-    clf = ComposedClassifier.from_files(modules, mode=mode, settings=settings, allow_mixed_sources=allow_mixed_sources)
+    parts = [read_module(p) for p in modules]
     config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size), int(max_body_mb * (1 << 20)),
-                          InputLimits(max_pixels=max_pixels, max_samples=max_samples), body_timeout)
+                          InputLimits(max_pixels=max_pixels, max_samples=max_samples), body_timeout,
+                          token=token, header_timeout_s=header_timeout, max_connections=max_connections, tls=tls)
+    server = InferenceServer.from_modules(parts, config, mode=mode, settings=settings,
+                                          allow_mixed_sources=allow_mixed_sources)
     sock = listen(host, port)  # before saying so: a port in use or a bad host fails here, in one line
-    typer.echo(f"serving {', '.join(clf.classes)} on http://{host}:{port} ({clf.providers[0]})", err=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(clf, config), log_level="warning",
-                                           timeout_graceful_shutdown=30))
-    server.run(sockets=[sock])
+    if grpc_port is not None:
+        listen(host, grpc_port).close()  # the same check for the gRPC port, which binds once the models are warm
+    scheme = "https" if tls else "http"
+    clf = server.default.clf
+    typer.echo(f"serving {', '.join(clf.classes)} on {scheme}://{host}:{port}"
+               + (f" and gRPC {host}:{grpc_port}" if grpc_port else "")
+               + f" ({clf.providers[0]}); models: {', '.join(server.models)}", err=True)
+    grpc_host = f"[{host}]" if ":" in host else host
+    run_server(server, sock, f"{grpc_host}:{grpc_port}" if grpc_port is not None else None)
 
 
 @app.command("triton-repo")
