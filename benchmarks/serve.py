@@ -69,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("results/serve"))
     args = p.parse_args(argv)
-    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+    from exporter.compile import ModuleCompiler
+    from exporter.export import export_module_file
 
     work = Path(tempfile.mkdtemp(prefix="mwt-serve-"))
     compiler = ModuleCompiler.from_file(args.checkpoint)
     module = work / "module.onnx"
-    export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
+    export_module_file(compiler, compiler.select(args.classes), module)
     plain = work / "plain.onnx"
     plain.write_bytes(compiler.plain_model.SerializeToString())
     buf = io.BytesIO()

@@ -117,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-requests", type=int, default=20_000, help="most requests per level")
     p.add_argument("--out", type=Path, default=Path("results/soak"))
     args = p.parse_args(argv)
-    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+    from exporter.compile import ModuleCompiler
+    from exporter.export import export_module_file
 
     compiler = ModuleCompiler.from_file(args.checkpoint)
     module = Path(tempfile.mkdtemp(prefix="mwt-soak-")) / "module.onnx"
-    export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
+    export_module_file(compiler, compiler.select(args.classes), module)
     mix = request_mix(compiler.ckpt.spec.input_shape, np.random.default_rng(0))
     result: dict = {"levels": []}
     with local_server([module], "--threads", "2", "--body-timeout", "2") as server:

@@ -9,17 +9,38 @@ Passes raise ExportError, never another exception, for a graph they cannot handl
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
-import onnxruntime as ort
 
 from exporter.errors import ExportError
 from exporter.torch_export import GATE_PREFIX
 from mwt.core.metadata import LOGITS
 
-# graphsurgeon's constant folding runs onnxruntime; its optimizer notices are noise here.
-ort.set_default_logger_severity(3)
+ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default: warnings and worse
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime() -> Iterator[None]:
+    """Within the block, onnxruntime logs only errors: graphsurgeon's constant folding runs it,
+    and its optimizer's notices about the half-built graph are noise. onnxruntime has no getter
+    for the level, so it goes back to onnxruntime's default after, not to a level set elsewhere."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+
+
+def fold_constants(graph: gs.Graph) -> gs.Graph:
+    """graphsurgeon's constant folding (values computed by onnxruntime), without its log noise."""
+    with _quiet_onnxruntime():
+        return graph.fold_constants()
 
 
 def end_pass(graph: gs.Graph, edits: int) -> int:
@@ -33,7 +54,7 @@ def import_graph(model: onnx.ModelProto) -> gs.Graph:
     # Folding first turns computed constants (F.pad's pads, for one) into values, so that shape
     # inference can then give every feature map its spatial size.
     graph = gs.import_onnx(model)
-    graph.fold_constants().cleanup()
+    fold_constants(graph).cleanup()
     model = gs.export_onnx(graph)
     del model.graph.value_info[:]
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -58,13 +79,6 @@ def import_graph(model: onnx.ModelProto) -> gs.Graph:
         node.outputs.clear()
     graph.cleanup()
     return graph
-
-
-def reinfer(graph: gs.Graph) -> gs.Graph:
-    """Re-run shape inference after an edit: export, drop stale value_info, infer, import."""
-    model = gs.export_onnx(graph.cleanup().toposort(), do_type_check=False)
-    del model.graph.value_info[:]
-    return import_graph(model)
 
 
 def gate_tensors(graph: gs.Graph) -> dict[str, gs.Variable]:
@@ -113,7 +127,7 @@ def freeze_gates(graph: gs.Graph, values: dict[str, np.ndarray]) -> int:
         _rewire(graph, gate, gs.Constant(f"{layer}.gate.frozen", values[layer].astype(np.float32)[None, :]))
     _drop_gate_outputs(graph)
     graph.cleanup()
-    graph.fold_constants()
+    fold_constants(graph)
     return end_pass(graph, len(gates))
 
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from mwt.checkpoint import Checkpoint
 from mwt.cost import cost_model
-from mwt.data import Split
-from mwt.defaults import DEFAULT_THRESHOLD, check_threshold
-from mwt.modularize import krr, module_coupling, retain_only, retained_kernels
-from mwt.train import accuracy
+from mwt.data import AnySplit
+from mwt.defaults import DEFAULT_THRESHOLD
+from mwt.evaluate import accuracy
+from mwt.modularize import module_coupling, retain_only
+from mwt.selection import ModuleSelection, krr
 
 
 @dataclass
@@ -66,38 +67,35 @@ class SubtaskReport:
 
 
 def module_report(
-    ckpt: Checkpoint, test_data: Split, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
+    ckpt: Checkpoint, test_data: AnySplit, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
 ) -> ModuleReport:
     """KRR and FLOPs kept of every class's module, their cohesion and coupling, and the model's test accuracy."""
-    check_threshold(threshold)
-    mod = ckpt.require_modularization()
+    modules = [ModuleSelection.of(ckpt, [c], threshold=threshold, align=1) for c in range(len(ckpt.classes))]
     model = ckpt.build()
     cost = cost_model(model, ckpt.spec.input_shape)
-    kept = {name: retained_kernels(mod, [c], threshold) for c, name in enumerate(ckpt.classes)}
+    mod = ckpt.require_modularization()
     cohesion_values = [v for v in mod.sample_cohesion if not math.isnan(v)]
     return ModuleReport(
         test_acc=accuracy(model.to(device), test_data, device=device),
-        class_krr={name: krr(r) for name, r in kept.items()},
-        class_flops={name: cost.kept_fraction(r, 1) for name, r in kept.items()},
+        class_krr={m.names[0]: krr(m.kept) for m in modules},
+        class_flops={m.names[0]: cost.kept_fraction(m.kept, 1) for m in modules},
         cohesion=sum(cohesion_values) / len(cohesion_values) if cohesion_values else float("nan"),
         coupling=module_coupling(mod, threshold),
         threshold=threshold,
     )
 
 
-def subtask_report(
-    ckpt: Checkpoint, classes: list[int], test_data: Split, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
-) -> SubtaskReport:
-    """Full model vs its union module (simulated in PyTorch) on the sub-task's test samples."""
-    mod = ckpt.require_modularization()
-    retained = retained_kernels(mod, classes, threshold)
+def subtask_report(ckpt: Checkpoint, selection: ModuleSelection, test_data: AnySplit, device: str = "cpu"
+                   ) -> SubtaskReport:
+    """Full model vs the selected module (simulated in PyTorch) on the sub-task's test samples."""
+    classes = list(selection.indices)
     model = ckpt.build()
     cost = cost_model(model, ckpt.spec.input_shape)
     model = model.to(device)
     full = accuracy(model, test_data, classes=classes, device=device)
-    with retain_only(model, retained):
+    with retain_only(model, selection.kept):
         simulated = accuracy(model, test_data, classes=classes, device=device)
     return SubtaskReport(
-        classes=[ckpt.classes[c] for c in classes], samples=len(test_data.where(classes)),
-        full_acc=full, module_acc=simulated, krr=krr(retained), flops_kept=cost.kept_fraction(retained, len(classes)),
+        classes=list(selection.names), samples=len(test_data.where(classes)), full_acc=full, module_acc=simulated,
+        krr=krr(selection.kept), flops_kept=cost.kept_fraction(selection.kept, len(classes)),
     )
