@@ -24,6 +24,13 @@ from mwt.models import GatedConv, MaskGenerator
 Streams = tuple[tuple[str, ...], ...]  # per channel stream, the gated layers writing into it
 
 
+def as_mask(mask: object) -> np.ndarray:
+    """A (C,) kernel mask, numpy or torch, as a numpy bool array."""
+    if isinstance(mask, torch.Tensor):
+        return mask.detach().cpu().numpy().astype(bool)
+    return np.asarray(mask, dtype=bool)
+
+
 def union_of(members: Sequence[str], kept: Mapping[str, object]) -> np.ndarray:
     """The channels a stream keeps: the union of its writers' kept kernels, (C,) bool.
 
@@ -34,7 +41,7 @@ def union_of(members: Sequence[str], kept: Mapping[str, object]) -> np.ndarray:
     """
     union = np.zeros(np.shape(kept[members[0]]), dtype=bool)
     for m in members:
-        union |= np.asarray(kept[m], dtype=bool)
+        union |= as_mask(kept[m])
     return union
 
 

@@ -129,9 +129,11 @@ def _forward_hooks(model: nn.Module, hooks: dict[str, Callable[..., object]], *,
             h.remove()
 
 
-def _tensor(values: object, dtype: np.dtype) -> torch.Tensor:
-    """A mask or gate vector (numpy or torch) as a torch tensor of its own (a copy: the
+def _tensor(values: object, dtype: type[np.generic]) -> torch.Tensor:
+    """A mask or gate vector (numpy or torch) as a CPU torch tensor of its own (a copy: the
     selection's masks are read-only)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
     return torch.from_numpy(np.array(values, dtype=dtype))
 
 

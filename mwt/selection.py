@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from mwt.cost import Streams, union_of
+from mwt.cost import Streams, as_mask, union_of
 from mwt.core.metadata import LayerKeep
 from mwt.data import resolve_classes
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_align, check_threshold
@@ -106,7 +106,7 @@ def module_kernels(mod: Modularization, classes: Sequence[int], threshold: float
 
 def krr(retained: Mapping[str, object]) -> float:
     """Kernel retention rate: retained gated kernels / all gated kernels (masks numpy or torch)."""
-    masks = [np.asarray(m, dtype=bool) for m in retained.values()]
+    masks = [as_mask(m) for m in retained.values()]
     return sum(int(m.sum()) for m in masks) / max(sum(m.size for m in masks), 1)
 
 
