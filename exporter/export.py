@@ -59,12 +59,16 @@ class ExportImages:
     test: AnySplit | None = None  # a lowered module's accuracy against FP32
 
 
+def _guarded(compiler: ModuleCompiler, selection: ModuleSelection, settings: ExportSettings) -> bool:
+    """Whether the folded-gates guard runs: folded gates on a gated module, not forced."""
+    gates = settings.gates or compiler.default_gates
+    return gates is GateMode.folded and selection.gated and not settings.force_folded
+
+
 def needed_images(compiler: ModuleCompiler, selection: ModuleSelection, settings: ExportSettings) -> set[str]:
     """The splits ("train", "test") `export_module` would use with these settings."""
-    gates = settings.gates or compiler.default_gates
     needed = set()
-    if (gates is GateMode.folded and selection.gated and not settings.force_folded) or (
-            settings.precision is Precision.int8):
+    if _guarded(compiler, selection, settings) or settings.precision is Precision.int8:
         needed.add("train")
     if settings.precision is not Precision.fp32:
         needed.add("test")
@@ -116,11 +120,8 @@ def export_module(compiler: ModuleCompiler, selection: ModuleSelection, settings
     """
     from mwt.evaluate import module_accuracy
 
-    gates = settings.gates or compiler.default_gates
-    check = None
-    if gates is GateMode.folded and selection.gated and not settings.force_folded:
-        check = guard_folded(compiler.ckpt, selection, images.train)
-    model, report = compiler.compile(selection, gates)
+    check = guard_folded(compiler.ckpt, selection, images.train) if _guarded(compiler, selection, settings) else None
+    model, report = compiler.compile(selection, settings.gates)
     report.folded_check = check
     if settings.precision is not Precision.fp32:
         calibration = None

@@ -10,7 +10,8 @@ Passes raise ExportError, never another exception, for a graph they cannot handl
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ from exporter.errors import ExportError
 from exporter.torch_export import GATE_PREFIX
 from mwt.core.metadata import LOGITS
 
+T = TypeVar("T")
 ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default: warnings and worse
 
 
@@ -204,16 +206,21 @@ def _channel_scale_operands(node: gs.Node) -> tuple[int, gs.Tensor] | None:
     return None
 
 
+def _matches(graph: gs.Graph, match: Callable[[gs.Node], T | None]) -> Iterator[tuple[gs.Node, T]]:
+    """(node, what `match` found) for every node it accepts, over a snapshot of the node list
+    (the passes that use this edit the graph as they go)."""
+    for node in list(graph.nodes):
+        found = match(node)
+        if found is not None:
+            yield node, found
+
+
 def sink_channel_scales(graph: gs.Graph) -> int:
     """Move each dynamic gate multiply Mul(x, g), g >= 0 per channel, past the Relu and MaxPool
     that follow it: exact, and it lets onnxruntime fuse Conv+Relu and scale the smaller pooled map.
     Needs inferred shapes. Returns the number of moves."""
     moved = 0
-    for node in list(graph.nodes):
-        operands = _channel_scale_operands(node)
-        if operands is None:
-            continue
-        data_index, _ = operands
+    for node, (data_index, _) in _matches(graph, _channel_scale_operands):
         while True:
             out = node.outputs[0]
             consumers = list(out.outputs)
@@ -250,11 +257,10 @@ def _bypass(graph: gs.Graph, node: gs.Node, replacement: gs.Tensor) -> None:
 def remove_identity_muls(graph: gs.Graph) -> int:
     """Bypass every Mul by an all-ones constant (masks that pruning left with nothing to mask)."""
     removed = 0
-    for node in list(graph.nodes):
-        operands = _constant_mul(node)
-        if operands is None or node.outputs[0] in graph.outputs or not np.all(np.asarray(operands[0].values) == 1):
+    for node, (const, data) in _matches(graph, _constant_mul):
+        if node.outputs[0] in graph.outputs or not np.all(np.asarray(const.values) == 1):
             continue
-        _bypass(graph, node, operands[1])
+        _bypass(graph, node, data)
         removed += 1
     return end_pass(graph, removed)
 
@@ -262,11 +268,7 @@ def remove_identity_muls(graph: gs.Graph) -> int:
 def fold_channel_scales(graph: gs.Graph) -> int:
     """Fold Mul(Conv(x), per-channel constant) into the conv's weights and bias (folded gates)."""
     folded = 0
-    for node in list(graph.nodes):
-        operands = _constant_mul(node)
-        if operands is None:
-            continue
-        const, data = operands
+    for node, (const, data) in _matches(graph, _constant_mul):
         if len(data.inputs) != 1 or len(data.outputs) != 1:
             continue
         conv = data.inputs[0]

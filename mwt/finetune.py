@@ -22,6 +22,7 @@ from mwt.data import AnySplit
 from mwt.evaluate import accuracy
 from mwt.models import GatedConv, build_model
 from mwt.modularize import folded_gate_values, retain_only
+from mwt.report import percent_rows
 from mwt.selection import ModuleSelection
 from mwt.train import TrainConfig, train
 
@@ -115,14 +116,13 @@ class FinetuneReport:
     flops_kept: float  # the compact network's MACs / the plain full model's
 
     def table(self) -> str:
-        return "\n".join([
-            f"module              {', '.join(self.classes)}  ({self.samples} test images)",
-            f"full model          {100 * self.full_acc:6.2f}%   (argmax over these classes' logits)",
-            f"dynamic module      {100 * self.dynamic_acc:6.2f}%   (mask generators kept)",
-            f"folded module       {100 * self.folded_acc:6.2f}%   (gate-free, before fine-tuning)",
-            f"fine-tuned module   {100 * self.finetuned_acc:6.2f}%   (gate-free)",
-            f"FLOPs kept          {100 * self.flops_kept:6.2f}%   (of the full model without gates)",
-        ])
+        return "\n".join([f"module              {', '.join(self.classes)}  ({self.samples} test images)", *percent_rows([
+            ("full model", self.full_acc, "argmax over these classes' logits"),
+            ("dynamic module", self.dynamic_acc, "mask generators kept"),
+            ("folded module", self.folded_acc, "gate-free, before fine-tuning"),
+            ("fine-tuned module", self.finetuned_acc, "gate-free"),
+            ("FLOPs kept", self.flops_kept, "of the full model without gates"),
+        ], 20)])
 
 
 def finetune(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mwt.checkpoint import Checkpoint
@@ -12,6 +13,11 @@ from mwt.defaults import DEFAULT_THRESHOLD
 from mwt.evaluate import accuracy
 from mwt.modularize import module_coupling, retain_only
 from mwt.selection import ModuleSelection, krr
+
+
+def percent_rows(rows: Sequence[tuple[str, float, str]], width: int) -> list[str]:
+    """Figures as the reports print them: a label `width` wide, a percentage, and a note if any."""
+    return [f"{label:<{width}}{100 * value:6.2f}%" + (f"   ({note})" if note else "") for label, value, note in rows]
 
 
 @dataclass
@@ -37,9 +43,9 @@ class ModuleReport:
         rows = [f"{'class':<14} {'KRR':>7} {'FLOPs kept':>11}"]
         rows += [f"{name:<14} {100 * v:6.2f}% {100 * self.class_flops[name]:10.2f}%" for name, v in self.class_krr.items()]
         rows.append("")
-        rows.append(f"test accuracy        {100 * self.test_acc:6.2f}%")
-        rows.append(f"mean module KRR      {100 * self.mean_krr:6.2f}%   (threshold {self.threshold})")
-        rows.append(f"mean FLOPs kept      {100 * self.mean_flops:6.2f}%   (of the full model without gates)")
+        rows += percent_rows([("test accuracy", self.test_acc, ""),
+                              ("mean module KRR", self.mean_krr, f"threshold {self.threshold}"),
+                              ("mean FLOPs kept", self.mean_flops, "of the full model without gates")], 21)
         rows.append(f"cohesion (Jaccard)   {self.cohesion:7.4f}")
         rows.append(f"coupling (Jaccard)   {self.coupling:7.4f}")
         return "\n".join(rows)
@@ -57,13 +63,12 @@ class SubtaskReport:
     flops_kept: float
 
     def table(self) -> str:
-        return "\n".join([
-            f"sub-task             {', '.join(self.classes)}  ({self.samples} test samples)",
-            f"full model accuracy  {100 * self.full_acc:6.2f}%   (argmax over these classes' logits)",
-            f"module accuracy      {100 * self.module_acc:6.2f}%   (simulated: unretained kernels zeroed)",
-            f"module KRR           {100 * self.krr:6.2f}%",
-            f"module FLOPs kept    {100 * self.flops_kept:6.2f}%   (of the full model without gates)",
-        ])
+        return "\n".join([f"sub-task             {', '.join(self.classes)}  ({self.samples} test samples)", *percent_rows([
+            ("full model accuracy", self.full_acc, "argmax over these classes' logits"),
+            ("module accuracy", self.module_acc, "simulated: unretained kernels zeroed"),
+            ("module KRR", self.krr, ""),
+            ("module FLOPs kept", self.flops_kept, "of the full model without gates"),
+        ], 21)])
 
 
 def module_report(
