@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.compile import ModuleCompiler
 from mwt.checkpoint import file_sha256, load_checkpoint
 from tests.synthetic import random_checkpoint
 from runtime.latency import compare_latency, side_by_side_settings
@@ -37,7 +37,7 @@ def bench(name: str, compiler: ModuleCompiler, classes: tuple[int, ...], aligns:
     variants = [(a, GateMode.dynamic) for a in aligns] + [(max(aligns), GateMode.folded)]
     for align, gates in variants:
         t = time.perf_counter()
-        proto, report = compiler.compile(ExportOptions(classes, align=align, gates=gates, force_folded=True))
+        proto, report = compiler.compile(compiler.select(classes, align=align), gates)
         seconds_export = time.perf_counter() - t
         key = f"align {align}" + (" folded" if gates is GateMode.folded else "")
         entries[key] = {"flops": report.module.flops, "params": report.module.params, "bytes": proto.ByteSize(),
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in args.models.split(",") if m
     ] + [(str(c), ModuleCompiler(load_checkpoint(c), file_sha256(c))) for c in args.checkpoint]
     for name, compiler in jobs:
-        result = bench(name, compiler, compiler.resolve(args.classes), aligns, args.threads, batches, args.seconds)
+        result = bench(name, compiler, compiler.select(args.classes).indices, aligns, args.threads, batches, args.seconds)
         print_result(result, batches)
         results.append(result)
     args.out.mkdir(parents=True, exist_ok=True)

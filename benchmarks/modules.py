@@ -19,10 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.compile import ModuleCompiler
+from exporter.export import ExportSettings
+from exporter.precision import calibration_images, lower
 from mwt.evaluate import subtask_accuracy
 from mwt.checkpoint import file_sha256, load_checkpoint
-from mwt.data import load_split
+from mwt.data import load_named, load_split
 from mwt.finetune import FinetuneConfig, finetune
 from runtime.composed import ComposedClassifier
 from runtime.latency import compare_latency, side_by_side_settings
@@ -39,24 +41,23 @@ def subtask_rows(compiler: ModuleCompiler, classes: tuple[int, ...], aligns: lis
     extra: dict[str, dict] = {}
     t = args.threshold
     for align in aligns:
-        protos[f"dynamic (align {align})"] = compiler.compile(ExportOptions(classes, t, align=align))[0]
-        folded, report = compiler.compile(ExportOptions(classes, t, align=align, gates=GateMode.folded,
-                                                        force_folded=True))
+        selection = compiler.select(classes, threshold=t, align=align)
+        protos[f"dynamic (align {align})"] = compiler.compile(selection)[0]
+        folded, report = compiler.compile(selection, GateMode.folded)
         protos[f"folded (align {align})"] = folded
         extra[f"folded (align {align})"] = {"folding_error": report.folding_error}
         start = time.perf_counter()
-        tuned, ft = finetune(ckpt, FinetuneConfig(classes, t, align=align, epochs=args.epochs, seed=args.seed,
-                                                  device="cpu"), train_data, test_data,  # type: ignore[arg-type]
+        tuned, ft = finetune(ckpt, selection, FinetuneConfig(epochs=args.epochs, seed=args.seed, device="cpu"),
+                             train_data, test_data,  # type: ignore[arg-type]
                              source_sha256=compiler.source_sha256, show_progress=False)
         name = f"fine-tuned (align {align})"
         extra[name] = {"finetune_seconds": time.perf_counter() - start, "folded_acc_before": ft.folded_acc}
         tuned_compiler = ModuleCompiler(tuned)
-        every = ExportOptions(tuple(range(len(classes))))
-        protos[name] = tuned_compiler.compile(every)[0]
+        protos[name] = tuned_compiler.compile(tuned_compiler.select(list(range(len(classes)))))[0]
         if args.int8:
-            int8 = ExportOptions(every.classes, precision=Precision.int8)
-            calibration = tuned_compiler.calibration(every.classes, int8.calibration_images)
-            protos[f"fine-tuned int8 (align {align})"] = tuned_compiler.lower(protos[name], int8, calibration)
+            train = load_named(tuned.source, "train", list(tuned.classes))
+            calibration = calibration_images(train, ExportSettings().calibration_images)
+            protos[f"fine-tuned int8 (align {align})"] = lower(protos[name], Precision.int8, calibration)
     settings = side_by_side_settings(args.threads, ("CPUExecutionProvider",))
     runners = {name: ComposedClassifier([module_from_model(p)], settings=settings) for name, p in protos.items()}
     accuracy = subtask_accuracy({k: r.logits for k, r in runners.items() if k != "plain full"},
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     test_data = load_split(compiler.ckpt.source, "test", classes=compiler.ckpt.classes)
     rows = []
     for spec in args.subtasks.split(";"):
-        classes = compiler.resolve(spec)
+        classes = compiler.select(spec).indices
         print(f"\n{spec}")
         sub = subtask_rows(compiler, classes, [int(a) for a in args.aligns.split(",")], args, train_data, test_data)
         print_rows(sub, args.batches)

@@ -30,7 +30,7 @@ from mwt.modularize import (
     retained_kernels,
 )
 from mwt.report import module_report
-from mwt.train import accuracy
+from mwt.evaluate import accuracy
 
 SUBTASKS = "sneaker,bag;sandal,sneaker,ankle-boot;t-shirt,pullover,shirt;trouser"
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.compile import ModuleCompiler
 from mwt.checkpoint import load_checkpoint
 from mwt.core.atomic import write_atomic, write_bytes_atomic
 from mwt.core.errors import MwtError
@@ -82,8 +82,7 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
         scores = score_subtasks(ckpt, tasks, test, align=DEFAULT_ALIGN)
         rows = []
         for n, (task, score) in enumerate(progress(list(zip(tasks, scores)), total=len(tasks), desc=f"{path.name} {group}")):
-            module, _ = compiler.compile(ExportOptions(tuple(task), align=DEFAULT_ALIGN, gates=GateMode.folded,
-                                                       force_folded=True))
+            module, _ = compiler.compile(compiler.select(list(task), align=DEFAULT_ALIGN), GateMode.folded)
             runner = ComposedClassifier([module_from_model(module)], settings=settings)
             names = [ckpt.classes[c] for c in task]
             onnx_acc = module_accuracy(runner, test, list(task))

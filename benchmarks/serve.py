@@ -245,11 +245,12 @@ def check(endpoint: Endpoint, protocol: str, x: np.ndarray, expected: np.ndarray
 def module_for(args: argparse.Namespace, work: Path) -> Path:
     if args.checkpoint.suffix == ".onnx":
         return args.checkpoint
-    from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+    from exporter.compile import ModuleCompiler
+    from exporter.export import export_module_file
 
     compiler = ModuleCompiler.from_file(args.checkpoint)
     module = work / "module.onnx"
-    export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
+    export_module_file(compiler, compiler.select(args.classes), module)
     return module
 
 

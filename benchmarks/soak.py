@@ -157,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
 
         module = args.checkpoint
     else:
-        from exporter.compile import ExportOptions, ModuleCompiler, export_module_file
+        from exporter.compile import ModuleCompiler
+        from exporter.export import export_module_file
 
         compiler = ModuleCompiler.from_file(args.checkpoint)
         module = Path(tempfile.mkdtemp(prefix="mwt-soak-")) / "module.onnx"
-        export_module_file(compiler, ExportOptions(compiler.resolve(args.classes)), module)
+        export_module_file(compiler, compiler.select(args.classes), module)
     shape = read_module(module).input.shape if args.checkpoint.suffix == ".onnx" else compiler.ckpt.spec.input_shape
     result: dict = {"levels": []}
     with local_server([module], "--threads", "2", "--body-timeout", "2") as server:

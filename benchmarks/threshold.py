@@ -15,8 +15,9 @@ from pathlib import Path
 from mwt.checkpoint import load_checkpoint
 from mwt.cost import cost_model
 from mwt.data import load_split, resolve_classes
-from mwt.modularize import mean_module_krr, retained_kernels
+from mwt.modularize import mean_module_krr
 from mwt.report import subtask_report
+from mwt.selection import ModuleSelection, retained_kernels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         flops = sum(cost.kept_fraction(retained_kernels(mod, [c], t), 1) for c in range(len(ckpt.classes)))
         row = {"threshold": t, "mean_krr": mean, "mean_flops_kept": flops / len(ckpt.classes), "subtasks": []}
         for classes in subtasks:
-            r = subtask_report(ckpt, classes, test, t)
+            r = subtask_report(ckpt, ModuleSelection.of(ckpt, classes, threshold=t, align=1), test)
             row["subtasks"].append({"classes": r.classes, "krr": r.krr, "flops_kept": r.flops_kept,
                                     "module_acc": r.module_acc, "full_acc": r.full_acc})
         rows.append(row)

@@ -24,6 +24,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from exporter.errors import ExportError
+from mwt.core.unionfind import UnionFind
 
 # Ops whose output channel c depends only on input channel c (broadcasting aside).
 ELEMENTWISE = {"Relu", "LeakyRelu", "Tanh", "Sigmoid", "Clip", "Identity", "Dropout", "Add", "Sub", "Mul", "Div",
@@ -108,23 +109,6 @@ class ChannelPlan:
         return (kept[:, None] * r + np.arange(r)[None, :]).reshape(-1)
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def _channel_inputs(node: gs.Node) -> list[gs.Variable]:
     """The variable inputs of an elementwise node that carry the output's channel axis."""
     if node.op in ("BatchNormalization", "Pad", "Unsqueeze", "Squeeze", "Flatten", "ReduceMean", "ReduceMax"):
@@ -192,7 +176,7 @@ def _kind(node: gs.Node) -> NodeKind:
 
 def find_spaces(graph: gs.Graph) -> ChannelSpaces:
     """Phase 1: classify every node and group channel tensors into spaces (union-find)."""
-    uf = _UnionFind()
+    uf: UnionFind[str] = UnionFind()
     repeat: dict[str, int] = {}
     tensors: dict[str, gs.Variable] = {}
     pinned: set[str] = set()

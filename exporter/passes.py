@@ -9,17 +9,40 @@ Passes raise ExportError, never another exception, for a graph they cannot handl
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
-import onnxruntime as ort
 
 from exporter.errors import ExportError
 from exporter.torch_export import GATE_PREFIX
 from mwt.core.metadata import LOGITS
 
-# graphsurgeon's constant folding runs onnxruntime; its optimizer notices are noise here.
-ort.set_default_logger_severity(3)
+T = TypeVar("T")
+ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default: warnings and worse
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime() -> Iterator[None]:
+    """Within the block, onnxruntime logs only errors: graphsurgeon's constant folding runs it,
+    and its optimizer's notices about the half-built graph are noise. onnxruntime has no getter
+    for the level, so it goes back to onnxruntime's default after, not to a level set elsewhere."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+
+
+def fold_constants(graph: gs.Graph) -> gs.Graph:
+    """graphsurgeon's constant folding (values computed by onnxruntime), without its log noise."""
+    with _quiet_onnxruntime():
+        return graph.fold_constants()
 
 
 def end_pass(graph: gs.Graph, edits: int) -> int:
@@ -33,7 +56,7 @@ def import_graph(model: onnx.ModelProto) -> gs.Graph:
     # Folding first turns computed constants (F.pad's pads, for one) into values, so that shape
     # inference can then give every feature map its spatial size.
     graph = gs.import_onnx(model)
-    graph.fold_constants().cleanup()
+    fold_constants(graph).cleanup()
     model = gs.export_onnx(graph)
     del model.graph.value_info[:]
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
@@ -58,13 +81,6 @@ def import_graph(model: onnx.ModelProto) -> gs.Graph:
         node.outputs.clear()
     graph.cleanup()
     return graph
-
-
-def reinfer(graph: gs.Graph) -> gs.Graph:
-    """Re-run shape inference after an edit: export, drop stale value_info, infer, import."""
-    model = gs.export_onnx(graph.cleanup().toposort(), do_type_check=False)
-    del model.graph.value_info[:]
-    return import_graph(model)
 
 
 def gate_tensors(graph: gs.Graph) -> dict[str, gs.Variable]:
@@ -113,7 +129,7 @@ def freeze_gates(graph: gs.Graph, values: dict[str, np.ndarray]) -> int:
         _rewire(graph, gate, gs.Constant(f"{layer}.gate.frozen", values[layer].astype(np.float32)[None, :]))
     _drop_gate_outputs(graph)
     graph.cleanup()
-    graph.fold_constants()
+    fold_constants(graph)
     return end_pass(graph, len(gates))
 
 
@@ -190,16 +206,21 @@ def _channel_scale_operands(node: gs.Node) -> tuple[int, gs.Tensor] | None:
     return None
 
 
+def _matches(graph: gs.Graph, match: Callable[[gs.Node], T | None]) -> Iterator[tuple[gs.Node, T]]:
+    """(node, what `match` found) for every node it accepts, over a snapshot of the node list
+    (the passes that use this edit the graph as they go)."""
+    for node in list(graph.nodes):
+        found = match(node)
+        if found is not None:
+            yield node, found
+
+
 def sink_channel_scales(graph: gs.Graph) -> int:
     """Move each dynamic gate multiply Mul(x, g), g >= 0 per channel, past the Relu and MaxPool
     that follow it: exact, and it lets onnxruntime fuse Conv+Relu and scale the smaller pooled map.
     Needs inferred shapes. Returns the number of moves."""
     moved = 0
-    for node in list(graph.nodes):
-        operands = _channel_scale_operands(node)
-        if operands is None:
-            continue
-        data_index, _ = operands
+    for node, (data_index, _) in _matches(graph, _channel_scale_operands):
         while True:
             out = node.outputs[0]
             consumers = list(out.outputs)
@@ -236,11 +257,10 @@ def _bypass(graph: gs.Graph, node: gs.Node, replacement: gs.Tensor) -> None:
 def remove_identity_muls(graph: gs.Graph) -> int:
     """Bypass every Mul by an all-ones constant (masks that pruning left with nothing to mask)."""
     removed = 0
-    for node in list(graph.nodes):
-        operands = _constant_mul(node)
-        if operands is None or node.outputs[0] in graph.outputs or not np.all(np.asarray(operands[0].values) == 1):
+    for node, (const, data) in _matches(graph, _constant_mul):
+        if node.outputs[0] in graph.outputs or not np.all(np.asarray(const.values) == 1):
             continue
-        _bypass(graph, node, operands[1])
+        _bypass(graph, node, data)
         removed += 1
     return end_pass(graph, removed)
 
@@ -248,11 +268,7 @@ def remove_identity_muls(graph: gs.Graph) -> int:
 def fold_channel_scales(graph: gs.Graph) -> int:
     """Fold Mul(Conv(x), per-channel constant) into the conv's weights and bias (folded gates)."""
     folded = 0
-    for node in list(graph.nodes):
-        operands = _constant_mul(node)
-        if operands is None:
-            continue
-        const, data = operands
+    for node, (const, data) in _matches(graph, _constant_mul):
         if len(data.inputs) != 1 or len(data.outputs) != 1:
             continue
         conv = data.inputs[0]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -21,6 +23,36 @@ import onnx_graphsurgeon as gs
 from exporter.errors import ExportError
 from mwt.core.errors import first_line
 from mwt.core.metadata import INPUT, ModuleMetadata, Precision
+
+if TYPE_CHECKING:
+    from mwt.data import AnySplit
+
+CALIBRATION_SEED = 0  # of the sample of training images INT8 calibrates on
+
+
+def calibration_images(train: AnySplit, count: int) -> np.ndarray:
+    """`count` images of `train` (a seeded sample), float32 in [0, 1] as training saw them."""
+    images = train.sample(count, seed=CALIBRATION_SEED).materialize().images
+    return images.numpy().astype(np.float32) / 255.0
+
+
+def lower(module: onnx.ModelProto, precision: Precision, calibration: np.ndarray | None = None) -> onnx.ModelProto:
+    """A compiled module at `precision` (FP32: the module itself). INT8 needs `calibration`
+    images of the module's classes (`calibration_images`); its metadata records which."""
+    if precision is Precision.fp32:
+        return module
+    if precision is Precision.fp16:
+        return convert_fp16(module)
+    if precision is not Precision.int8:
+        raise ExportError(f"a module cannot be lowered to {precision.value}")
+    if calibration is None:
+        raise ExportError("INT8 export needs calibration images")
+    lowered = quantize_int8(module, calibration)
+    meta = ModuleMetadata.read(lowered)
+    info = {**(meta.calibration or {}), "classes": list(meta.classes), "dataset": meta.input.dataset,
+            "seed": CALIBRATION_SEED}
+    replace(meta, calibration=info).write(lowered)
+    return lowered
 
 
 class _Batches:
@@ -105,6 +137,4 @@ def convert_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _keep_metadata(model: onnx.ModelProto, meta: ModuleMetadata, precision: Precision,
                    calibration: dict | None) -> None:
-    from dataclasses import replace
-
     replace(meta, precision=precision, calibration=calibration).write(model)

@@ -14,10 +14,35 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from mwt.core.unionfind import UnionFind
 from mwt.models import GatedConv, MaskGenerator
+
+Streams = tuple[tuple[str, ...], ...]  # per channel stream, the gated layers writing into it
+
+
+def as_mask(mask: object) -> np.ndarray:
+    """A (C,) kernel mask, numpy or torch, as a numpy bool array."""
+    if isinstance(mask, torch.Tensor):
+        return mask.detach().cpu().numpy().astype(bool)
+    return np.asarray(mask, dtype=bool)
+
+
+def union_of(members: Sequence[str], kept: Mapping[str, object]) -> np.ndarray:
+    """The channels a stream keeps: the union of its writers' kept kernels, (C,) bool.
+
+    Every writer of a stream computes the union (a kernel one writer drops is still written by
+    another), so this is the one rule for a stream's width: the FLOPs count, the alignment, the
+    compact network and the compiler's channel plan (checked in tests/test_channels.py) follow it.
+    `kept` maps gated layers to (C,) masks, numpy or torch.
+    """
+    union = np.zeros(np.shape(kept[members[0]]), dtype=bool)
+    for m in members:
+        union |= as_mask(kept[m])
+    return union
 
 
 @dataclass(frozen=True)
@@ -42,7 +67,7 @@ class CostModel:
     """
 
     layers: tuple[LayerCost, ...]
-    streams: tuple[tuple[str, ...], ...]
+    streams: Streams
 
     @property
     def total_macs(self) -> int:
@@ -59,13 +84,17 @@ class CostModel:
                 return i
         return None
 
-    def kept_macs(self, retained: Mapping[str, torch.Tensor], num_outputs: int | None = None) -> int:
+    def stream_channels(self, kept: Mapping[str, object]) -> list[np.ndarray]:
+        """Per stream, the channels a module keeps (`union_of` its writers' kept kernels)."""
+        return [union_of(members, kept) for members in self.streams]
+
+    def kept_macs(self, retained: Mapping[str, object], num_outputs: int | None = None) -> int:
         """MACs per sample of the network that keeps only `retained` kernels ({gated layer: (C,) bool}).
 
         A stream keeps the union of its writers' kernels (each writer computes the union), and a
         logits layer keeps `num_outputs` rows (all when None).
         """
-        kept = [self._stream_fraction(members, retained) for members in self.streams]
+        kept = [float(union.sum()) / max(union.size, 1) for union in self.stream_channels(retained)]
         total = 0.0
         for layer in self.layers:
             f_in = 1.0 if layer.stream is None else kept[layer.stream]
@@ -77,17 +106,9 @@ class CostModel:
             total += layer.macs * f_in * f_out
         return int(round(total))
 
-    def kept_fraction(self, retained: Mapping[str, torch.Tensor], num_outputs: int | None = None) -> float:
+    def kept_fraction(self, retained: Mapping[str, object], num_outputs: int | None = None) -> float:
         """`kept_macs` as a fraction of the whole network's."""
         return self.kept_macs(retained, num_outputs) / max(self.total_macs, 1)
-
-    @staticmethod
-    def _stream_fraction(members: Sequence[str], retained: Mapping[str, torch.Tensor]) -> float:
-        """Fraction of a stream's channels kept: the union of its writers' kernels."""
-        union = torch.zeros_like(retained[members[0]], dtype=torch.bool)
-        for m in members:
-            union |= retained[m].bool()
-        return float(union.sum()) / max(union.numel(), 1)
 
     def expected_fraction(self, gates: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Per sample, the fraction of the network's MACs its open gates use: (B,), differentiable.
@@ -189,18 +210,11 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
 
     gated = {n for n, m in layers if isinstance(m, GatedConv) and m.gate is not None}
     # Writers into one stream: every pair of layers read by the same reader.
-    parent = {n: n for n in names}
-
-    def find(a: str) -> str:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
+    streams_of: UnionFind[str] = UnionFind()
     for writers in read_from.values():
-        first = next(iter(writers), None)
         for w in writers:
-            parent[find(w)] = find(first)  # type: ignore[arg-type]
+            streams_of.union(w, next(iter(writers)))
+    find = streams_of.find
     groups: dict[str, list[str]] = {}
     for n in names:
         groups.setdefault(find(n), []).append(n)

@@ -1,21 +1,55 @@
-"""Accuracy of compiled modules on a sub-task's real test images (onnxruntime, CPU)."""
+"""Accuracy, in one place: of a torch model (training, the reports, the folded-gates guard) and
+of compiled modules on onnxruntime (an export's lowered modules, the latency benchmark)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
+import torch
+from torch import nn
 
-from mwt.data import AnySplit
-from runtime.composed import ComposedClassifier
-from runtime.module_file import module_from_model
-from runtime.session import SessionSettings
+from mwt.data import AnySplit, batches_in_order
+from mwt.distributed import Dist
+
+if TYPE_CHECKING:
+    import onnx
 
 Run = Callable[[np.ndarray], np.ndarray]
 
 
-def subtask_accuracy(runs: dict[str, Run], test: AnySplit, columns: list[int], chunk: int = 500) -> dict[str, float]:
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, data: AnySplit, *, classes: Sequence[int] | None = None, columns: Sequence[int] | None = None,
+    batch_size: int = 512, device: torch.device | str = "cpu", dist: Dist = Dist(),
+) -> float:
+    """Top-1 accuracy of a torch model whose forward returns (logits, gates).
+
+    With `classes` (dataset labels), on those classes' samples with argmax over their logits
+    only. With `columns`, `data` is a sub-task's already, labelled 0..k-1 (see `load_named`), and
+    the argmax runs over those logits. Under several processes each counts its share of `data`
+    and the counts are summed. NaN for no samples.
+    """
+    model.eval()
+    if classes is not None:
+        data, columns = data.relabel(list(classes)), classes
+    if len(data) == 0:
+        return float("nan")
+    counts = torch.zeros(2, dtype=torch.long, device=device)
+    order = torch.arange(len(data))[dist.rank::dist.world] if dist.active else torch.arange(len(data))
+    for x, y in batches_in_order(data, order, batch_size):
+        logits, _ = model(x.to(device))
+        if columns is not None:
+            logits = logits[:, list(columns)]
+        counts[0] += (logits.argmax(1) == y.to(device)).sum()
+        counts[1] += y.shape[0]
+    dist.all_reduce_sum(counts)
+    return int(counts[0]) / int(counts[1])
+
+
+def subtask_accuracy(runs: dict[str, Run], test: AnySplit, columns: Sequence[int], chunk: int = 500
+                     ) -> dict[str, float]:
     """Accuracy of each run (float32 images -> logits) on a sub-task's test images, labelled
     0..k-1 (see `load_named`). A module answers with the sub-task's k logits; a whole model's
     logits are restricted to `columns`, the sub-task's classes among its own."""
@@ -26,14 +60,18 @@ def subtask_accuracy(runs: dict[str, Run], test: AnySplit, columns: list[int], c
     for name, run in runs.items():
         logits = np.concatenate([run(x[i:i + chunk]) for i in range(0, len(x), chunk)])
         if logits.shape[1] != len(columns):
-            logits = logits[:, columns]
+            logits = logits[:, list(columns)]
         out[name] = float((logits.argmax(1) == target).mean())
     return out
 
 
-def module_accuracy(models: dict[str, onnx.ModelProto], test: AnySplit, columns: list[int],
+def module_accuracy(models: dict[str, onnx.ModelProto], test: AnySplit, columns: Sequence[int],
                     threads: int = 0) -> dict[str, float]:
     """`subtask_accuracy` of module files held in memory."""
+    from runtime.composed import ComposedClassifier
+    from runtime.module_file import module_from_model
+    from runtime.session import SessionSettings
+
     settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
     runners = {k: ComposedClassifier([module_from_model(m)], settings=settings) for k, m in models.items()}
     return subtask_accuracy({k: r.logits for k, r in runners.items()}, test, columns)

@@ -12,68 +12,56 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mwt.checkpoint import Checkpoint
+from mwt.core.errors import MwtError
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
-from mwt.core.errors import MwtError
+from mwt.evaluate import accuracy
 from mwt.models import GatedConv, build_model
-from mwt.modularize import folded_gate_values, module_kernels, retain_only
-from mwt.train import TrainConfig, accuracy, train
+from mwt.modularize import folded_gate_values, retain_only
+from mwt.report import percent_rows
+from mwt.selection import ModuleSelection
+from mwt.train import TrainConfig, train
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Which module to cut out, and how to fine-tune it."""
+    """How to fine-tune a module (which module: a ModuleSelection)."""
 
-    classes: tuple[int, ...]
-    threshold: float = DEFAULT_THRESHOLD
-    align: int = DEFAULT_ALIGN
     epochs: int = 10  # as the MwT reference implementation fine-tunes its modules
     lr: float = 0.01
     batch_size: int = 128
     seed: int = 0
     device: str = "auto"
 
-    def validate(self, num_classes: int) -> None:
-        check_selection(self.classes, num_classes, self.threshold, self.align)
+    def validate(self) -> None:
         if not self.epochs > 0:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
         if not 0 < self.lr < float("inf"):
             raise MwtError(f"learning rate must be a positive number, got {self.lr}")
 
 
-def _kept_indices(cost: CostModel, kept: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """Per channel stream, the channels the module keeps: the union of its writers' kernels."""
-    out = []
-    for members in cost.streams:
-        union = torch.zeros_like(kept[members[0]])
-        for m in members:
-            union |= kept[m]
-        out.append(torch.nonzero(union).flatten())
-    return out
+def compact_module(ckpt: Checkpoint, selection: ModuleSelection, cost: CostModel | None = None) -> Checkpoint:
+    """The selected module as a gate-free network of its kept kernels (see the module docstring).
 
-
-def compact_module(ckpt: Checkpoint, classes: list[int], threshold: float = DEFAULT_THRESHOLD,
-                   align: int = DEFAULT_ALIGN) -> Checkpoint:
-    """The module of `classes` as a gate-free network of its kept kernels (see the module docstring).
-
-    Its logits (the classes', in the order given) equal the exporter's folded module's with the
-    same threshold and alignment.
+    Its logits (the classes', in the order selected) equal the exporter's folded module's for the
+    same selection. `cost` is the checkpoint's cost model where the caller has probed it already.
     """
     model = ckpt.build()
-    cost = cost_model(model, ckpt.spec.input_shape)
-    kept = module_kernels(ckpt.require_modularization(), classes, threshold, align, cost.streams)
-    return _compact(ckpt, classes, model, cost, kept)
+    return _compact(ckpt, selection, model, cost or cost_model(model, ckpt.spec.input_shape))
 
 
-def _compact(ckpt: Checkpoint, classes: list[int], model: torch.nn.Module, cost: CostModel,
-             kept: dict[str, torch.Tensor]) -> Checkpoint:
-    """`compact_module` from the full model, its cost model and the module's kept kernels."""
-    gates = folded_gate_values(ckpt.require_modularization(), classes, kept)
-    streams = _kept_indices(cost, kept)
+def _compact(ckpt: Checkpoint, selection: ModuleSelection, model: torch.nn.Module, cost: CostModel) -> Checkpoint:
+    """`compact_module` from the full model and its cost model."""
+    if not selection.gated:
+        raise MwtError("a network without gates has no module to cut out of it")
+    classes = list(selection.indices)
+    gates = {k: torch.from_numpy(v) for k, v in
+             folded_gate_values(ckpt.require_modularization(), classes, selection.kept).items()}
+    streams = [torch.from_numpy(np.flatnonzero(union)) for union in cost.stream_channels(selection.kept)]
     rows: dict[str, torch.Tensor | None] = {}
     cols: dict[str, torch.Tensor | None] = {}
     widths = []
@@ -111,7 +99,7 @@ def _compact(ckpt: Checkpoint, classes: list[int], model: torch.nn.Module, cost:
             raise MwtError(f"cannot cut '{key}' down to {list(target.shape)} (got {list(value.shape)})")
         state[key] = value.clone()
     compact.load_state_dict(state)
-    return Checkpoint(spec=spec, state_dict=compact.state_dict(), classes=[ckpt.classes[c] for c in classes],
+    return Checkpoint(spec=spec, state_dict=compact.state_dict(), classes=list(selection.names),
                       dataset=ckpt.dataset, data=ckpt.data)
 
 
@@ -128,32 +116,31 @@ class FinetuneReport:
     flops_kept: float  # the compact network's MACs / the plain full model's
 
     def table(self) -> str:
-        return "\n".join([
-            f"module              {', '.join(self.classes)}  ({self.samples} test images)",
-            f"full model          {100 * self.full_acc:6.2f}%   (argmax over these classes' logits)",
-            f"dynamic module      {100 * self.dynamic_acc:6.2f}%   (mask generators kept)",
-            f"folded module       {100 * self.folded_acc:6.2f}%   (gate-free, before fine-tuning)",
-            f"fine-tuned module   {100 * self.finetuned_acc:6.2f}%   (gate-free)",
-            f"FLOPs kept          {100 * self.flops_kept:6.2f}%   (of the full model without gates)",
-        ])
+        return "\n".join([f"module              {', '.join(self.classes)}  ({self.samples} test images)", *percent_rows([
+            ("full model", self.full_acc, "argmax over these classes' logits"),
+            ("dynamic module", self.dynamic_acc, "mask generators kept"),
+            ("folded module", self.folded_acc, "gate-free, before fine-tuning"),
+            ("fine-tuned module", self.finetuned_acc, "gate-free"),
+            ("FLOPs kept", self.flops_kept, "of the full model without gates"),
+        ], 20)])
 
 
 def finetune(
-    ckpt: Checkpoint, config: FinetuneConfig, train_data: AnySplit, test_data: AnySplit, *, source_sha256: str = "",
-    show_progress: bool = True, log_path: Path | None = None,
+    ckpt: Checkpoint, selection: ModuleSelection, config: FinetuneConfig, train_data: AnySplit, test_data: AnySplit, *,
+    cost: CostModel | None = None, source_sha256: str = "", show_progress: bool = True, log_path: Path | None = None,
 ) -> tuple[Checkpoint, FinetuneReport]:
-    """Cut out the module of `config.classes`, fine-tune it on their training images, and report."""
-    config.validate(len(ckpt.classes))
-    classes = list(config.classes)
+    """Cut out the selected module, fine-tune it on its classes' training images, and report.
+    `cost` is the checkpoint's cost model where the caller has probed it already."""
+    config.validate()
+    classes = list(selection.indices)
     sub_train, sub_test = train_data.relabel(classes), test_data.relabel(classes)
     if len(sub_train) == 0:
         raise MwtError("the training data holds no images of these classes")
     full = ckpt.build()
-    cost = cost_model(full, ckpt.spec.input_shape)  # probing the dataflow: done once, for both uses
-    kept = module_kernels(ckpt.require_modularization(), classes, config.threshold, config.align, cost.streams)
-    compact = _compact(ckpt, classes, full, cost, kept)
+    cost = cost or cost_model(full, ckpt.spec.input_shape)
+    compact = _compact(ckpt, selection, full, cost)
     full_acc = accuracy(full, test_data, classes=classes)
-    with retain_only(full, kept):
+    with retain_only(full, selection.kept):
         dynamic_acc = accuracy(full, test_data, classes=classes)
     folded_acc = accuracy(compact.build(), sub_test)
     settings = TrainConfig(model=ckpt.spec.arch, dataset=ckpt.dataset, width=ckpt.spec.width, modular=False,
@@ -166,11 +153,11 @@ def finetune(
     report = FinetuneReport(
         classes=list(compact.classes), samples=len(sub_test), full_acc=full_acc, dynamic_acc=dynamic_acc,
         folded_acc=folded_acc, finetuned_acc=tuned.training["test_acc"],
-        flops_kept=cost.kept_fraction(kept, len(classes)),
+        flops_kept=cost.kept_fraction(selection.kept, len(classes)),
     )
     tuned.training["finetune"] = {
-        "source_sha256": source_sha256, "classes": list(compact.classes), "threshold": config.threshold,
-        "align": config.align, "epochs": config.epochs, "lr": config.lr, "seed": config.seed,
+        "source_sha256": source_sha256, "classes": list(compact.classes), "threshold": selection.threshold,
+        "align": selection.align, "epochs": config.epochs, "lr": config.lr, "seed": config.seed,
         "batch_size": config.batch_size, "accuracy": asdict(report),
     }
     return tuned, report

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from mwt.checkpoint import Modularization
-from mwt.data import Split, batches_in_order
-from mwt.defaults import DEFAULT_THRESHOLD, check_threshold
-from mwt.distributed import Dist
 from mwt.core.errors import MwtError
+from mwt.data import Split, batches_in_order
+from mwt.defaults import DEFAULT_THRESHOLD
+from mwt.distributed import Dist
 from mwt.models import gated_layers
 from mwt.progress import progress
+from mwt.selection import class_kernels, krr, pooled_statistic, retained_kernels
+
+Mask = object  # a (C,) bool kernel mask: a numpy array (a ModuleSelection's) or a CPU torch tensor
 
 COHESION_SAMPLES = 256  # samples per class used for the pairwise-Jaccard cohesion estimate
 
@@ -91,88 +95,10 @@ def _mean_pairwise_jaccard(sets: torch.Tensor) -> float:
     return float(jac[off].mean())
 
 
-def class_kernels(frequency: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> torch.Tensor:
-    """Kernels of each class's module in one layer: (num_classes, C) bool.
-
-    A kernel belongs to a class's module when its frequency >= threshold. Where a class would keep
-    no kernel of the layer, that class's threshold for the layer drops in steps of 0.05 (as in MwT)
-    until one qualifies; the layer is never cut off.
-    """
-    check_threshold(threshold)
-    keep = frequency >= threshold
-    for c in range(frequency.shape[0]):
-        t = threshold
-        while not keep[c].any():
-            t = round(t - 0.05, 10)
-            if t <= 0:  # the class never switches this layer on: keep its single most active kernel
-                keep[c, int(frequency[c].argmax())] = True
-            else:
-                keep[c] = frequency[c] >= t
-    return keep
-
-
-def retained_kernels(mod: Modularization, classes: list[int], threshold: float = DEFAULT_THRESHOLD) -> dict[str, torch.Tensor]:
-    """Per layer, the union over `classes` of their modules' kernels: {layer: (C,) bool}."""
-    if not classes:
-        raise MwtError("the class list is empty")
-    return {n: class_kernels(mod.frequency[n], threshold)[classes].any(0) for n in mod.layers}
-
-
-def pooled_statistic(mod: Modularization, statistic: str, layer: str, classes: list[int]) -> torch.Tensor:
-    """A per-class kernel statistic ('frequency' or 'gate_mean') of one layer, pooled over the
-    samples of `classes` (classes weighted by their sample counts): (C,) float64."""
-    per_class = getattr(mod, statistic)[layer][classes].double()
-    counts = mod.class_counts[classes].double()
-    return (per_class * counts[:, None]).sum(0) / counts.sum().clamp(min=1)
-
-
-def module_kernels(
-    mod: Modularization, classes: list[int], threshold: float = DEFAULT_THRESHOLD, align: int = 1,
-    streams: tuple[tuple[str, ...], ...] = (),
-) -> dict[str, torch.Tensor]:
-    """The kernels the module of `classes` keeps: {gated layer: (C,) bool}.
-
-    With align 1, the union of the classes' modules (`retained_kernels`). With align N > 1, each
-    channel stream at least N wide is rounded up to a multiple of N with the kernels these classes
-    use most often (real kernels, not zero padding), and every writer of a residual stream
-    (`streams`, from the cost model) keeps the whole stream: those channels are computed anyway.
-    Narrower streams stay as they are: onnxruntime pads a narrow output to its block anyway, and
-    widening the input of the next conv only adds work (measured: 2.67x against 2.23x over the
-    plain model at batch 32 for a sneaker/bag module, docs/results.md).
-    """
-    if align < 1:
-        raise MwtError(f"align must be at least 1, got {align}")
-    retained = retained_kernels(mod, classes, threshold)
-    if align == 1:
-        return retained
-    in_stream = {layer for members in streams for layer in members}
-    groups = [list(members) for members in streams] + [[layer] for layer in mod.layers if layer not in in_stream]
-    out = dict(retained)
-    for members in groups:
-        keep = torch.zeros_like(retained[members[0]])
-        for layer in members:
-            keep |= retained[layer]
-        width = int(keep.sum())
-        short = (-width) % align
-        if short and width >= align:
-            frequency = sum(pooled_statistic(mod, "frequency", layer, classes) for layer in members)
-            order = torch.argsort(-frequency, stable=True)  # type: ignore[arg-type]
-            keep[order[~keep[order]][:short]] = True
-        for layer in members:
-            out[layer] = keep.clone()
-    return out
-
-
 def mean_module_krr(mod: Modularization, threshold: float = DEFAULT_THRESHOLD) -> float:
     """Mean KRR of the single-class modules."""
     k = mod.class_counts.shape[0]
     return sum(krr(retained_kernels(mod, [c], threshold)) for c in range(k)) / k
-
-
-def krr(retained: dict[str, torch.Tensor]) -> float:
-    """Kernel retention rate: retained gated kernels / all gated kernels."""
-    total = sum(int(m.numel()) for m in retained.values())
-    return sum(int(m.sum()) for m in retained.values()) / max(total, 1)
 
 
 def module_coupling(mod: Modularization, threshold: float = DEFAULT_THRESHOLD) -> float:
@@ -203,7 +129,15 @@ def _forward_hooks(model: nn.Module, hooks: dict[str, Callable[..., object]], *,
             h.remove()
 
 
-def retain_only(model: nn.Module, retained: dict[str, torch.Tensor]) -> contextlib.AbstractContextManager[nn.Module]:
+def _tensor(values: object, dtype: type[np.generic]) -> torch.Tensor:
+    """A mask or gate vector (numpy or torch) as a CPU torch tensor of its own (a copy: the
+    selection's masks are read-only)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return torch.from_numpy(np.array(values, dtype=dtype))
+
+
+def retain_only(model: nn.Module, retained: Mapping[str, Mask]) -> contextlib.AbstractContextManager[nn.Module]:
     """Within the block, every unretained gated kernel's output is forced to zero.
 
     This is the PyTorch simulation of a module: the reference the exported ONNX file must match.
@@ -217,10 +151,10 @@ def retain_only(model: nn.Module, retained: dict[str, torch.Tensor]) -> contextl
             return y * k[None, :, None, None], g * k[None, :]
         return hook
 
-    return _forward_hooks(model, {n: zeroing(m.float()) for n, m in retained.items()}, on_gate=False)
+    return _forward_hooks(model, {n: zeroing(_tensor(m, np.float32)) for n, m in retained.items()}, on_gate=False)
 
 
-def frozen_gates(model: nn.Module, values: dict[str, torch.Tensor]) -> contextlib.AbstractContextManager[nn.Module]:
+def frozen_gates(model: nn.Module, values: Mapping[str, object]) -> contextlib.AbstractContextManager[nn.Module]:
     """Within the block, each named gated layer's gate is the constant `values[layer]` ((C,)) for
     every sample: the PyTorch simulation of a module with folded gates. Hooks go on exit."""
 
@@ -229,15 +163,17 @@ def frozen_gates(model: nn.Module, values: dict[str, torch.Tensor]) -> contextli
             return value.to(out.device, out.dtype).expand_as(out)
         return hook
 
-    return _forward_hooks(model, {n: constant(v.float()) for n, v in values.items()}, on_gate=True)
+    return _forward_hooks(model, {n: constant(_tensor(v, np.float32)) for n, v in values.items()}, on_gate=True)
 
 
-def folded_gate_values(mod: Modularization, classes: list[int], kept: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The constant gates of a folded module: the classes' pooled mean gate on kept kernels, 0 elsewhere."""
-    return {k: pooled_statistic(mod, "gate_mean", k, classes).float() * kept[k].float() for k in kept}
+def folded_gate_values(mod: Modularization, classes: Sequence[int], kept: Mapping[str, Mask]) -> dict[str, np.ndarray]:
+    """The constant gates of a folded module: the classes' pooled mean gate on kept kernels, 0
+    elsewhere, {layer: (C,) float32}."""
+    return {k: (pooled_statistic(mod, "gate_mean", k, classes).float() * _tensor(kept[k], np.float32)).numpy()
+            for k in kept}
 
 
-def folding_error(mod: Modularization, classes: list[int], kept: dict[str, torch.Tensor]) -> float:
+def folding_error(mod: Modularization, classes: Sequence[int], kept: Mapping[str, Mask]) -> float:
     """How far folded (constant) gates are from the per-sample gates they replace, 0 = exact.
 
     Per layer: the root-mean-square difference between each kept kernel's gate and its constant
@@ -245,11 +181,12 @@ def folding_error(mod: Modularization, classes: list[int], kept: dict[str, torch
     figure is the worst layer's. It needs each class's mean and mean squared gate; a checkpoint
     modularized before squared gates were recorded counts only the spread between the classes.
     """
+    classes = list(classes)
     counts = mod.class_counts[classes].double()
     weights = counts / counts.sum().clamp(min=1)
     worst = 0.0
     for layer in mod.layers:
-        mask = kept[layer].bool()
+        mask = _tensor(kept[layer], np.bool_)
         if not mask.any():
             continue
         mean = mod.gate_mean[layer][classes][:, mask].double()  # (K, C)

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from exporter.compile import ExportOptions, ModuleCompiler
-from mwt.evaluate import subtask_accuracy
-from mwt.data import load_named
-from mwt.defaults import DEFAULT_ALIGN
+from exporter.compile import ModuleCompiler
+from exporter.precision import calibration_images, lower
 from mwt.core.errors import MwtError
+from mwt.data import AnySplit, load_named
+from mwt.defaults import DEFAULT_ALIGN
+from mwt.evaluate import subtask_accuracy
+from mwt.selection import ModuleSelection
 from runtime.composed import ComposedClassifier, Composition
 from runtime.latency import compare_latency, side_by_side_settings
 from mwt.core.metadata import GateMode, Precision
@@ -71,32 +73,32 @@ class LatencyResult:
         return "\n".join(lines)
 
 
-def build_configs(compiler: ModuleCompiler, classes: tuple[int, ...], align: int = DEFAULT_ALIGN,
-                  data_dir: Path | None = None) -> dict[str, list[ModuleFile]]:
-    """Every configuration as the module files it runs (one file, or one per class for compositions).
-    The INT8 row needs training images of the classes to calibrate on; without them it is left out."""
+CALIBRATION_IMAGES = 512  # as `mwt export --precision int8` calibrates by default
 
-    def module(cls: tuple[int, ...], **kw: object) -> ModuleFile:
-        return module_from_model(compiler.compile(ExportOptions(cls, **kw))[0])  # type: ignore[arg-type]
+
+def build_configs(compiler: ModuleCompiler, union: ModuleSelection, train: AnySplit | None = None
+                  ) -> dict[str, list[ModuleFile]]:
+    """Every configuration as the module files it runs (one file, or one per class for compositions).
+    The INT8 row needs `train`, images of the classes to calibrate on; without them it is left out."""
+    align = union.align
+
+    def module(classes: tuple[int, ...], align: int, gates: GateMode = GateMode.dynamic) -> ModuleFile:
+        selection = compiler.select(classes, threshold=union.threshold, align=align)
+        return module_from_model(compiler.compile(selection, gates)[0])
 
     configs = {BASELINE: [module_from_model(compiler.plain_model)], "full modular": [module_from_model(compiler.full_model)]}
-    union = ExportOptions(classes, align=align)
-    fp32 = compiler.compile(union)[0]
+    fp32 = compiler.compile(union, GateMode.dynamic)[0]
     configs[f"union (align {align})"] = [module_from_model(fp32)]
-    configs[f"union fp16 (align {align})"] = [module_from_model(
-        compiler.lower(fp32, ExportOptions(classes, align=align, precision=Precision.fp16)))]
-    try:
-        calibration = compiler.calibration(classes, union.calibration_images, data_dir)
-    except MwtError:
-        calibration = None
-    if calibration is not None:
-        int8 = ExportOptions(classes, align=align, precision=Precision.int8)
-        configs[f"union int8 (align {align})"] = [module_from_model(compiler.lower(fp32, int8, calibration))]
+    configs[f"union fp16 (align {align})"] = [module_from_model(lower(fp32, Precision.fp16))]
+    if train is not None:
+        calibration = calibration_images(train, CALIBRATION_IMAGES)
+        configs[f"union int8 (align {align})"] = [module_from_model(lower(fp32, Precision.int8, calibration))]
+    classes = union.indices
     if align != 1:
-        configs["union (align 1)"] = [module(classes, align=1)]
-    configs[f"union folded (align {align})"] = [module(classes, align=align, gates=GateMode.folded, force_folded=True)]
+        configs["union (align 1)"] = [module(classes, 1)]
+    configs[f"union folded (align {align})"] = [module(classes, align, GateMode.folded)]
     if len(classes) > 1:
-        singles = [module((c,), align=align) for c in classes]
+        singles = [module((c,), align) for c in classes]
         configs["composed merged"] = singles
         configs["composed sessions"] = singles
     return configs
@@ -131,13 +133,13 @@ def latency_benchmark(
     """Measure every configuration at every batch size; see the module docstring. `extra` adds
     module files of the same classes (say, a fine-tuned module) as rows of their own."""
     compiler = compiler or ModuleCompiler.from_file(checkpoint)
-    classes = compiler.resolve(class_spec)
+    union = compiler.select(class_spec, align=align)
     if threads < 0 or any(b < 1 for b in batches):
         raise MwtError("threads must be >= 0 and batch sizes >= 1")
-    names = [compiler.ckpt.classes[c] for c in classes]
+    names = list(union.names)
     for name, module in (extra or {}).items():
         check_extra(name, module, names, compiler.ckpt.spec.input_shape)
-    configs = build_configs(compiler, classes, align, data_dir)
+    configs = build_configs(compiler, union, _images(compiler, names, "train", data_dir))
     configs.update({name: [module] for name, module in (extra or {}).items()})
     settings = side_by_side_settings(threads, providers_for(provider))
     runners = {
@@ -155,16 +157,22 @@ def latency_benchmark(
         ratio = flops[BASELINE] / max(flops[r.config], 1)
         result.rows.append(Row(r.config, r.batch, r.median_ms, r.p90_ms, flops[r.config], r.speedup, ratio,
                                r.speedup / ratio))
-    try:
-        test = load_named(compiler.ckpt.source, "test", result.classes, data_dir).subset(accuracy_samples)
-    except MwtError:
-        test = None
+    test = _images(compiler, names, "test", data_dir)
     if test is not None:
+        test = test.subset(accuracy_samples)
         # The plain full model is timed only: built from modular weights without their gates, its
         # answers mean nothing. Sessions compute what the merged composition computes.
         result.accuracy = subtask_accuracy(
-            {k: v.logits for k, v in runners.items() if k not in (BASELINE, "composed sessions")}, test, list(classes))
+            {k: v.logits for k, v in runners.items() if k not in (BASELINE, "composed sessions")}, test, union.indices)
     return result
+
+
+def _images(compiler: ModuleCompiler, names: list[str], split: str, data_dir: Path | None) -> AnySplit | None:
+    """The images of the classes `names` in one split, labelled 0..k-1; None when not at hand."""
+    try:
+        return load_named(compiler.ckpt.source, split, names, data_dir)
+    except MwtError:
+        return None
 
 
 def save_result(result: LatencyResult, out_dir: Path) -> tuple[Path, Path | None]:

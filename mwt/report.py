@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mwt.checkpoint import Checkpoint
 from mwt.cost import cost_model
-from mwt.data import Split
-from mwt.defaults import DEFAULT_THRESHOLD, check_threshold
-from mwt.modularize import krr, module_coupling, retain_only, retained_kernels
-from mwt.train import accuracy
+from mwt.data import AnySplit
+from mwt.defaults import DEFAULT_THRESHOLD
+from mwt.evaluate import accuracy
+from mwt.modularize import module_coupling, retain_only
+from mwt.selection import ModuleSelection, krr
+
+
+def percent_rows(rows: Sequence[tuple[str, float, str]], width: int) -> list[str]:
+    """Figures as the reports print them: a label `width` wide, a percentage, and a note if any."""
+    return [f"{label:<{width}}{100 * value:6.2f}%" + (f"   ({note})" if note else "") for label, value, note in rows]
 
 
 @dataclass
@@ -36,9 +43,9 @@ class ModuleReport:
         rows = [f"{'class':<14} {'KRR':>7} {'FLOPs kept':>11}"]
         rows += [f"{name:<14} {100 * v:6.2f}% {100 * self.class_flops[name]:10.2f}%" for name, v in self.class_krr.items()]
         rows.append("")
-        rows.append(f"test accuracy        {100 * self.test_acc:6.2f}%")
-        rows.append(f"mean module KRR      {100 * self.mean_krr:6.2f}%   (threshold {self.threshold})")
-        rows.append(f"mean FLOPs kept      {100 * self.mean_flops:6.2f}%   (of the full model without gates)")
+        rows += percent_rows([("test accuracy", self.test_acc, ""),
+                              ("mean module KRR", self.mean_krr, f"threshold {self.threshold}"),
+                              ("mean FLOPs kept", self.mean_flops, "of the full model without gates")], 21)
         rows.append(f"cohesion (Jaccard)   {self.cohesion:7.4f}")
         rows.append(f"coupling (Jaccard)   {self.coupling:7.4f}")
         return "\n".join(rows)
@@ -56,48 +63,44 @@ class SubtaskReport:
     flops_kept: float
 
     def table(self) -> str:
-        return "\n".join([
-            f"sub-task             {', '.join(self.classes)}  ({self.samples} test samples)",
-            f"full model accuracy  {100 * self.full_acc:6.2f}%   (argmax over these classes' logits)",
-            f"module accuracy      {100 * self.module_acc:6.2f}%   (simulated: unretained kernels zeroed)",
-            f"module KRR           {100 * self.krr:6.2f}%",
-            f"module FLOPs kept    {100 * self.flops_kept:6.2f}%   (of the full model without gates)",
-        ])
+        return "\n".join([f"sub-task             {', '.join(self.classes)}  ({self.samples} test samples)", *percent_rows([
+            ("full model accuracy", self.full_acc, "argmax over these classes' logits"),
+            ("module accuracy", self.module_acc, "simulated: unretained kernels zeroed"),
+            ("module KRR", self.krr, ""),
+            ("module FLOPs kept", self.flops_kept, "of the full model without gates"),
+        ], 21)])
 
 
 def module_report(
-    ckpt: Checkpoint, test_data: Split, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
+    ckpt: Checkpoint, test_data: AnySplit, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
 ) -> ModuleReport:
     """KRR and FLOPs kept of every class's module, their cohesion and coupling, and the model's test accuracy."""
-    check_threshold(threshold)
-    mod = ckpt.require_modularization()
+    modules = [ModuleSelection.of(ckpt, [c], threshold=threshold, align=1) for c in range(len(ckpt.classes))]
     model = ckpt.build()
     cost = cost_model(model, ckpt.spec.input_shape)
-    kept = {name: retained_kernels(mod, [c], threshold) for c, name in enumerate(ckpt.classes)}
+    mod = ckpt.require_modularization()
     cohesion_values = [v for v in mod.sample_cohesion if not math.isnan(v)]
     return ModuleReport(
         test_acc=accuracy(model.to(device), test_data, device=device),
-        class_krr={name: krr(r) for name, r in kept.items()},
-        class_flops={name: cost.kept_fraction(r, 1) for name, r in kept.items()},
+        class_krr={m.names[0]: krr(m.kept) for m in modules},
+        class_flops={m.names[0]: cost.kept_fraction(m.kept, 1) for m in modules},
         cohesion=sum(cohesion_values) / len(cohesion_values) if cohesion_values else float("nan"),
         coupling=module_coupling(mod, threshold),
         threshold=threshold,
     )
 
 
-def subtask_report(
-    ckpt: Checkpoint, classes: list[int], test_data: Split, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
-) -> SubtaskReport:
-    """Full model vs its union module (simulated in PyTorch) on the sub-task's test samples."""
-    mod = ckpt.require_modularization()
-    retained = retained_kernels(mod, classes, threshold)
+def subtask_report(ckpt: Checkpoint, selection: ModuleSelection, test_data: AnySplit, device: str = "cpu"
+                   ) -> SubtaskReport:
+    """Full model vs the selected module (simulated in PyTorch) on the sub-task's test samples."""
+    classes = list(selection.indices)
     model = ckpt.build()
     cost = cost_model(model, ckpt.spec.input_shape)
     model = model.to(device)
     full = accuracy(model, test_data, classes=classes, device=device)
-    with retain_only(model, retained):
+    with retain_only(model, selection.kept):
         simulated = accuracy(model, test_data, classes=classes, device=device)
     return SubtaskReport(
-        classes=[ckpt.classes[c] for c in classes], samples=len(test_data.where(classes)),
-        full_acc=full, module_acc=simulated, krr=krr(retained), flops_kept=cost.kept_fraction(retained, len(classes)),
+        classes=list(selection.names), samples=len(test_data.where(classes)), full_acc=full, module_acc=simulated,
+        krr=krr(selection.kept), flops_kept=cost.kept_fraction(selection.kept, len(classes)),
     )

@@ -24,9 +24,10 @@ from torch import nn
 from mwt.checkpoint import Checkpoint
 from mwt.cost import cost_model
 from mwt.data import Split, batches_in_order
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_selection
-from mwt.modularize import folded_gate_values, frozen_gates, module_kernels, retain_only
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
+from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.progress import progress
+from mwt.selection import ModuleSelection
 
 
 def all_pairs(num_classes: int) -> list[tuple[int, ...]]:
@@ -100,10 +101,9 @@ def score_subtasks(
     subtasks = [list(s) for s in subtasks]
     scores = []
     for classes in progress(subtasks, total=len(subtasks), desc="sub-tasks", enable=show_progress):
-        check_selection(classes, len(ckpt.classes), threshold, align)
+        kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=cost.streams).kept
         data = test_data.where(classes).materialize()
         n = max(len(data), 1)
-        kept = module_kernels(mod, classes, threshold, align, cost.streams)
         full = _correct(model, data, classes) / n
         with retain_only(model, kept):
             dynamic = _correct(model, data, classes) / n

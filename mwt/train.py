@@ -17,7 +17,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
 from mwt.distributed import Dist
+from mwt.evaluate import accuracy
 from mwt.core.atomic import WriteFailed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
@@ -39,6 +40,8 @@ from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
 
 SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, divergence check)
 AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# How a run computes, not what it computes: a resumed run may change these.
+RUNTIME_SETTINGS = ("device", "amp", "channels_last", "compile")
 SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce", "decisiveness")
 
 
@@ -96,6 +99,23 @@ class TrainConfig:
             raise MwtError(f"the checkpoint's training settings hold an unknown field '{unknown[0]}'")
         return cls(**d)
 
+    def resumed_with(self, given: dict[str, Any], run: str | Path = "the run") -> TrainConfig:
+        """This config (a resumable checkpoint's) continued with the settings `given` now.
+
+        A setting given at its default is no change; any other must equal the run's, or this
+        raises MwtError naming `run` (resuming continues a run as it was configured). The
+        runtime settings (RUNTIME_SETTINGS: device, mixed precision, memory layout, compiling)
+        are taken from `given` where it names them.
+        """
+        defaults = TrainConfig()
+        for key, value in given.items():
+            if key in RUNTIME_SETTINGS:
+                continue
+            if value != getattr(defaults, key) and value != getattr(self, key):
+                raise MwtError(f"{key} {value} differs from the run in {run} ({getattr(self, key)}); "
+                               "--resume continues a run as it was configured")
+        return replace(self, **{k: given[k] for k in RUNTIME_SETTINGS if k in given})
+
     def source(self) -> DataSource:
         """Where the images come from (a built-in name or a folder) and how they are preprocessed."""
         size = (self.image_size, self.image_size) if self.image_size else None
@@ -151,35 +171,6 @@ def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
         width=config.width, modular=config.modular, mean=info.mean, std=info.std, pad=info.pad,
         gate_first=config.gate_first and config.modular,
     )
-
-
-@torch.no_grad()
-def accuracy(
-    model: nn.Module, data: AnySplit, *, classes: list[int] | None = None, batch_size: int = 512,
-    device: torch.device | str = "cpu", dist: Dist = Dist(),
-) -> float:
-    """Top-1 accuracy; with `classes`, on those classes' samples with argmax over their logits only.
-    Under several processes each counts its share of `data` and the counts are summed."""
-    model.eval()
-    if classes is not None:
-        data = data.where(classes)
-    if len(data) == 0:
-        return float("nan")
-    counts = torch.zeros(2, dtype=torch.long, device=device)
-    lookup = torch.full((int(data.labels.max()) + 1,), -1, dtype=torch.long, device=device)
-    if classes is not None:
-        lookup[torch.tensor(classes, device=device)] = torch.arange(len(classes), device=device)
-    order = torch.arange(len(data))[dist.rank::dist.world] if dist.active else torch.arange(len(data))
-    for x, y in batches_in_order(data, order, batch_size):
-        logits, _ = model(x.to(device))
-        y = y.to(device)
-        if classes is not None:
-            counts[0] += (logits[:, classes].argmax(1) == lookup[y]).sum()
-        else:
-            counts[0] += (logits.argmax(1) == y).sum()
-        counts[1] += y.shape[0]
-    dist.all_reduce_sum(counts)
-    return int(counts[0]) / int(counts[1])
 
 
 @dataclass

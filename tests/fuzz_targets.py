@@ -14,14 +14,9 @@ example budget; benchmarks/fuzz.py runs many more and reports cases tried and fa
 
 from __future__ import annotations
 
-import argparse
 import io
-import struct
 import sys
-import tempfile
-import time
 import traceback
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -442,13 +437,14 @@ def seeds(work: Path) -> dict[str, object]:
     """A real checkpoint and a real module to mutate."""
     import torch
 
-    from exporter.compile import ExportOptions, ModuleCompiler
+    from exporter.compile import ModuleCompiler
     from mwt.checkpoint import save_checkpoint
     from tests.synthetic import random_checkpoint
 
     ckpt = random_checkpoint("vgg11", width=0.0625, seed=3)
     save_checkpoint(ckpt, work / "seed.pt")
-    proto, _ = ModuleCompiler(ckpt, "seed").compile(ExportOptions((7, 8)))
+    compiler = ModuleCompiler(ckpt, "seed")
+    proto, _ = compiler.compile(compiler.select((7, 8)))
     return {
         "checkpoint": (work / "seed.pt").read_bytes(),
         "checkpoint_dict": torch.load(work / "seed.pt", weights_only=True),

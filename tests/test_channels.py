@@ -9,6 +9,9 @@ from onnx import TensorProto, helper, numpy_helper
 from exporter.channels import plan_channels
 from exporter.passes import finalize, import_graph
 from exporter.slicing import apply_plan
+from mwt.cost import cost_model
+from mwt.registry import MODELS
+from tests.conftest import compiler_for
 
 RNG = np.random.default_rng(0)
 
@@ -169,3 +172,22 @@ def test_sink_channel_scales_is_exact_and_needs_nonnegative_gates(activation, mo
         assert order.index("Mul") > order.index("MaxPool")  # the scale now acts on the pooled map
     x = RNG.normal(size=(3, 2, 4, 4)).astype(np.float32)
     np.testing.assert_array_equal(_run(out, x), _run(model, x))
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+@pytest.mark.parametrize("classes, align", [((1, 7), 1), ((9, 0, 4), 8)])
+def test_the_compilers_channel_plan_follows_the_cost_models_streams(arch, classes, align):
+    # One channel-stream model: the compiler's analysis of the ONNX graph finds the streams the
+    # cost model probed in PyTorch, and keeps in each exactly the union of its writers' kernels.
+    compiler = compiler_for(arch)
+    selection = compiler.select(classes, align=align)
+    plan = compiler.channel_plan(selection)
+    cost = cost_model(compiler.ckpt.build(), compiler.ckpt.spec.input_shape)
+    space = {layer: plan.space_of[f"{layer}.gate.masked"] for layer in selection.kept}
+    for members, union in zip(cost.streams, cost.stream_channels(selection.kept)):
+        assert len({space[m] for m in members}) == 1  # the writers of a stream share one channel space
+        np.testing.assert_array_equal(plan.kept[space[members[0]]], np.flatnonzero(union))
+    assert len({space[members[0]] for members in cost.streams}) == len(cost.streams)
+    for layer in selection.kept:
+        if cost.stream_of(layer) is None:  # a plain layer writes there too: the stream stays whole
+            assert len(plan.kept[space[layer]]) == plan.width[space[layer]]

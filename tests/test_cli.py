@@ -190,11 +190,10 @@ def test_library_options_show_as_flags_and_a_missing_extra_names_it(tmp_path, ca
     code, _, err = run(capsys, "train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--out",
                        str(tmp_path / "m.pt"))
     one_line_error(code, err, "allow a download (--data-dir, --download)")
-    from exporter.compile import ExportOptions
     from tests.conftest import compiler_for
 
     # serve checks its module files before it needs uvicorn: give it a real one
-    (tmp_path / "m.onnx").write_bytes(compiler_for("vgg11").compile(ExportOptions((7, 8)))[0].SerializeToString())
+    (tmp_path / "m.onnx").write_bytes(compiler_for("vgg11").compile(compiler_for("vgg11").select([7, 8]))[0].SerializeToString())
     script = ("import sys; sys.modules['uvicorn'] = None; from mwt.cli import main; "
               f"sys.exit(main(['serve', '{tmp_path / 'm.onnx'}']))")
     import subprocess

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exporter.compile import ExportOptions
 from exporter.flops import graph_cost
 from mwt.cost import cost_model
 from mwt.models import build_model, gated_layers
@@ -19,7 +18,7 @@ from tests.conftest import compiler_for, tiny_spec
 @pytest.mark.parametrize("classes", [(3,), (1, 7), (9, 0, 4)])
 def test_kept_flops_equal_the_compiled_modules(arch, classes):
     compiler = compiler_for(arch)
-    module, report = compiler.compile(ExportOptions(classes, align=1, gates=GateMode.folded, force_folded=True))
+    module, report = compiler.compile(compiler.select(classes, align=1), GateMode.folded)
     cost = cost_model(compiler.ckpt.build(), compiler.ckpt.spec.input_shape)
     kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
     assert cost.kept_macs(kept, len(classes)) == graph_cost(module).macs

@@ -12,7 +12,6 @@ import onnx
 import pytest
 
 from mwt.cli import main
-from exporter.compile import ExportOptions
 from runtime import ComposedClassifier
 from mwt.core.metadata import ModuleMetadata, Precision
 from runtime.module_file import read_module
@@ -30,7 +29,8 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def fp32_module(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("deploy") / "fp32.onnx"
-    path.write_bytes(compiler_for("vgg11").compile(ExportOptions((7, 8)))[0].SerializeToString())
+    compiler = compiler_for("vgg11")
+    path.write_bytes(compiler.compile(compiler.select((7, 8)))[0].SerializeToString())
     return path
 
 
@@ -85,9 +85,9 @@ def test_modules_of_mixed_precision_compose_exactly(tmp_path, fp32_module):
     from exporter.precision import quantize_int8
 
     compiler = compiler_for("vgg11")
-    bag = compiler.compile(ExportOptions((8,)))[0]
+    bag = compiler.compile(compiler.select((8,)))[0]
     int8 = tmp_path / "sneaker-int8.onnx"
-    sneaker = compiler.compile(ExportOptions((7,)))[0]
+    sneaker = compiler.compile(compiler.select((7,)))[0]
     int8.write_bytes(quantize_int8(sneaker, X).SerializeToString())
     fp32 = tmp_path / "bag.onnx"
     fp32.write_bytes(bag.SerializeToString())
@@ -154,7 +154,7 @@ def test_triton_merged_repository(tmp_path, capsys):
     paths = []
     for c in (7, 8):
         path = tmp_path / f"{c}.onnx"
-        path.write_bytes(compiler.compile(ExportOptions((c,)))[0].SerializeToString())
+        path.write_bytes(compiler.compile(compiler.select((c,)))[0].SerializeToString())
         paths.append(str(path))
     repo = tmp_path / "repo"
     assert run(capsys, "triton-repo", *paths, "-o", str(repo), "--merged", "--instance", "gpu")[0] == 0

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mwt.cli.export import main as export_main
-from exporter.compile import ExportOptions, model_digest
+from exporter.compile import model_digest
 from mwt.checkpoint import save_checkpoint
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.registry import MODELS
@@ -40,7 +40,7 @@ def simulate(ckpt, retained, classes, x, frozen=None):
 @pytest.mark.parametrize("classes", SUBSETS)
 def test_module_matches_simulation_exactly(arch, classes):
     compiler = compiler_for(arch)
-    module, report = compiler.compile(ExportOptions(classes, align=1))
+    module, report = compiler.compile(compiler.select(classes, align=1))
     got = run_onnx(module, X)
     assert got.shape == (4, len(classes))
     np.testing.assert_allclose(got, simulate(compiler.ckpt, report.retained, classes, X), atol=1e-4, rtol=0)
@@ -52,12 +52,12 @@ def test_module_matches_simulation_exactly(arch, classes):
 @pytest.mark.parametrize("align", [4, 8])
 def test_alignment_widths_and_exactness(arch, align):
     compiler = compiler_for(arch)
-    module, report = compiler.compile(ExportOptions((1, 7), align=align))
+    module, report = compiler.compile(compiler.select((1, 7), align=align))
     # Streams at least `align` wide are rounded up; narrower ones stay as they are.
     for layer in report.layers:
         assert layer.retained % align == 0 or layer.retained == layer.total or layer.retained < align
     if arch == "vgg16":  # no residual streams: each layer's width follows from its unaligned width alone
-        _, unaligned = compiler.compile(ExportOptions((1, 7), align=1))
+        _, unaligned = compiler.compile(compiler.select((1, 7), align=1))
         expected = [u.retained if u.retained < align else min(u.total, -(-u.retained // align) * align)
                     for u in unaligned.layers]
         assert [layer.retained for layer in report.layers] == expected
@@ -72,13 +72,13 @@ def test_alignment_widths_and_exactness(arch, align):
 def test_folded_gates_equal_pytorch_with_the_same_constant_gates(arch):
     compiler = compiler_for(arch)
     classes = (2, 5)
-    module, report = compiler.compile(ExportOptions(classes, align=1, gates=GateMode.folded, force_folded=True))
+    module, report = compiler.compile(compiler.select(classes, align=1), GateMode.folded)
     assert not {"MatMul", "Tanh"} & {n.op_type for n in module.graph.node}  # the generators are gone
     kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
     frozen = folded_gate_values(compiler.ckpt.modularization, list(classes), kept)
     np.testing.assert_allclose(run_onnx(module, X), simulate(compiler.ckpt, report.retained, classes, X, frozen),
                                atol=1e-4, rtol=0)
-    _, dynamic = compiler.compile(ExportOptions(classes, align=1))
+    _, dynamic = compiler.compile(compiler.select(classes, align=1))
     assert report.module.flops < dynamic.module.flops
 
 
@@ -90,7 +90,7 @@ def test_every_kernel_retained_equals_full_model(arch):
     from exporter.compile import ModuleCompiler
 
     compiler = ModuleCompiler(ckpt)
-    module, report = compiler.compile(ExportOptions(tuple(range(10)), align=1))
+    module, report = compiler.compile(compiler.select(tuple(range(10)), align=1))
     assert report.krr == 1.0
     with torch.no_grad():
         reference = ckpt.build()(torch.from_numpy(X))[0].numpy()
@@ -115,12 +115,12 @@ def test_plain_model_is_the_same_network_without_generators():
 
 
 DIGEST_SCRIPT = """
-from exporter.compile import ExportOptions, ModuleCompiler, model_digest
+from exporter.compile import ModuleCompiler, model_digest
 from tests.synthetic import random_checkpoint
 from mwt.core.metadata import GateMode
 compiler = ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s")
 for gates in GateMode:
-    print(model_digest(compiler.compile(ExportOptions((2, 5), gates=gates, force_folded=True))[0]))
+    print(model_digest(compiler.compile(compiler.select((2, 5)), gates)[0]))
 """
 
 
@@ -128,7 +128,7 @@ def test_byte_identical_output_across_processes():
     from exporter.compile import ModuleCompiler
 
     compiler = ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s")
-    here = [model_digest(compiler.compile(ExportOptions((2, 5), gates=g, force_folded=True))[0]) for g in GateMode]
+    here = [model_digest(compiler.compile(compiler.select((2, 5)), g)[0]) for g in GateMode]
     there = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], capture_output=True, text=True,
                            check=True).stdout.split()
     assert here == there and len(set(here)) == 2
@@ -136,7 +136,7 @@ def test_byte_identical_output_across_processes():
 
 def test_metadata():
     compiler = compiler_for("vgg16")
-    module, report = compiler.compile(ExportOptions((8, 7)))
+    module, report = compiler.compile(compiler.select((8, 7)))
     meta = ModuleMetadata.read(module)
     assert meta.classes == ("bag", "sneaker")
     assert meta.source_sha256 == "vgg16-1" and meta.gates is GateMode.dynamic and meta.align == 8
@@ -158,13 +158,13 @@ def test_the_folding_error_measures_how_far_constant_gates_are_from_the_gates():
     mod.gate_mean = {k: v[:1].expand_as(v).clone() for k, v in mod.gate_mean.items()}
     mod.gate_sq_mean = {k: v * v for k, v in mod.gate_mean.items()}
     compiler = ModuleCompiler(ckpt)
-    _, report = compiler.compile(ExportOptions((2, 5), gates=GateMode.folded))
+    _, report = compiler.compile(compiler.select((2, 5)), GateMode.folded)
     assert report.folding_error == pytest.approx(0.0, abs=1e-3)
     # Gates that are on for one class and off for the other: one constant cannot serve both.
     for layer, v in mod.gate_mean.items():
         v[2], v[5] = 0.9, 0.0
         mod.gate_sq_mean[layer] = v * v
-    module, report = compiler.compile(ExportOptions((2, 5), gates=GateMode.folded))
+    module, report = compiler.compile(compiler.select((2, 5)), GateMode.folded)
     assert report.folding_error == pytest.approx(0.5 ** 0.5, abs=1e-3)  # constant 0.45 vs gates 0.9 and 0
     assert ModuleMetadata.read(module).folding_error == pytest.approx(report.folding_error, abs=1e-5)
 
@@ -229,7 +229,7 @@ def test_cli_never_modularized_and_corrupt(tmp_path, capsys):
     path = tmp_path / "raw.pt"
     save_checkpoint(ckpt, path)
     assert export_main([str(path), "--classes", "bag"]) == 2
-    assert "mwt modularize" in capsys.readouterr().err
+    assert f"{path} was never modularized; run 'mwt modularize {path}' first" in capsys.readouterr().err
     bad = tmp_path / "bad.pt"
     bad.write_bytes(path.read_bytes()[:1000])
     assert export_main([str(bad), "--classes", "bag"]) == 2

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from mwt.cli import main
-from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.compile import ModuleCompiler
 from mwt.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from mwt.finetune import compact_module
 from mwt.registry import MODELS
-from mwt.core.metadata import GateMode, ModuleMetadata
+from mwt.core.metadata import GateMode, ModuleMetadata, Precision
 from tests.conftest import compiler_for, random_checkpoint
 
 X = np.random.default_rng(3).random((5, 1, 28, 28), dtype=np.float32)
@@ -33,8 +33,8 @@ def onnx_logits(proto, x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("classes, align", [((7, 8), 8), ((9, 0, 4), 1)])
 def test_compact_network_equals_the_folded_onnx_module(arch, classes, align):
     compiler = compiler_for(arch)
-    folded, _ = compiler.compile(ExportOptions(classes, align=align, gates=GateMode.folded, force_folded=True))
-    compact = compact_module(compiler.ckpt, list(classes), align=align)
+    folded, _ = compiler.compile(compiler.select(classes, align=align), GateMode.folded)
+    compact = compact_module(compiler.ckpt, compiler.select(classes, align=align))
     assert compact.classes == [compiler.ckpt.classes[c] for c in classes] and not compact.spec.modular
     with torch.no_grad():
         ours = compact.build()(torch.from_numpy(X))[0].numpy()
@@ -78,13 +78,16 @@ def test_finetune_then_export_through_the_cli(tmp_path, capsys, checkpoint_file,
         reference = tuned.build()(torch.from_numpy(X))[0].numpy()
     np.testing.assert_allclose(onnx_logits(proto, X), reference, atol=1e-4, rtol=0)
     compiler = ModuleCompiler.from_file(out)  # a one-class module of the fine-tuned network works too
-    _, report = compiler.compile(ExportOptions((1,)))
+    _, report = compiler.compile(compiler.select((1,)))
     assert report.module.flops < compiler.plain_cost.flops
     # Its class 1 is the dataset's class 8 (bag): calibration finds the images by name.
+    from exporter.precision import calibration_images
+    from mwt.cli.export import load_export_images
     from mwt.data import load_split
 
     bags = load_split("fashion-mnist", "train", tiny_fashion_dir).where([8]).images.float().div(255).numpy()
-    calibration = compiler.calibration((1,), 4, tiny_fashion_dir)
+    images = load_export_images(compiler.ckpt, compiler.select((1,)), {"train"}, Precision.int8, tiny_fashion_dir)
+    calibration = calibration_images(images.train, 4)
     assert all(any(np.array_equal(c, b) for b in bags) for c in calibration)
 
 
@@ -107,7 +110,7 @@ def test_finetune_refuses_foreign_and_unmodularized_checkpoints(tmp_path, capsys
     path = tmp_path / "raw.pt"
     save_checkpoint(raw, path)
     code, _, err = run(capsys, "finetune", str(path), "--classes", "bag")
-    assert code == 2 and "mwt modularize" in err
+    assert code == 2 and f"run 'mwt modularize {path}' first" in err
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
     code, _, err = run(capsys, "finetune", str(foreign), "--classes", "bag")

@@ -25,7 +25,7 @@ import torch
 from onnx import TensorProto, helper
 from PIL import Image
 
-from exporter.compile import ExportOptions
+from exporter.precision import lower
 from mwt.checkpoint import load_checkpoint, save_checkpoint
 from mwt.cli import main
 from mwt.core.errors import MwtError, MwtWarning
@@ -50,7 +50,8 @@ def assert_one_line(code: int, err: str, *needles: str) -> None:
 
 @pytest.fixture(scope="module")
 def module_proto() -> onnx.ModelProto:
-    return compiler_for("vgg11").compile(ExportOptions((7, 8)))[0]
+    compiler = compiler_for("vgg11")
+    return compiler.compile(compiler.select([7, 8]))[0]
 
 
 def with_props(model: onnx.ModelProto, **changes: str) -> onnx.ModelProto:
@@ -304,12 +305,11 @@ def test_every_module_the_compiler_writes_is_in_its_op_set():
         c = compiler_for(arch)
         models = [c.full_model, c.plain_model]
         for gates in GateMode:
-            models.append(c.compile(ExportOptions((7, 8), gates=gates, force_folded=True))[0])
+            models.append(c.compile(c.select([7, 8]), gates)[0])
         fp32 = models[-1]
-        models.append(c.lower(fp32, ExportOptions((7, 8), precision=Precision.fp16)))
-        models.append(c.lower(fp32, ExportOptions((7, 8), precision=Precision.int8),
-                              rng.random((8, 1, 28, 28), dtype=np.float32)))
-        models.append(merge_modules([module_from_model(c.compile(ExportOptions((i,)))[0]) for i in (7, 8)]))
+        models.append(lower(fp32, Precision.fp16))
+        models.append(lower(fp32, Precision.int8, rng.random((8, 1, 28, 28), dtype=np.float32)))
+        models.append(merge_modules([module_from_model(c.compile(c.select([i]))[0]) for i in (7, 8)]))
         for m in models:
             module_from_model(m)  # refuses any op outside MODULE_OPS
 

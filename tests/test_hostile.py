@@ -17,7 +17,6 @@ import torch
 
 from tests.hostile_bytes import npy, npy_claiming, png_claiming
 from mwt.cli import main
-from exporter.compile import ExportOptions
 from mwt.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import compiler_for, random_checkpoint
 
@@ -90,7 +89,8 @@ def test_nan_weights_are_refused_before_anything_runs(tmp_path, capsys):
 def test_nan_weights_in_a_module_file_are_refused(tmp_path, capsys):
     from onnx import numpy_helper
 
-    proto, _ = compiler_for("vgg11").compile(ExportOptions((7, 8)))
+    compiler = compiler_for("vgg11")
+    proto, _ = compiler.compile(compiler.select((7, 8)))
     init = next(i for i in proto.graph.initializer if numpy_helper.to_array(i).dtype.kind == "f")
     init.CopyFrom(numpy_helper.from_array(np.full_like(numpy_helper.to_array(init), np.nan), init.name))
     path = tmp_path / "nan.onnx"
@@ -116,7 +116,8 @@ def test_bad_spec_values(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def union_module(tmp_path_factory):
-    proto, _ = compiler_for("vgg11").compile(ExportOptions((7, 8)))
+    compiler = compiler_for("vgg11")
+    proto, _ = compiler.compile(compiler.select((7, 8)))
     path = tmp_path_factory.mktemp("hostile") / "union.onnx"
     path.write_bytes(proto.SerializeToString())
     return path

@@ -1,22 +1,19 @@
 """Kernel frequencies, kernel sets with the threshold fallback, KRR, coupling and the simulation."""
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 
 from mwt.checkpoint import Modularization
-from mwt.data import Split
 from mwt.core.errors import MwtError
+from mwt.data import Split
+from mwt.defaults import check_align, check_threshold
 from mwt.models import build_model, gated_layers
-from mwt.modularize import (
-    class_kernels,
-    kernel_frequency,
-    krr,
-    module_coupling,
-    module_kernels,
-    retain_only,
-    retained_kernels,
-)
-from tests.conftest import tiny_spec
+from mwt.modularize import kernel_frequency, module_coupling, retain_only
+from mwt.selection import ModuleSelection, class_kernels, krr, module_kernels, retained_kernels
+from tests.conftest import random_checkpoint, tiny_spec
 
 
 def test_class_kernels_threshold_and_fallback():
@@ -29,10 +26,43 @@ def test_class_kernels_threshold_and_fallback():
     assert keep.tolist() == [[True, True, False, False], [False, True, False, False], [True, False, False, False]]
 
 
-@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01])
+def test_class_kernels_work_on_numpy_and_torch_alike():
+    freq = torch.rand(4, 9) ** 3
+    assert class_kernels(freq.numpy(), 0.6).tolist() == class_kernels(freq, 0.6).tolist()
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01, float("nan"), float("inf")])
 def test_threshold_outside_range(threshold):
     with pytest.raises(MwtError, match="threshold"):
-        class_kernels(torch.rand(2, 3), threshold)
+        check_threshold(threshold)
+    with pytest.raises(MwtError, match="threshold") as e:
+        ModuleSelection.of(random_checkpoint("vgg11"), "bag", threshold=threshold)
+    assert e.value.options == ("threshold",)
+
+
+@pytest.mark.parametrize("align", [0, -8, 1025, 2.0, True])
+def test_align_outside_range(align):
+    with pytest.raises(MwtError, match="align"):
+        check_align(align)
+
+
+def test_a_selection_is_resolved_and_checked_once():
+    ckpt = random_checkpoint("resnet18")
+    selection = ModuleSelection.of(ckpt, "Sneaker, 8", align=8)
+    assert selection.indices == (7, 8) and selection.names == ("sneaker", "bag")
+    assert ModuleSelection.of(ckpt, [7, 8]).indices == ModuleSelection.of(ckpt, ["7", "bag"]).indices == (7, 8)
+    assert set(selection.kept) == set(ckpt.modularization.layers)
+    assert all(not m.flags.writeable for m in selection.kept.values())
+    assert selection.krr == krr(selection.kept) and [k.name for k in selection.layers] == list(selection.kept)
+    for classes, message in [([7, 7], "named twice"), ([10], "out of range"), ("", "empty"), ("cat", "unknown")]:
+        with pytest.raises(MwtError, match=message):
+            ModuleSelection.of(ckpt, classes)
+    standard = random_checkpoint("vgg11")
+    standard.spec = replace(standard.spec, modular=False)
+    standard.modularization = None
+    assert not ModuleSelection.of(standard, "bag", whole=True).gated  # a network without gates: exported whole
+    with pytest.raises(MwtError, match="standard"):
+        ModuleSelection.of(standard, "bag")
 
 
 def _mod() -> Modularization:
@@ -65,7 +95,7 @@ def test_alignment_rounds_up_only_streams_at_least_as_wide_as_the_block():
     assert kept["wide"].tolist() == [True] * 6 + [False, True, True] + [False] * 3  # 5 -> 8, by frequency
     assert kept["narrow"].tolist() == [True, True] + [False] * 10  # 2 < 4: left alone
     unaligned, retained = module_kernels(mod, [0], align=1), retained_kernels(mod, [0])
-    assert all(torch.equal(unaligned[k], retained[k]) for k in retained) and int(unaligned["wide"].sum()) == 5
+    assert all(np.array_equal(unaligned[k], retained[k]) for k in retained) and int(unaligned["wide"].sum()) == 5
 
 
 def test_kernel_frequency_counts_per_class():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.compile import ModuleCompiler
 from mwt.checkpoint import save_checkpoint
 from mwt.cli import main
 from mwt.core.errors import MwtError
@@ -111,7 +111,8 @@ def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fas
     ckpt = random_checkpoint("vgg11", width=0.125, seed=4, retain=0.5)
     test = load_split("fashion-mnist", "test", tiny_fashion_dir)
     (score,) = score_subtasks(ckpt, [(7, 8)], test)
-    module, _ = ModuleCompiler(ckpt).compile(ExportOptions((7, 8), gates=GateMode.folded, force_folded=True))
+    compiler = ModuleCompiler(ckpt)
+    module, _ = compiler.compile(compiler.select([7, 8]), GateMode.folded)
     data = test.where([7, 8]).materialize()
     logits = ComposedClassifier([module_from_model(module)]).logits(data.images.numpy().astype(np.float32) / 255)
     expected = float((logits.argmax(1) == (data.labels.numpy() == 8)).mean())

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mwt.cli import main
-from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.compile import ModuleCompiler
 from mwt.core.errors import MwtError
 from runtime import ComposedClassifier, read_module
 from runtime.composed import MixedSourcesWarning
@@ -36,9 +36,9 @@ def modules(tmp_path_factory):
     compiler = ModuleCompiler(random_checkpoint("vgg11", width=0.125, seed=4, frequency_power=2.0), "checkpoint-a")
     paths = {}
     for name, classes in {"sneaker": (7,), "bag": (8,), "ankle": (9,), "union": (7, 8)}.items():
-        paths[name] = _write(tmp, f"{name}.onnx", compiler.compile(ExportOptions(classes))[0])
+        paths[name] = _write(tmp, f"{name}.onnx", compiler.compile(compiler.select(classes))[0])
     other = ModuleCompiler(random_checkpoint("vgg11", width=0.125, seed=5), "checkpoint-b")
-    paths["foreign"] = _write(tmp, "foreign.onnx", other.compile(ExportOptions((0,)))[0])
+    paths["foreign"] = _write(tmp, "foreign.onnx", other.compile(other.select((0,)))[0])
     return paths
 
 
@@ -128,7 +128,8 @@ def test_composition_checks(modules, tmp_path):
     from mwt.models import build_model
 
     rgb.state_dict = build_model(rgb.spec).state_dict()
-    proto, _ = ModuleCompiler(rgb, "checkpoint-a").compile(ExportOptions((1,)))
+    compiler = ModuleCompiler(rgb, "checkpoint-a")
+    proto, _ = compiler.compile(compiler.select((1,)))
     with pytest.raises(MwtError, match=r"takes input \[3, 32, 32\]"):
         ComposedClassifier.from_files([modules["sneaker"], _write(tmp_path, "rgb.onnx", proto)])
 

@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from tests.hostile_bytes import npy, npy_claiming, png_claiming
-from exporter.compile import ExportOptions
 from runtime import ComposedClassifier
 from runtime.batching import Batcher, BatchingConfig, QueueFull
 from tests.local_server import local_server
@@ -26,7 +25,8 @@ from tests.conftest import compiler_for
 
 @pytest.fixture(scope="module")
 def module_file(tmp_path_factory):
-    proto, _ = compiler_for("vgg11", seed=7).compile(ExportOptions((7, 8)))
+    compiler = compiler_for("vgg11", seed=7)
+    proto, _ = compiler.compile(compiler.select((7, 8)))
     path = tmp_path_factory.mktemp("serve") / "module.onnx"
     path.write_bytes(proto.SerializeToString())
     return path

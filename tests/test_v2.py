@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporter.compile import ExportOptions, ModuleCompiler
+from exporter.compile import ModuleCompiler
 from runtime import ComposedClassifier
 from runtime.module_file import read_module
 from runtime.triton import TritonSettings, write_repository
@@ -44,7 +44,7 @@ def modules(tmp_path_factory, request) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("v2")
     paths = {}
     for name, classes in (("sneaker", (7,)), ("bag", (8,))):
-        proto, _ = compiler.compile(ExportOptions(classes))
+        proto, _ = compiler.compile(compiler.select(list(classes)))
         paths[name] = folder / f"{name}.onnx"
         paths[name].write_bytes(proto.SerializeToString())
     return paths

@@ -47,13 +47,15 @@ def run_demo(cfg: DemoConfig) -> None:
     from PIL import Image
 
     from mwt.module_latency import latency_benchmark, save_result
-    from exporter.compile import ExportOptions, ModuleCompiler, default_gates, export_module_file
+    from exporter.compile import ModuleCompiler
+    from exporter.export import export_module_file
     from mwt.core.atomic import write_bytes_atomic
     from mwt.checkpoint import file_sha256, save_checkpoint
-    from mwt.data import load_split, resolve_classes
+    from mwt.data import load_split
     from mwt.finetune import FinetuneConfig, finetune
     from mwt.modularize import kernel_frequency
     from mwt.report import module_report, subtask_report
+    from mwt.selection import ModuleSelection
     from mwt.train import TrainConfig, train
     from runtime.composed import ComposedClassifier
     from mwt.core.images import load_inputs
@@ -70,8 +72,7 @@ def run_demo(cfg: DemoConfig) -> None:
           f"Fashion-MNIST images, {cfg.epochs} epochs")
     config = TrainConfig.from_recipe(cfg.recipe, model=cfg.model, width=cfg.width, epochs=cfg.epochs, seed=cfg.seed)
     ckpt = train(config, train_data, test_data, log_path=cfg.out / "train.jsonl", show_progress=cfg.verbose)
-    indices = resolve_classes(ckpt.classes, list(cfg.classes))
-    if len(indices) != 2:
+    if len(cfg.classes) != 2:
         raise MwtError("the demo composes exactly two classes")
 
     _step(f"2. modularize: per-class kernel frequencies over {cfg.modularize_images} training images")
@@ -81,19 +82,18 @@ def run_demo(cfg: DemoConfig) -> None:
     print(module_report(ckpt, test_data).table())
 
     _step(f"3. the sub-task {', '.join(cfg.classes)} in PyTorch")
-    print(subtask_report(ckpt, indices, test_data).table())
+    print(subtask_report(ckpt, ModuleSelection.of(ckpt, list(cfg.classes), align=1), test_data).table())
 
     _step("4. export a two-class module and two single-class modules (mwt-export), from the modularization alone")
-    compiler = ModuleCompiler(ckpt, file_sha256(ckpt_path))  # one torch export serves every module
-    names = [ckpt.classes[i] for i in indices]
-    gates = default_gates(ckpt)  # reuse recipe: gate-free modules, no images needed
-    report = export_module_file(compiler, ExportOptions(tuple(indices), gates=gates),
-                                cfg.out / f"{names[0]}-{names[1]}.onnx")
+    compiler = ModuleCompiler(ckpt, file_sha256(ckpt_path), ckpt_path)  # one torch export serves every module
+    union = compiler.select(list(cfg.classes))  # reuse recipe: folded by default, gate-free, no images needed
+    indices, names = union.indices, list(union.names)
+    report = export_module_file(compiler, union, cfg.out / f"{names[0]}-{names[1]}.onnx")
     print(report.table())
     singles = []
     for index, name in zip(indices, names):
         path = cfg.out / f"{name}.onnx"
-        r = export_module_file(compiler, ExportOptions((index,), gates=gates), path)
+        r = export_module_file(compiler, compiler.select([index]), path)
         singles.append(path)
         print(f"{path.name:<24} KRR {100 * (r.krr or 1):5.1f}%  FLOPs kept {100 * r.flops_kept:5.1f}%  "
               f"{r.file_bytes / 1024:7.1f} KiB")
@@ -106,7 +106,7 @@ def run_demo(cfg: DemoConfig) -> None:
     _step("6. predict real test images (mwt predict)")
     images_dir = cfg.out / "images"
     images_dir.mkdir(exist_ok=True)
-    shown = test_data.where(indices).sample(8, seed=cfg.seed)
+    shown = test_data.where(list(indices)).sample(8, seed=cfg.seed)
     for i, (img, label) in enumerate(zip(shown.images, shown.labels)):
         Image.fromarray(img[0].numpy()).save(images_dir / f"{i}-{ckpt.classes[int(label)]}.png")
     clf = ComposedClassifier.from_files([composed_path])
@@ -116,15 +116,15 @@ def run_demo(cfg: DemoConfig) -> None:
         print(f"  {file:<20} -> {label:<10} ({100 * probs.max():.1f}%)")
 
     _step(f"7. fine-tune a gate-free module of {', '.join(names)} (mwt finetune), {cfg.finetune_epochs} epochs")
-    tuned, tuned_report = finetune(ckpt, FinetuneConfig(tuple(indices), epochs=cfg.finetune_epochs, seed=cfg.seed),
+    tuned, tuned_report = finetune(ckpt, union, FinetuneConfig(epochs=cfg.finetune_epochs, seed=cfg.seed),
                                    train_data, test_data, source_sha256=compiler.source_sha256,
                                    show_progress=cfg.verbose)
     tuned_path = cfg.out / f"{names[0]}-{names[1]}-finetuned.pt"
     save_checkpoint(tuned, tuned_path)
     print(tuned_report.table())
-    tuned_compiler = ModuleCompiler(tuned, file_sha256(tuned_path))
+    tuned_compiler = ModuleCompiler(tuned, file_sha256(tuned_path), tuned_path)
     tuned_onnx = cfg.out / f"{names[0]}-{names[1]}-finetuned.onnx"
-    export_module_file(tuned_compiler, ExportOptions(tuple(range(len(names)))), tuned_onnx)
+    export_module_file(tuned_compiler, tuned_compiler.select(list(range(len(names)))), tuned_onnx)
     print(f"wrote {tuned_path} and {tuned_onnx}")
 
     _step("8. latency and accuracy on all test images of these classes (mwt bench latency)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -12,6 +12,11 @@ from mwt.cli.entrypoint import exit_process, run_app
 from mwt.cli.options import Align, Classes, DataDir, Threshold, choices
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.core.metadata import GateMode, Precision
+
+if TYPE_CHECKING:
+    from exporter.export import ExportImages
+    from mwt.checkpoint import Checkpoint
+    from mwt.selection import ModuleSelection
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 ExportPrecision = choices([p.value for p in Precision if p is not Precision.mixed])
@@ -34,8 +39,7 @@ def export(
         help="fp32; int8 (static QDQ, calibrated on training images of the classes; for CPUs); "
         "fp16 (for GPUs)")] = ExportPrecision("fp32"),
     calibration_images: Annotated[int, typer.Option(
-        help="INT8: how many training images of the classes calibrate the activation ranges.", min=1,
-        max=100_000)] = 512,
+        help="INT8: how many training images of the classes calibrate the activation ranges.")] = 512,
     data_dir: DataDir = None,
     full: Annotated[bool, typer.Option("--full", help="Export the whole modular model instead (all classes).")] = False,
     plain: Annotated[bool, typer.Option(
@@ -44,37 +48,57 @@ def export(
     """Compile a per-module ONNX file by physically removing the kernels the classes do not use."""
     from onnxruntime import get_available_providers as available_providers
 
-    from exporter.compile import ExportOptions, ModuleCompiler, default_gates, export_module_file
-    from mwt.core.atomic import check_writable, write_bytes_atomic
+    from exporter.compile import ModuleCompiler
+    from exporter.export import ExportSettings, export_module_file, needed_images, write_module
     from mwt.checkpoint import file_sha256, load_checkpoint
+    from mwt.core.atomic import check_writable
     from mwt.core.names import safe_stem
-    from mwt.data import resolve_classes
+    from mwt.selection import ModuleSelection
 
     if full or plain:
         target = out or Path("plain.onnx" if plain else "full.onnx")
         check_writable(target)
         compiler = ModuleCompiler.from_file(checkpoint)
-        proto = compiler.plain_model if plain else compiler.full_model
-        write_bytes_atomic(target, proto.SerializeToString(deterministic=True))
+        write_module(compiler.plain_model if plain else compiler.full_model, target)
         print(f"wrote the {'plain' if plain else 'modular'} full model to {target}")
         return
+    settings = ExportSettings(gates=gates, precision=Precision(precision.value), force_folded=force_folded,
+                              calibration_images=calibration_images)
     ckpt = load_checkpoint(checkpoint)
-    indices = tuple(resolve_classes(ckpt.classes, classes))
+    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, whole=True, path=checkpoint)
     # the default name comes from the checkpoint's class names: made safe, it stays in this folder
-    target = out or Path(safe_stem([ckpt.classes[i] for i in indices]) + ".onnx")
+    target = out or Path(safe_stem(list(selection.names)) + ".onnx")
     check_writable(target)  # before the (slow) torch export
-    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint))
-    precision = Precision(precision.value)
-    options = ExportOptions(indices, threshold=threshold, gates=gates or default_gates(ckpt), align=align,
-                            force_folded=force_folded, precision=precision, calibration_images=calibration_images)
-    if precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
+    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint), checkpoint)
+    if settings.precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
         typer.echo("warning: an FP16 module gains nothing on a CPU (onnxruntime computes it through float32); "
                    "it is meant for GPUs", err=True)
-    report = export_module_file(compiler, options, target, data_dir=data_dir)
+    images = load_export_images(compiler.ckpt, selection, needed_images(compiler, selection, settings),
+                                settings.precision, data_dir)
+    report = export_module_file(compiler, selection, target, settings, images)
     print(report.table())
     print(f"wrote {target}")
 
 
+def load_export_images(ckpt: Checkpoint, selection: ModuleSelection, splits: set[str], precision: Precision,
+                       data_dir: Path | None) -> ExportImages:
+    """The images of the selection's classes the export step asks for, by name; a split that
+    cannot be loaded is left out (the step then skips what needs it), except the training images
+    INT8 calibrates on, without which there is no module."""
+    from exporter.errors import ExportError
+    from exporter.export import ExportImages
+    from mwt.core.errors import MwtError
+    from mwt.data import load_named
+
+    loaded = {}
+    for split in sorted(splits):
+        try:
+            loaded[split] = load_named(ckpt.source, split, list(selection.names), data_dir)
+        except MwtError as e:
+            if split == "train" and precision is Precision.int8:
+                raise ExportError(f"INT8 calibration needs training images of the module's classes, and {e}",
+                                  options=e.options) from None
+    return ExportImages(**loaded)
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point of `mwt-export` (the same command as `mwt export`)."""
     single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)

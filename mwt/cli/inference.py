@@ -120,7 +120,6 @@ def serve(
     from mwt.core.errors import MwtError
     from mwt.core.images import InputLimits
     from runtime.batching import BatchingConfig
-    from runtime.composed import check_compatible
     from runtime.module_file import read_module
     from runtime.server import InferenceServer, ServerConfig, TLSFiles, listen, read_token, serve as run_server
     from runtime.session import SessionSettings, providers_for

@@ -1,7 +1,9 @@
 """Option types shared by several commands, and the range checks every numeric option goes through.
 
 Floats are checked here rather than with click's FloatRange because a range check lets NaN
-through (every comparison with NaN is false); these reject NaN and infinity by name.
+through (every comparison with NaN is false); these reject NaN and infinity by name. Options the
+library checks too (threshold, align) go through the library's own rule (`mwt.defaults`), so
+that a bad value fails before any work and the rule is written once.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import math
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+
+from mwt.core.errors import MwtError
+from mwt.defaults import check_align, check_threshold
 
 
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
@@ -31,6 +36,21 @@ def number(low: float | None = None, high: float | None = None, *, low_open: boo
         return value
 
     return check
+
+
+def rule(check: Callable[[Any], object]) -> Callable[[Any], Any]:
+    """A typer callback that applies one of the library's rules: its MwtError becomes a usage error."""
+
+    def callback(value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            check(value)
+        except MwtError as e:
+            raise typer.BadParameter(str(e)) from None
+        return value
+
+    return callback
 
 
 def numbers(low: float, high: float) -> Callable[[list[int] | None], list[int] | None]:
@@ -54,9 +74,10 @@ DataDir = Annotated[Optional[Path], typer.Option(
     help="Folder holding a built-in dataset (default: $MWT_DATA, then the Debian Fashion-MNIST path).")]
 Download = Annotated[bool, typer.Option(help="Download a built-in dataset into --data-dir if it is missing.")]
 Threshold = Annotated[float, typer.Option(
-    help="A kernel joins a class's module when its frequency >= this.", callback=number(0, 1, low_open=True))]
+    help="A kernel joins a class's module when its frequency >= this.", callback=rule(check_threshold))]
 Align = Annotated[int, typer.Option(
     help="Round each layer's kept kernel count up to a multiple of N with its next most active kernels "
-    "(odd widths run slowly in onnxruntime's CPU kernels); 1 keeps the exact retained set.", min=1, max=1024)]
+    "(odd widths run slowly in onnxruntime's CPU kernels); 1 keeps the exact retained set.",
+    callback=rule(check_align))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Classes = Annotated[str, typer.Option(help="Classes by name or index, in output order: 'sneaker,bag'.")]

@@ -103,23 +103,16 @@ def train(
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
+    runtime = dict(device=device, amp=amp.value, channels_last=channels_last, compile=compile_model)
     previous = None
     if resume is not None:
         previous = load_checkpoint(resume)
         if previous.resume is None:
             raise MwtError(f"{resume} is a finished run (or not a resumable checkpoint); there is nothing to resume")
-        config = TrainConfig.from_dict(previous.training.get("config", {}))
-        defaults = TrainConfig()  # the options' defaults: a setting left at its default is not a change
-        for key, value in given.items():
-            if value != getattr(defaults, key) and value != getattr(config, key):
-                raise MwtError(f"{key} {value} differs from the run in {resume} ({getattr(config, key)}); "
-                               "--resume continues a run as it was configured")
-        config.device, config.amp, config.channels_last, config.compile = device, amp.value, channels_last, compile_model
+        config = TrainConfig.from_dict(previous.training.get("config", {})).resumed_with({**given, **runtime}, resume)
     else:
         config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, reuse=reuse, delta=delta,
-                                         device=device,
-                                         amp=amp.value, channels_last=channels_last, compile=compile_model, **{
-                                             k: v for k, v in given.items() if k != "recipe"})
+                                         **runtime, **{k: v for k, v in given.items() if k != "recipe"})
     out = out or resume or Path("model.pt")
     rank, world, local = world_from_env()
     config.validate(world)
@@ -218,20 +211,22 @@ def evaluate(
     from dataclasses import asdict
 
     from mwt.checkpoint import load_checkpoint
-    from mwt.data import load_split, resolve_classes
+    from mwt.data import load_split
     from mwt.report import subtask_report
     from mwt.reuse_matrix import all_pairs as every_pair
     from mwt.reuse_matrix import random_subtasks, score_subtasks, summary, summary_table
+    from mwt.selection import ModuleSelection
 
     matrix = all_pairs or triples > 0
     if matrix == (classes is not None):
         raise MwtError("give either --classes (one sub-task) or --all-pairs/--triples (the reuse matrix)")
     ckpt = load_checkpoint(checkpoint)
     ckpt.require_modularization(checkpoint)
-    indices = resolve_classes(ckpt.classes, classes) if classes is not None else []
+    # The union of the classes' modules, as MwT reports it: no alignment.
+    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=1, path=checkpoint) if not matrix else None
     test_data = load_split(ckpt.source, "test", data_dir, download, classes=ckpt.classes)
-    if not matrix:
-        report = subtask_report(ckpt, indices, test_data, threshold)
+    if selection is not None:
+        report = subtask_report(ckpt, selection, test_data)
         print(json.dumps(asdict(report), indent=2) if as_json else report.table())
         return
     k = len(ckpt.classes)
@@ -271,24 +266,27 @@ def finetune(
 ) -> None:
     """Cut a module out as a gate-free network (gates folded into its batch norms) and fine-tune it on its classes."""
     from mwt.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-    from mwt.data import load_split, resolve_classes
     from mwt.core.names import safe_stem
+    from mwt.cost import cost_model
+    from mwt.data import load_split
     from mwt.finetune import FinetuneConfig
     from mwt.finetune import finetune as run_finetune
+    from mwt.selection import ModuleSelection
 
+    config = FinetuneConfig(epochs, lr, batch_size, seed, device)
+    config.validate()
     ckpt = load_checkpoint(checkpoint)
-    indices = resolve_classes(ckpt.classes, classes)
-    ckpt.require_modularization(checkpoint)
-    out = out or Path(safe_stem([ckpt.classes[i] for i in indices]) + ".pt")  # stays in this folder
+    cost = cost_model(ckpt.build(), ckpt.spec.input_shape)  # probed once: for the selection and the compact network
+    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=cost.streams,
+                                   path=checkpoint)
+    out = out or Path(safe_stem(list(selection.names)) + ".pt")  # stays in this folder
     check_writable(out)
-    config = FinetuneConfig(tuple(indices), threshold, align, epochs, lr, batch_size, seed, device)
-    config.validate(len(ckpt.classes))
     train_data = load_split(ckpt.source, "train", data_dir, download, classes=ckpt.classes)
     test_data = load_split(ckpt.source, "test", data_dir, download, classes=ckpt.classes)
     if not quiet:
-        print(f"fine-tuning the module of {', '.join(ckpt.classes[i] for i in indices)} for {epochs} epochs", flush=True)
-    tuned, report = run_finetune(ckpt, config, train_data, test_data, source_sha256=file_sha256(checkpoint),
-                                 show_progress=not quiet)
+        print(f"fine-tuning the module of {', '.join(selection.names)} for {epochs} epochs", flush=True)
+    tuned, report = run_finetune(ckpt, selection, config, train_data, test_data, cost=cost,
+                                 source_sha256=file_sha256(checkpoint), show_progress=not quiet)
     save_checkpoint(tuned, out)
     print(report.table())
     print(f"wrote {out} (export it with: mwt-export --classes {','.join(tuned.classes)} {out})")

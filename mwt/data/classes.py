@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from numbers import Integral
+
 from mwt.core.errors import MwtError
 
 
-def resolve_classes(names: list[str], spec: str | list[str]) -> list[int]:
-    """Turn "cat,dog" (names or indices) into class indices, in the order given.
+def resolve_classes(names: Sequence[str], spec: str | Sequence[str | int]) -> list[int]:
+    """Turn "cat,dog" (names or indices; a list of them, ints for indices) into class indices, in
+    the order given.
 
     A name resolves exactly when a class is called that; otherwise case-insensitively, but only
     where one class matches (with classes "Cat" and "cat", "Cat" is the first and "CAT" is an
     error, never a guess). Raises MwtError for an empty list, unknown or ambiguous names (listing
-    the valid ones) and duplicates.
+    the valid ones), indices out of range and duplicates.
     """
-    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
-    items = [s for s in items if s]
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = [int(s) if isinstance(s, Integral) else s.strip() for s in items]
+    items = [s for s in items if s != ""]
     if not items:
         raise MwtError("the class list is empty; name at least one class, e.g. " + ",".join(names[:2]),
                        options=("classes",))
@@ -24,8 +29,11 @@ def resolve_classes(names: list[str], spec: str | list[str]) -> list[int]:
         folded.setdefault(n.casefold(), []).append(i)
     out: list[int] = []
     for item in items:
-        matches = [exact[item]] if item in exact else folded.get(item.casefold(), [])
-        if len(matches) == 1:
+        if isinstance(item, int):
+            if not 0 <= item < len(names):
+                raise MwtError(f"class index {item} is out of range: there are {len(names)} classes")
+            idx = item
+        elif len(matches := [exact[item]] if item in exact else folded.get(item.casefold(), [])) == 1:
             idx = matches[0]
         elif matches:
             raise MwtError(f"'{item}' matches the classes {', '.join(repr(names[i]) for i in matches)}, which differ "
