@@ -26,7 +26,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.local_server import _die_with_parent, free_port, local_server
+from tests.children import ready_child
+from tests.local_server import free_port, local_server
 
 # The peer: KServe's documented way to serve a custom model (a kserve.Model with load/predict,
 # started by kserve.ModelServer), predicting with onnxruntime on the same module file and the
@@ -123,30 +123,9 @@ def kserve_server(python: str, module: Path, name: str, threads: int, timeout: f
     script.write_text(PEER)
     env = {**os.environ, "PEER_MODEL_NAME": name, "PEER_MODEL_PATH": str(module), "PEER_THREADS": str(threads),
            "PEER_HTTP_PORT": str(http_port), "PEER_GRPC_PORT": str(grpc_port), "PYTHONPATH": ""}
-    log = open(script.with_suffix(".log"), "wb")
-    process = subprocess.Popen([python, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               preexec_fn=_die_with_parent)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"the KServe peer exited: {script.with_suffix('.log').read_text()[-2000:]}")
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/{name}/ready", timeout=1).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the KServe peer did not become ready in {timeout:.0f} s")
-            time.sleep(0.2)
+    with ready_child([python, str(script)], f"http://127.0.0.1:{http_port}/v2/models/{name}/ready", env=env,
+                     timeout=timeout, what="the KServe peer") as (process, _):
         yield Endpoint("kserve", f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", name, process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
 from mwt.core.errors import MwtError, MwtWarning, first_line
 from runtime.merge import merge_modules
@@ -122,6 +123,12 @@ class ComposedClassifier:
         if not paths:
             raise MwtError("no module files given")
         return cls([read_module(p) for p in paths], **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def sessions(self) -> tuple[ort.InferenceSession, ...]:
+        """The onnxruntime sessions it runs: one for a merged composition, else one per module
+        (for inspecting their providers and options; run them through `logits`)."""
+        return tuple(self._sessions)
 
     @property
     def providers(self) -> list[str]:

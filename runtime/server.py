@@ -34,12 +34,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -50,9 +50,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mwt.core.errors import MwtError
 from mwt.core.images import InputLimits, TooLarge, decode_image, read_npy
-from runtime.batching import Batcher, BatchingConfig, QueueFull
+from runtime.batching import Batcher, QueueFull
 from runtime.composed import ComposedClassifier, softmax
 from runtime.module_file import ModuleFile
+from runtime.server_config import ServerConfig, ServerMetrics
 from runtime.v2_protocol import (
     OutputTensor,
     RequestedOutput,
@@ -69,42 +70,6 @@ from runtime.v2_protocol import (
 from runtime.v2_rest import HEADER_LENGTH, parse_infer, encode_infer
 
 NPY_MAGIC = b"\x93NUMPY"
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    """A PEM certificate (chain) and its private key, for REST and gRPC alike."""
-
-    cert: Path
-    key: Path
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
-    max_body_bytes: int = 8 << 20
-    limits: InputLimits = field(default_factory=lambda: InputLimits(max_pixels=4096 * 4096, max_samples=1024))
-    body_timeout_s: float = 10.0  # a client must send its whole body within this
-    decode_threads: int = 2
-    token: str | None = None  # bearer token for /predict and infer; None: open
-    header_timeout_s: float = 10.0  # a connection must send each request's head within this
-    keepalive_s: float = 5.0  # an idle keep-alive connection is closed after this
-    max_connections: int = 1024  # connections beyond it are closed as they arrive
-    tls: TLSFiles | None = None
-
-
-class _Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("mwt_requests", "Requests by endpoint and status", ["endpoint", "status"],
-                                registry=self.registry)
-        self.errors = Counter("mwt_errors", "Requests answered with an error, by reason", ["reason"],
-                              registry=self.registry)
-        self.latency = Histogram("mwt_request_seconds", "Time to answer /predict and infer", ["endpoint"],
-                                 registry=self.registry,
-                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self.batch = Histogram("mwt_batch_size", "Samples per onnxruntime call", registry=self.registry,
-                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
 
 # A .npy body this small is read on the event loop: parsing it is a header check and a copy, and
@@ -195,7 +160,7 @@ class _Guard:
     of a traceback, and refuses a request that has both Content-Length and Transfer-Encoding with
     400 and `Connection: close` (RFC 9112 §6.1: such a request may be a smuggling attempt)."""
 
-    def __init__(self, app: ASGIApp, metrics: _Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
         self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -238,7 +203,7 @@ class InferenceServer:
         self.models = models
         self.default = models[default]
         self.config = config
-        self.metrics = _Metrics()
+        self.metrics = ServerMetrics()
         self.ready = False
         self.decoder = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="mwt-decode")
         self.heavy_bytes = 0  # body bytes handled since memory was last handed back

@@ -1,7 +1,7 @@
 """Open Inference Protocol over gRPC (`inference.GRPCInferenceService`), on grpcio's asyncio server.
 
 It runs on the REST server's event loop and shares its models, batchers, limits, token, metrics
-and shutdown: `attach_grpc` hooks it into `InferenceServer`'s lifespan. Implemented: ServerLive,
+and shutdown: `attach_grpc` hooks it into the server's lifespan (an `InferenceHost`). Implemented: ServerLive,
 ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer (raw_input_contents or
 typed contents in; raw_output_contents out, as Triton answers); the repository RPCs answer
 UNIMPLEMENTED. A message over `--max-body-mb` is refused by grpcio with RESOURCE_EXHAUSTED.
@@ -18,7 +18,7 @@ import time
 import grpc
 import numpy as np
 
-from runtime.server import InferenceServer
+from runtime.server_config import InferenceHost
 from runtime.v2 import grpc_predict_v2_pb2 as pb
 from runtime.v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 from runtime.v2_protocol import (
@@ -41,7 +41,7 @@ _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTI
 _CONTENTS = {"FP32": "fp32_contents", "UINT8": "uint_contents"}
 
 
-def _decode_input(server: InferenceServer, request: pb.ModelInferRequest) -> tuple[np.ndarray, list[RequestedOutput]]:
+def _decode_input(server: InferenceHost, request: pb.ModelInferRequest) -> tuple[np.ndarray, list[RequestedOutput]]:
     model = ready_model(server.models, request.model_name, request.model_version)
     if len(request.inputs) != 1:
         raise V2Error(400, f"model '{model.name}' takes one input, '{model.input.name}'")
@@ -75,9 +75,9 @@ def _decode_input(server: InferenceServer, request: pb.ModelInferRequest) -> tup
 
 
 class Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The v2 service over an `InferenceServer`'s models."""
+    """The v2 service over an `InferenceHost`'s models."""
 
-    def __init__(self, server: InferenceServer) -> None:
+    def __init__(self, server: InferenceHost) -> None:
         self.server = server
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, e: V2Error) -> None:
@@ -141,7 +141,7 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-def attach_grpc(server: InferenceServer, address: str) -> None:
+def attach_grpc(server: InferenceHost, address: str) -> None:
     """Serve gRPC on `address` (host:port) alongside `server`'s REST side, from its start to its stop."""
     limit = server.config.max_body_bytes
     options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", max(limit, 4 << 20)),

@@ -17,6 +17,15 @@ from tests.synthetic import random_checkpoint
 FASHION = DATASETS["fashion-mnist"]
 
 
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the `mwt` command in-process: (exit code, stdout, stderr)."""
+    from mwt.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def tiny_spec(arch: str = "vgg16", width: float = 0.125, modular: bool = True, gate_first: bool = False) -> ModelSpec:
     return ModelSpec(arch, 10, 1, (28, 28), width, modular, FASHION.mean, FASHION.std, FASHION.pad, gate_first=gate_first)
 

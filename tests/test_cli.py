@@ -9,15 +9,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mwt.cli import main
 from mwt.checkpoint import load_checkpoint, save_checkpoint
-from tests.conftest import needs_fashion_mnist, random_checkpoint
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import needs_fashion_mnist, random_checkpoint, run
 
 
 def one_line_error(code: int, err: str, message: str) -> None:

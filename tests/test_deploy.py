@@ -11,19 +11,12 @@ import numpy as np
 import onnx
 import pytest
 
-from mwt.cli import main
 from runtime import ComposedClassifier
 from mwt.core.metadata import ModuleMetadata, Precision
 from runtime.module_file import read_module
-from tests.conftest import compiler_for
+from tests.conftest import compiler_for, run
 
 X = np.random.default_rng(4).random((6, 1, 28, 28), dtype=np.float32)
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

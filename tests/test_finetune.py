@@ -4,8 +4,6 @@ every bad input gets one line."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -13,13 +11,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from mwt.cli import main
 from exporter.compile import ModuleCompiler
 from mwt.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from mwt.finetune import compact_module
 from mwt.registry import MODELS
 from mwt.core.metadata import GateMode, ModuleMetadata, Precision
-from tests.conftest import compiler_for, random_checkpoint
+from tests.children import signal_when
+from tests.conftest import compiler_for, random_checkpoint, run
 
 X = np.random.default_rng(3).random((5, 1, 28, 28), dtype=np.float32)
 
@@ -41,12 +39,6 @@ def test_compact_network_equals_the_folded_onnx_module(arch, classes, align):
     np.testing.assert_allclose(ours, onnx_logits(folded, X), atol=1e-4, rtol=0)
     params = sum(v.numel() for k, v in compact.state_dict.items() if "running" not in k)
     assert params < sum(v.numel() for k, v in compiler.ckpt.state_dict.items() if "running" not in k)
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_finetune_then_export_through_the_cli(tmp_path, capsys, checkpoint_file, tiny_fashion_dir):
@@ -120,17 +112,9 @@ def test_finetune_refuses_foreign_and_unmodularized_checkpoints(tmp_path, capsys
 def test_an_interrupted_finetune_writes_nothing(tmp_path, checkpoint_file, tiny_fashion_dir):
     out = tmp_path / "kept.pt"
     out.write_bytes(b"an earlier module")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mwt", "finetune", str(checkpoint_file), "--classes", "sneaker,bag", "-o", str(out),
-         "--epochs", "100000", "--data-dir", str(tiny_fashion_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    assert proc.stdout is not None
-    while not proc.stdout.readline().startswith("epoch   1"):
-        pass
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted: nothing was written"
+    done = signal_when([sys.executable, "-m", "mwt", "finetune", str(checkpoint_file), "--classes", "sneaker,bag",
+                        "-o", str(out), "--epochs", "100000", "--data-dir", str(tiny_fashion_dir)], ["epoch   1"],
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "interrupted: nothing was written"
     assert out.read_bytes() == b"an earlier module"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.pt", "model.pt"]  # no temporary file left

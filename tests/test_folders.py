@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-import mwt.data.folder as folder_module
 from mwt.cli import main
 from mwt.checkpoint import load_checkpoint
 from mwt.data import load_dataset, load_split
@@ -69,25 +68,26 @@ def snapshot(folder: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")}
 
 
-def test_the_whole_path_on_an_image_folder(tmp_path, capsys, cache, shapes, monkeypatch):
+def cache_entries(cache: Path) -> dict[str, float]:
+    """The decoded-image cache's entries and their modification times: a decode writes one."""
+    return {p.name: p.stat().st_mtime_ns for p in cache.rglob("*.npy")}
+
+
+def test_the_whole_path_on_an_image_folder(tmp_path, capsys, cache, shapes):
     before = snapshot(shapes)
-    decodes = []
-    real = folder_module._parallel
-    monkeypatch.setattr(folder_module, "_parallel",
-                        lambda fn, jobs, *a, **k: decodes.append(fn.__name__) or real(fn, jobs, *a, **k))
     ckpt = tmp_path / "shapes.pt"
     assert main(["train", "--dataset", str(shapes), "--model", "vgg11", "--width", "0.125", "--epochs", "2",
                  "--batch-size", "16", "--lr", "0.02", "--out", str(ckpt), "-q"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "of 3x32x32, 3 classes" in out  # mixed sizes -> 32x32, some RGB -> 3 channels
-    assert "_decode_chunk" in decodes and any(cache.rglob("*.npy"))
+    decoded = cache_entries(cache)
+    assert len(decoded) == 1
     model = load_checkpoint(ckpt)
     assert model.classes == sorted(SHAPES)  # folder names, sorted
     assert model.spec.input_shape == (3, 32, 32) and model.source.image_size == (32, 32)
 
-    decodes.clear()
     assert main(["modularize", str(ckpt), "-q"]) == 0, capsys.readouterr().err
-    assert "_decode_chunk" not in decodes  # the second load reads the cache
+    assert cache_entries(cache) == decoded  # the second load read the cache: nothing decoded, nothing written
     module = tmp_path / "m.onnx"
     assert main(["export", str(ckpt), "--classes", "circle,cross", "-o", str(module), "--align", "1"]) == 0
     assert main(["compose", str(module), "-o", str(tmp_path / "c.onnx")]) == 0
@@ -221,16 +221,13 @@ def test_a_cifar_batch_with_code_in_it_is_refused(tmp_path):
     assert not Path("/tmp/mwt-cifar-pwned").exists()
 
 
-def test_a_changed_folder_is_decoded_again(cache, shapes, monkeypatch):
-    decodes = []
-    real = folder_module._parallel
-    monkeypatch.setattr(folder_module, "_parallel",
-                        lambda fn, jobs, *a, **k: decodes.append(fn.__name__) or real(fn, jobs, *a, **k))
+def test_a_changed_folder_is_decoded_again(cache, shapes):
     source = DataSource(str(shapes), image_size=(24, 24))
     first = load_dataset(source, show_progress=False)
+    decoded = cache_entries(cache)
     load_dataset(source, show_progress=False)
-    assert decodes.count("_decode_chunk") == 1  # the second load read the cache
+    assert len(decoded) == 1 and cache_entries(cache) == decoded  # the second load read the cache
     draw("circle", 30, False, np.random.default_rng(9)).save(shapes / "circle" / "new.png")
     again = load_dataset(source, show_progress=False)
-    assert decodes.count("_decode_chunk") == 2  # a new file: the cache no longer matches
+    assert len(cache_entries(cache)) == 2  # a new file: the cache no longer matches, the folder is decoded again
     assert len(again.train) + len(again.test) == len(first.train) + len(first.test) + 1

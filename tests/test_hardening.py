@@ -27,17 +27,10 @@ from PIL import Image
 
 from exporter.precision import lower
 from mwt.checkpoint import load_checkpoint, save_checkpoint
-from mwt.cli import main
 from mwt.core.errors import MwtError, MwtWarning
 from mwt.core.names import safe_stem
-from tests.conftest import compiler_for, write_idx
+from tests.conftest import compiler_for, run, write_idx
 from tests.synthetic import random_checkpoint
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line(code: int, err: str, *needles: str) -> None:

@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import socket
 import stat
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
 
+from tests.children import signal_when
 from tests.hostile_bytes import npy, npy_claiming, png_claiming
 from mwt.cli import main
 from mwt.checkpoint import load_checkpoint, save_checkpoint
-from tests.conftest import compiler_for, random_checkpoint
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import compiler_for, random_checkpoint, run
 
 
 def assert_one_line(code: int, err: str, *needles: str) -> None:
@@ -212,19 +205,11 @@ def test_replacing_an_output_keeps_its_mode_and_follows_a_symlink(tmp_path, caps
 def test_ctrl_c_saves_says_interrupted_exits_130_and_keeps_the_old_epoch_log(tmp_path, tiny_fashion_dir):
     log = tmp_path / "m.jsonl"
     log.write_text('{"epoch": 1, "note": "an earlier run"}\n')
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mwt", "train", "--data-dir", str(tiny_fashion_dir), "--width", "0.0625",
-         "--epochs", "100000", "--out", str(tmp_path / "m.pt")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # "training a modular ..." once the data is loaded
-    assert line.startswith("training"), line
-    assert proc.stdout.readline().startswith("epoch   1")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    done = signal_when([sys.executable, "-m", "mwt", "train", "--data-dir", str(tiny_fashion_dir), "--width",
+                        "0.0625", "--epochs", "100000", "--out", str(tmp_path / "m.pt")], ["training", "epoch   1"],
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    err = done.stderr
+    assert done.returncode == 130, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted: saved a resumable checkpoint to") and "Traceback" not in err
     assert load_checkpoint(tmp_path / "m.pt").resume is not None

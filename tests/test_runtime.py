@@ -63,7 +63,7 @@ def test_composition_is_exact(modules, mode):
                                          ("sessions-parallel", ["0", "0"])])
 def test_sessions_that_take_turns_do_not_spin(modules, mode, spins):
     clf = ComposedClassifier.from_files([modules["sneaker"], modules["bag"]], mode=mode)
-    assert [_allow_spinning(s) for s in clf._sessions] == spins
+    assert [_allow_spinning(s) for s in clf.sessions] == spins
 
 
 def _allow_spinning(session) -> str:

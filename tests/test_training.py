@@ -17,6 +17,7 @@ from mwt.checkpoint import load_checkpoint
 from mwt.data import Split, load_split
 from mwt.core.errors import MwtError
 from mwt.train import TrainConfig, train
+from tests.children import signal_when
 
 TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")
 
@@ -55,14 +56,10 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, 
     args = ["train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625", "--epochs", "5",
             "--batch-size", "16", "--seed", "2"]
     out = tmp_path / "run.pt"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "mwt", *args, "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None and proc.stdout.readline().startswith("training")
-    assert proc.stdout.readline().startswith("epoch   1")
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    done = signal_when([sys.executable, "-m", "mwt", *args, "--out", str(out)], ["training", "epoch   1"],
+                       signal.SIGTERM, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    err = done.stderr
+    assert done.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith(f"interrupted: saved a resumable checkpoint to {out}")
     assert load_checkpoint(out).resume is not None
     assert main([*args[:1], "--resume", str(out), "--data-dir", str(tiny_fashion_dir), "-q"]) == 0

@@ -121,7 +121,8 @@ def serve(
     from mwt.core.images import InputLimits
     from runtime.batching import BatchingConfig
     from runtime.module_file import read_module
-    from runtime.server import InferenceServer, ServerConfig, TLSFiles, listen, read_token, serve as run_server
+    from runtime.server import InferenceServer, listen, read_token, serve as run_server
+    from runtime.server_config import ServerConfig, TLSFiles
     from runtime.session import SessionSettings, providers_for
 
     if (tls_cert is None) != (tls_key is None):
