@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,23 +78,41 @@ def tiny_fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
+@dataclass(frozen=True)
+class TrainedRun:
+    """What `mwt train` and `mwt modularize` made and said, once per test session."""
+
+    checkpoint: Path  # modularized
+    log: Path  # the epoch log `mwt train` wrote beside it
+    modularize_out: str  # what `mwt modularize` printed
+
+
+TRAINED_IMAGES = 2048
+
+
 @pytest.fixture(scope="session")
-def trained_checkpoint_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small modular VGG11 trained for 2 epochs on 2,048 real Fashion-MNIST images, modularized."""
-    from mwt.data import load_split
-    from mwt.modularize import kernel_frequency
-    from mwt.train import TrainConfig, train
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """A small modular VGG11 trained through the CLI for 2 epochs on the first 2,048 real
+    Fashion-MNIST images and modularized on them: the one trained model the end-to-end, export,
+    serving and client tests share (tests that change it work on a copy)."""
+    from mwt.cli import main
 
     if not fashion_mnist_available():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-    data = load_split("fashion-mnist", "train").sample(2048, seed=0)
-    test = load_split("fashion-mnist", "test").subset(1000)
-    config = TrainConfig(model="vgg11", width=0.125, epochs=2, batch_size=64, lr=0.02, seed=0, device="cpu")
-    ckpt = train(config, data, test, show_progress=False)
-    ckpt.modularization = kernel_frequency(ckpt.build(), data, 10, show_progress=False)
     path = tmp_path_factory.mktemp("trained") / "trained.pt"
-    save_checkpoint(ckpt, path)
-    return path
+    assert main(["train", "--model", "vgg11", "--width", "0.125", "--epochs", "2", "--limit", str(TRAINED_IMAGES),
+                 "--batch-size", "64", "--lr", "0.02", "--seed", "3", "--device", "cpu", "--out", str(path),
+                 "-q"]) == 0
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["modularize", str(path), "--limit", str(TRAINED_IMAGES), "-q"]) == 0
+    return TrainedRun(path, path.with_suffix(".jsonl"), said.getvalue())
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint_file(trained_run: TrainedRun) -> Path:
+    """The shared trained and modularized checkpoint (read it; copy it to change it)."""
+    return trained_run.checkpoint
 
 
 def fashion_mnist_available() -> bool:

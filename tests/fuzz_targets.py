@@ -174,17 +174,22 @@ def npy_header(shape: tuple[int, ...], descr: str, extra: bytes) -> None:
     npy_bytes(buf.getvalue() + extra)
 
 
-def server_body(url: str, body: bytes, content_type: str) -> None:
+def _post_status(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """The HTTP status the server answers a POST of `body` with (an error status included)."""
     import urllib.error
     import urllib.request
 
-    req = urllib.request.Request(url + "/predict", data=body, method="POST", headers={"Content-Type": content_type})
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
-            status = r.status
+            return int(r.status)
     except urllib.error.HTTPError as e:
-        status = e.code
-    if status >= 500:
+        return int(e.code)
+
+
+def server_body(url: str, body: bytes, content_type: str) -> None:
+    """Any body to /predict: any answer but a 5xx keeps the contract."""
+    if (status := _post_status(url + "/predict", body, {"Content-Type": content_type})) >= 500:
         raise ContractBroken(f"the server answered {status} to a {len(body)}-byte {content_type} body")
 
 
@@ -192,19 +197,12 @@ def server_v2_body(url: str, header: object, tail: bytes, split: bool) -> None:
     """A v2 infer request (JSON header, binary tail, maybe Inference-Header-Content-Length): any
     answer but a 5xx keeps the contract."""
     import json
-    import urllib.error
     import urllib.request
 
     head = json.dumps(header).encode()
     headers = {"Inference-Header-Content-Length": str(len(head))} if split else {}
     models = json.loads(urllib.request.urlopen(url + "/v2/models", timeout=30).read())["models"]
-    req = urllib.request.Request(f"{url}/v2/models/{models[0]}/infer", data=head + tail, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status = r.status
-    except urllib.error.HTTPError as e:
-        status = e.code
-    if status >= 500:
+    if (status := _post_status(f"{url}/v2/models/{models[0]}/infer", head + tail, headers)) >= 500:
         raise ContractBroken(f"the server answered {status} to the v2 request {head[:200]!r}")
 
 

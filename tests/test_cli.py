@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mwt.checkpoint import load_checkpoint, save_checkpoint
-from tests.conftest import needs_fashion_mnist, random_checkpoint, run
+from tests.conftest import TRAINED_IMAGES, needs_fashion_mnist, random_checkpoint, run
 
 
 def one_line_error(code: int, err: str, message: str) -> None:
@@ -20,20 +20,15 @@ def one_line_error(code: int, err: str, message: str) -> None:
 
 
 @needs_fashion_mnist
-def test_train_modularize_eval_export_end_to_end(tmp_path, capsys):
-    ckpt = tmp_path / "m.pt"
-    code, out, err = run(capsys, "train", "--model", "vgg11", "--width", "0.125", "--epochs", "2", "--limit", "1024",
-                         "--batch-size", "64", "--lr", "0.02", "--seed", "3", "--out", str(ckpt), "-q")
-    assert code == 0, err
-    log = [r for r in map(json.loads, (tmp_path / "m.jsonl").read_text().splitlines()) if "epoch" in r]
+def test_train_modularize_eval_export_end_to_end(tmp_path, capsys, trained_run):
+    # trained_run is `mwt train` then `mwt modularize` on the first 2,048 images (tests/conftest.py)
+    ckpt = trained_run.checkpoint
+    log = [r for r in map(json.loads, trained_run.log.read_text().splitlines()) if "epoch" in r]
     assert [r["epoch"] for r in log] == [1, 2] and all(0 <= r["kernel_rate"] <= 1 for r in log)
     assert log[-1]["test_acc"] > 0.3  # far above chance (0.1) after 2 small epochs
-
-    code, out, err = run(capsys, "modularize", str(ckpt), "--limit", "1024", "-q")
-    assert code == 0, err
-    assert "mean module KRR" in out and "coupling" in out
+    assert "mean module KRR" in trained_run.modularize_out and "coupling" in trained_run.modularize_out
     mod = load_checkpoint(ckpt).modularization
-    assert mod is not None and int(mod.class_counts.sum()) == 1024
+    assert mod is not None and int(mod.class_counts.sum()) == TRAINED_IMAGES
 
     code, out, err = run(capsys, "eval", str(ckpt), "--classes", "trouser,bag", "--json")
     assert code == 0, err

@@ -49,12 +49,13 @@ def test_int8_export_is_calibrated_on_the_classes_and_reports_accuracy(tmp_path,
     assert np.abs(a - b).max() < 0.25 * (np.abs(a).max() + 1e-3)  # close, not equal: 8-bit activations
 
 
-def test_fp16_export_keeps_float32_io_and_warns_on_cpu(tmp_path, capsys, checkpoint_file):
+def test_fp16_export_keeps_float32_io_and_warns_on_cpu(tmp_path, capsys, checkpoint_file, tiny_fashion_dir):
     fp32, fp16 = tmp_path / "fp32.onnx", tmp_path / "fp16.onnx"
     assert run(capsys, "export", str(checkpoint_file), "--classes", "sneaker,bag", "-o", str(fp32))[0] == 0
-    code, _, err = run(capsys, "export", str(checkpoint_file), "--classes", "sneaker,bag", "-o", str(fp16),
-                       "--precision", "fp16")
+    code, out, err = run(capsys, "export", str(checkpoint_file), "--classes", "sneaker,bag", "-o", str(fp16),
+                         "--precision", "fp16", "--data-dir", str(tiny_fashion_dir))
     assert code == 0 and "gains nothing on a CPU" in err
+    assert "(fp16, on the classes' test images)" in out
     model = onnx.load(fp16)
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT

@@ -243,14 +243,14 @@ def test_cli_failure_keeps_existing_output(tmp_path, checkpoint_file, capsys):
     assert out.read_bytes() == b"precious"
 
 
-def test_bench_latency_cli(tmp_path, shared_checkpoint_file, capsys):
+def test_bench_latency_cli(tmp_path, shared_checkpoint_file, tiny_fashion_dir, capsys):
     from mwt.cli import main
 
     out = tmp_path / "bench"
     mine = tmp_path / "mine.onnx"
     assert main(["export", str(shared_checkpoint_file), "--classes", "sneaker,bag", "--align", "1", "-o", str(mine)]) == 0
     code = main(["bench", "latency", str(shared_checkpoint_file), "--classes", "sneaker,bag", "--batch", "2",
-                 "--seconds", "0.01", "--out", str(out), "--module", str(mine)])
+                 "--seconds", "0.01", "--out", str(out), "--module", str(mine), "--data-dir", str(tiny_fashion_dir)])
     assert code == 0, capsys.readouterr().err
     text = capsys.readouterr().out
     for config in ("plain full", "full modular", "union (align 8)", "union (align 1)", "composed merged",
