@@ -79,7 +79,7 @@ class ModuleCompiler:
     def default_gates(self) -> GateMode:
         """The gates a module of this checkpoint gets unless told otherwise: folded (gate-free,
         data-free) for a checkpoint trained for reuse, dynamic for any other."""
-        return GateMode.folded if trained_for_reuse(self.ckpt) else GateMode.dynamic
+        return default_gates(self.ckpt)
 
     def select(self, classes: str | Sequence[int | str], *, threshold: float = DEFAULT_THRESHOLD,
                align: int = DEFAULT_ALIGN) -> ModuleSelection:
@@ -201,9 +201,14 @@ def trained_for_reuse(ckpt: Checkpoint) -> bool:
     return isinstance(config, dict) and float(config.get("reuse", 0) or 0) > 0
 
 
+def default_gates(ckpt: Checkpoint) -> GateMode:
+    """Folded (gate-free, data-free) for a checkpoint trained for reuse, dynamic for any other."""
+    return GateMode.folded if trained_for_reuse(ckpt) else GateMode.dynamic
+
+
 def model_digest(model: onnx.ModelProto) -> str:
     """SHA-256 of a model's deterministic serialization (for byte-identity checks)."""
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
-__all__ = ["ExportReport", "GateMode", "ModuleCompiler", "model_digest", "trained_for_reuse"]
+__all__ = ["ExportReport", "GateMode", "ModuleCompiler", "default_gates", "model_digest", "trained_for_reuse"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from exporter.compile import ModuleCompiler, trained_for_reuse
+from exporter.compile import ModuleCompiler, default_gates, trained_for_reuse
 from exporter.errors import ExportError
 from exporter.precision import calibration_images, lower
 from exporter.report import ExportReport, FoldedCheck
@@ -59,16 +59,17 @@ class ExportImages:
     test: AnySplit | None = None  # a lowered module's accuracy against FP32
 
 
-def _guarded(compiler: ModuleCompiler, selection: ModuleSelection, settings: ExportSettings) -> bool:
+def _guarded(ckpt: Checkpoint, selection: ModuleSelection, settings: ExportSettings) -> bool:
     """Whether the folded-gates guard runs: folded gates on a gated module, not forced."""
-    gates = settings.gates or compiler.default_gates
+    gates = settings.gates or default_gates(ckpt)
     return gates is GateMode.folded and selection.gated and not settings.force_folded
 
 
-def needed_images(compiler: ModuleCompiler, selection: ModuleSelection, settings: ExportSettings) -> set[str]:
-    """The splits ("train", "test") `export_module` would use with these settings."""
+def needed_images(ckpt: Checkpoint, selection: ModuleSelection, settings: ExportSettings) -> set[str]:
+    """The splits ("train", "test") `export_module` would use with these settings (known before
+    the compiler's torch export, so that missing images fail fast)."""
     needed = set()
-    if _guarded(compiler, selection, settings) or settings.precision is Precision.int8:
+    if _guarded(ckpt, selection, settings) or settings.precision is Precision.int8:
         needed.add("train")
     if settings.precision is not Precision.fp32:
         needed.add("test")
@@ -123,7 +124,7 @@ def export_module(compiler: ModuleCompiler, selection: ModuleSelection, settings
     """
     from mwt.evaluate import module_accuracy
 
-    check = guard_folded(compiler.ckpt, selection, images.train) if _guarded(compiler, selection, settings) else None
+    check = guard_folded(compiler.ckpt, selection, images.train) if _guarded(compiler.ckpt, selection, settings) else None
     model, report = compiler.compile(selection, settings.gates)
     report.folded_check = check
     if settings.precision is not Precision.fp32:

@@ -161,7 +161,7 @@ def test_demo_walks_the_whole_path_on_a_small_dataset(tmp_path, capsys, tiny_fas
     data = tiny_fashion_dir
     out = tmp_path / "demo"
     code, text, err = run(capsys, "demo", "--epochs", "1", "--width", "0.125", "--data-dir", str(data),
-                          "--train-images", "300", "--out", str(out))
+                          "--train-images", "300", "--bench-seconds", "0.05", "--out", str(out))
     assert code == 0, err
     for step in ("1. train", "2. modularize", "4. export", "5. compose", "6. predict", "7. fine-tune", "8. latency"):
         assert step in text

@@ -69,12 +69,13 @@ def export(
     # the default name comes from the checkpoint's class names: made safe, it stays in this folder
     target = out or Path(safe_stem(list(selection.names)) + ".onnx")
     check_writable(target)  # before the (slow) torch export
-    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint), checkpoint)
+    # the images the export step needs, before the torch export too: missing ones fail fast
+    images = load_export_images(ckpt, selection, needed_images(ckpt, selection, settings), settings.precision,
+                                data_dir)
     if settings.precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
         typer.echo("warning: an FP16 module gains nothing on a CPU (onnxruntime computes it through float32); "
                    "it is meant for GPUs", err=True)
-    images = load_export_images(compiler.ckpt, selection, needed_images(compiler, selection, settings),
-                                settings.precision, data_dir)
+    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint), checkpoint)
     report = export_module_file(compiler, selection, target, settings, images)
     print(report.table())
     print(f"wrote {target}")
