@@ -78,6 +78,25 @@ DATASETS: dict[str, DatasetInfo] = {
 
 MAX_WIDTH = 4.0
 
+# Networks built from torchvision's constructors (mwt.models.torchvision_models) are named
+# "torchvision:<registry name>"; their stem can be adapted to small images.
+TORCHVISION_PREFIX = "torchvision:"
+STEMS = ("default", "cifar")
+
+
+def is_torchvision(name: str) -> bool:
+    """Whether a model name refers to torchvision's registry rather than to MODELS."""
+    return name.startswith(TORCHVISION_PREFIX)
+
+
+def check_model_name(name: str) -> None:
+    """A registered architecture or a `torchvision:` name (whose constructor is checked when built)."""
+    if is_torchvision(name):
+        if not name[len(TORCHVISION_PREFIX):]:
+            raise MwtError(f"'{name}' names no model; write e.g. {TORCHVISION_PREFIX}mobilenet_v2")
+        return
+    architecture(name)
+
 
 def architecture(name: str) -> Architecture:
     """A registered architecture by name; unknown names get an error listing the known ones."""
@@ -89,7 +108,10 @@ def architecture(name: str) -> Architecture:
 
 def smallest_input(name: str) -> int:
     """The smallest image side (after the dataset's padding) the architecture can take: a VGG
-    halves its input at every max-pool, so it needs 2**pools pixels; ResNet's strided convs pad."""
+    halves its input at every max-pool, so it needs 2**pools pixels; ResNet's strided convs pad.
+    A torchvision network is checked by running it instead (mwt.models.torchvision_models.check_network)."""
+    if is_torchvision(name):
+        return 1
     arch = architecture(name)
     return 2 ** sum(1 for v in arch.layout if v == "M") if arch.family == "vgg" else 1
 
