@@ -29,10 +29,12 @@ from mwt.core.unionfind import UnionFind
 # Ops whose output channel c depends only on input channel c (broadcasting aside).
 ELEMENTWISE = {"Relu", "LeakyRelu", "Tanh", "Sigmoid", "Clip", "Identity", "Dropout", "Add", "Sub", "Mul", "Div",
                "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-               "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten", "Pad"}
+               "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten", "Pad", "HardSwish", "HardSigmoid",
+               "Elu", "Selu", "Gelu", "Mish", "Softplus"}
 # Of those, the ones that map an all-zero channel to an all-zero channel.
 ZERO_PRESERVING = {"Relu", "LeakyRelu", "Tanh", "Identity", "Dropout", "MaxPool", "AveragePool", "GlobalAveragePool",
-                   "GlobalMaxPool", "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten"}
+                   "GlobalMaxPool", "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten", "HardSwish", "Elu",
+                   "Selu", "Gelu", "Mish"}
 # Ops that mix input channels into new output channels through a weight initializer.
 PRODUCERS = {"Conv", "Gemm", "MatMul"}
 
@@ -166,7 +168,20 @@ def _producer_reads(node: gs.Node) -> gs.Variable | None:
     return data if isinstance(data, gs.Variable) and channel_count(data) is not None else None
 
 
+def is_depthwise(node: gs.Node) -> bool:
+    """A Conv whose every output channel reads only its own input channel (group = C_in = C_out),
+    with a constant weight: channel-wise like ReLU, so input and output share one channel space."""
+    if node.op != "Conv" or node.attrs.get("group", 1) == 1 or len(node.inputs) < 2:
+        return False
+    w = node.inputs[1]
+    c_in, c_out = channel_count(node.inputs[0]), channel_count(node.outputs[0])
+    return (isinstance(w, gs.Constant) and c_in is not None and c_in == c_out == node.attrs["group"]
+            and np.asarray(w.values).shape[:2] == (c_out, 1))
+
+
 def _kind(node: gs.Node) -> NodeKind:
+    if is_depthwise(node) and len(node.outputs) == 1:
+        return NodeKind.JOIN
     if node.op in ELEMENTWISE and len(node.outputs) == 1 and _keeps_channel_axis(node):
         return NodeKind.JOIN
     if node.op in PRODUCERS and len(node.outputs) == 1 and _producer_reads(node) is not None:
