@@ -29,6 +29,8 @@ def _kept_or_all(indices: np.ndarray | None, n: int) -> np.ndarray:
 def slice_conv(node: gs.Node, plan: ChannelPlan) -> None:
     """Conv weight (out, in, kh, kw): rows to the output's kept channels, columns to the input's.
     A depthwise conv (one input channel per group) keeps its kept channels' filters, one group each."""
+    if node.attrs.get("group", 1) != 1 and not is_depthwise(node):
+        return  # a grouped conv is opaque to the plan: every channel it reads or writes is kept
     w = np.asarray(node.inputs[1].values)
     rows = _kept_or_all(plan.kept_of(node.outputs[0]), w.shape[0])
     if is_depthwise(node):
