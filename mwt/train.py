@@ -34,7 +34,7 @@ from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
-from mwt.registry import architecture, check_input_size, check_width
+from mwt.registry import STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_torchvision
 from mwt.registry import recipe as registry_recipe
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
 
@@ -50,6 +50,7 @@ class TrainConfig:
     """Settings of one training run (defaults: the paper's recipe)."""
 
     model: str = "vgg16"
+    stem: str = "default"  # torchvision: models only: "cifar" adapts the stem to 32x32 images
     dataset: str = "fashion-mnist"
     width: float = 1.0
     modular: bool = True
@@ -124,8 +125,16 @@ class TrainConfig:
 
     def validate(self, world: int = 1) -> None:
         """The one place training settings are checked (every comparison also rejects NaN)."""
-        architecture(self.model)
+        check_model_name(self.model)
         check_width(self.width)
+        if self.stem not in STEMS:
+            raise MwtError(f"unknown stem '{self.stem}'; choose one of: {', '.join(STEMS)}")
+        if is_torchvision(self.model):
+            from mwt.models.torchvision_models import torchvision_builder
+
+            torchvision_builder(self.model[len(TORCHVISION_PREFIX):])  # an unknown name fails before any work
+        elif self.stem != "default":
+            raise MwtError(f"--stem applies to {TORCHVISION_PREFIX} models; {self.model} has its own stem")
         if self.image_size is not None:
             check_input_size(self.model, (self.image_size, self.image_size))
         self.source().check()
@@ -169,7 +178,7 @@ def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
     return ModelSpec(
         arch=config.model, num_classes=len(info.classes), in_channels=info.channels, input_size=info.size,
         width=config.width, modular=config.modular, mean=info.mean, std=info.std, pad=info.pad,
-        gate_first=config.gate_first and config.modular,
+        gate_first=config.gate_first and config.modular, stem=config.stem,
     )
 
 
@@ -524,6 +533,10 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     spec = initial.spec if initial is not None else spec_for(config, info)
     classes = list(initial.classes) if initial is not None else list(info.classes)
     model = build_model(spec)
+    if is_torchvision(spec.arch):
+        from mwt.models.torchvision_models import check_network
+
+        check_network(model, spec)  # a network that cannot take these images fails here, in one line
     state = RunState()
     if initial is not None:
         model.load_state_dict(initial.state_dict)
