@@ -111,6 +111,22 @@ class ChannelPlan:
         return (kept[:, None] * r + np.arange(r)[None, :]).reshape(-1)
 
 
+def _clip_keeps_zero(node: gs.Node) -> bool:
+    """A Clip whose range holds 0 (ReLU6 is Clip(0, 6)) maps a zero channel to zero."""
+    if node.op != "Clip":
+        return False
+    bounds = []
+    for i, attr, default in ((1, "min", -np.inf), (2, "max", np.inf)):
+        t = node.inputs[i] if len(node.inputs) > i else None
+        if t is not None and t.name:  # an empty name is an omitted optional input
+            if not isinstance(t, gs.Constant):
+                return False
+            bounds.append(float(np.asarray(t.values)))
+        else:
+            bounds.append(float(node.attrs.get(attr, default)))
+    return bounds[0] <= 0 <= bounds[1]
+
+
 def _channel_inputs(node: gs.Node) -> list[gs.Variable]:
     """The variable inputs of an elementwise node that carry the output's channel axis."""
     if node.op in ("BatchNormalization", "Pad", "Unsqueeze", "Squeeze", "Flatten", "ReduceMean", "ReduceMax"):
@@ -241,8 +257,8 @@ def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray
             if out.name not in spaces.tensors:
                 continue
             c = spaces.channels(out)
-            if spaces.kinds[id(node)] is not NodeKind.JOIN or node.op not in ZERO_PRESERVING | {"Mul", "Add", "Sub",
-                                                                                              "Div", "Pad"}:
+            if spaces.kinds[id(node)] is not NodeKind.JOIN or not (
+                    node.op in ZERO_PRESERVING | {"Mul", "Add", "Sub", "Div", "Pad"} or _clip_keeps_zero(node)):
                 live[out.name] = np.ones(c, bool)
                 continue
             ins = _channel_inputs(node)
@@ -271,7 +287,7 @@ def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray
                 value = node.inputs[2].values if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant) else 0
                 zero_pad = node.attrs.get("mode", "constant") == "constant" and not np.any(value)
                 live[out.name] = live_of(ins[0], c).copy() if zero_pad else np.ones(c, bool)
-            else:  # Div and the zero-preserving unary ops follow their first channel input
+            else:  # Div, Clip and the zero-preserving unary ops follow their first channel input
                 live[out.name] = live_of(ins[0], c).copy() if ins else np.ones(c, bool)
     return live
 

@@ -120,25 +120,30 @@ def test_module_equals_simulation_dynamic_and_folded(name):
     assert not {"MatMul", "Tanh"} & {n.op_type for n in folded.graph.node}  # no generators left
 
 
+def _depthwise_widths(model: onnx.ModelProto) -> list[tuple[int, int, int, int]]:
+    """(group, filters, input channels, output channels) of every depthwise conv."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    weights = {t.name: list(t.dims) for t in inferred.graph.initializer}
+    out = []
+    for n in inferred.graph.node:
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        w = weights[n.input[1]] if n.op_type == "Conv" else None
+        if w is not None and w[1] == 1 and (group > 1 or w[0] == 1 < w[2] * w[3]):  # one kept channel: group 1
+            out.append((group, weights[n.input[1]][0], shapes[n.input[0]][1], shapes[n.output[0]][1]))
+    return out
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0"])
 def test_depthwise_convs_keep_exactly_their_inputs_channels(name):
     c = compiler(name)
-    full = {n.name: n for n in onnx.shape_inference.infer_shapes(c.full_model).graph.node}
-    module, _ = c.compile(c.select((3,), align=1), GateMode.folded)
-    inferred = onnx.shape_inference.infer_shapes(module)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info}
-    weights = {t.name: list(t.dims) for t in module.graph.initializer}
-    depthwise = [n for n in inferred.graph.node if n.op_type == "Conv" and weights[n.input[1]][1] == 1
-                 and next(a.i for a in n.attribute if a.name == "group") > 1]
-    assert depthwise
-    narrowed = 0
-    for node in depthwise:
-        group = next(a.i for a in node.attribute if a.name == "group")
-        assert group == weights[node.input[1]][0] == shapes[node.input[0]][1] == shapes[node.output[0]][1]
-        original = full.get(node.name)
-        if original is not None and group < next(a.i for a in original.attribute if a.name == "group"):
-            narrowed += 1
-    assert narrowed > 0  # physically removed, not kept whole
+    full = _depthwise_widths(c.full_model)
+    for gates in GateMode:
+        module = _depthwise_widths(c.compile(c.select((3,), align=1), gates)[0])
+        assert len(module) == len(full) > 0, (module, full)
+        assert all(group == filters == c_in == c_out for group, filters, c_in, c_out in module)
+        assert sum(w[0] for w in module) < sum(w[0] for w in full)  # physically removed, not kept whole
 
 
 def test_every_kernel_retained_equals_the_full_network():
