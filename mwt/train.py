@@ -29,6 +29,7 @@ from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
 from mwt.distributed import Dist
 from mwt.evaluate import accuracy
+from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
@@ -51,6 +52,7 @@ class TrainConfig:
 
     model: str = "vgg16"
     stem: str = "default"  # torchvision: models only: "cifar" adapts the stem to 32x32 images
+    init_from: str | None = None  # a state dict (weights only) to start from (mwt.init_weights)
     dataset: str = "fashion-mnist"
     width: float = 1.0
     modular: bool = True
@@ -135,6 +137,8 @@ class TrainConfig:
             torchvision_builder(self.model[len(TORCHVISION_PREFIX):])  # an unknown name fails before any work
         elif self.stem != "default":
             raise MwtError(f"--stem applies to {TORCHVISION_PREFIX} models; {self.model} has its own stem")
+        if self.init_from is not None:
+            read_state_dict(self.init_from)  # a pickle, a file without tensors or NaN weights fail before any work
         if self.image_size is not None:
             check_input_size(self.model, (self.image_size, self.image_size))
         self.source().check()
@@ -537,6 +541,10 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         from mwt.models.torchvision_models import check_network
 
         check_network(model, spec)  # a network that cannot take these images fails here, in one line
+    if initial is None and config.init_from is not None:
+        report = init_from(model, read_state_dict(config.init_from), config.init_from)
+        if dist.main:
+            print(report.line(config.init_from), flush=True)
     state = RunState()
     if initial is not None:
         model.load_state_dict(initial.state_dict)

@@ -287,3 +287,49 @@ def test_train_modularize_export_compose_predict(name, tmp_path):
     result = clf.predict(x)
     expected = np.concatenate([run_onnx(onnx.load(str(p)), x) for p in paths], axis=1)
     np.testing.assert_allclose(result.logits, expected, atol=1e-5, rtol=0)
+
+
+def test_init_from_a_torchvision_state_dict(tmp_path):
+    import torchvision
+
+    from mwt.init_weights import init_from, read_state_dict
+
+    torch.manual_seed(0)
+    source = torchvision.models.mobilenet_v2(weights=None)  # RGB, 1000 classes: built here, never downloaded
+    for m in source.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    model = build_model(spec(width=1.0, stem="default"))
+    report = init_from(model, read_state_dict(path), str(path))
+    assert report.unused == ()
+    assert [s.split()[0] for s in report.skipped] == ["classifier.1.weight", "classifier.1.bias"]  # 1000 -> 10 classes
+    mine = model.state_dict()
+    theirs = source.state_dict()
+    assert torch.equal(mine["net.features.3.conv.0.0.conv.weight"], theirs["features.3.conv.0.0.weight"])
+    assert torch.equal(mine["net.features.3.conv.1.0.bn.running_mean"], theirs["features.3.conv.1.1.running_mean"])
+    assert torch.equal(mine["net.features.18.0.bn.weight"], theirs["features.18.1.weight"])
+    # The RGB stem's filters, summed over colour, on the grayscale input.
+    assert torch.allclose(mine["net.features.0.0.conv.weight"], theirs["features.0.0.weight"].sum(1, keepdim=True))
+    assert "skipped" not in report.line(path) and "classifier.1.weight [1000, 1280] vs [10, 1280]" in report.line(path)
+    with pytest.raises(MwtError, match="nothing in the file matches the network"):
+        init_from(model, {"encoder.weight": torch.zeros(3)})
+
+
+class NotWeights:
+    """A pickled object that is not plain tensors."""
+
+
+@pytest.mark.parametrize("content, message", [
+    (NotWeights(), "holds pickled objects that are not plain tensors; refusing"),
+    ({"features.0.0.weight": torch.full((2, 2), float("nan"))}, "holds NaN or infinite values"),
+    ([1, 2], "holds no state dict"),
+])
+def test_init_from_bad_files(tmp_path, capsys, monkeypatch, content, message):
+    monkeypatch.chdir(tmp_path)
+    torch.save(content, tmp_path / "w.pth")
+    code = main(["train", "--model", "torchvision:mobilenet_v2", "--init-from", "w.pth", "--epochs", "1"])
+    _, err = capsys.readouterr()
+    one_line_error(code, err, message)
+    assert code == 2 and [p.name for p in tmp_path.iterdir()] == ["w.pth"]  # nothing written

@@ -83,6 +83,10 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the run saved in this resumable checkpoint, as it was configured.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on only the first N training images.", min=1)] = None,
+    init_from: Annotated[Optional[Path], typer.Option(
+        help="Start from these weights: a state dict saved with torch.save(model.state_dict()) (read weights-only), "
+        "e.g. of the torchvision network named by --model. Tensors whose shapes differ (the classifier, when the "
+        "class count differs) keep fresh values; the mask generators always start fresh.")] = None,
     image_size: Annotated[Optional[int], typer.Option(
         help="Image folders: resize to this square size (default: the images' common size, else 32).",
         min=1, max=4096)] = None,
@@ -115,7 +119,7 @@ def train(
                                      f"here, give it as a path: --dataset ./{dataset}"), stacklevel=1)
     elif Path(dataset).is_dir():
         dataset = str(Path(dataset).resolve())
-    given = dict(model=model, stem=stem.value, dataset=dataset, width=width, modular=not standard, epochs=epochs,
+    given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)

@@ -38,6 +38,14 @@ class GatingPlan:
     gated: tuple[str, ...]
     passthrough: tuple[str, ...]
     plain: tuple[str, ...]
+    # (module path in the given network, its path here): each conv and BN moved into its block
+    renames: tuple[tuple[str, str], ...] = ()
+
+    def translate(self, key: str) -> str:
+        """A state-dict key of the given network, as this modular network (under `net.`) names it."""
+        module, _, tensor = key.rpartition(".")
+        moved = dict(self.renames).get(module)
+        return f"net.{moved}.{tensor}" if moved is not None else f"net.{key}"
 
 
 class GatedGraph(nn.Module):
@@ -124,10 +132,12 @@ def insert_gates(net: nn.Module, preprocess: nn.Module, *, modular: bool = True,
     outputs: dict[fx.Node, fx.Node | None] = {}  # a block's output node -> its gate node (None: plain)
     gate_nodes: dict[str, fx.Node] = {}
     gated, passthrough, plain = [], [], []
+    renames: list[tuple[str, str]] = []
     graph = gm.graph
     for conv_node, bn_node in pairs:
         conv, bn = modules[conv_node.target], modules[bn_node.target]
         name = str(conv_node.target)
+        renames += [(name, f"{name}.conv"), (str(bn_node.target), f"{name}.bn")]
         if modular and conv.groups > 1:  # depthwise or grouped: its input's gates pass through, or it stays plain
             per_channel = conv.in_channels == conv.out_channels
             feeder = _feeding_gate(conv_node.args[0], outputs, modules) if per_channel else None
@@ -162,4 +172,4 @@ def insert_gates(net: nn.Module, preprocess: nn.Module, *, modular: bool = True,
     output.args = ((logits, [gate_nodes[n] for n in order]),)
     body.graph.lint()
     body.recompile()
-    return GatedGraph(preprocess, body, GatingPlan(tuple(gated), tuple(passthrough), tuple(plain)))
+    return GatedGraph(preprocess, body, GatingPlan(tuple(gated), tuple(passthrough), tuple(plain), tuple(renames)))
