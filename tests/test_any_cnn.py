@@ -333,3 +333,12 @@ def test_init_from_bad_files(tmp_path, capsys, monkeypatch, content, message):
     _, err = capsys.readouterr()
     one_line_error(code, err, message)
     assert code == 2 and [p.name for p in tmp_path.iterdir()] == ["w.pth"]  # nothing written
+
+
+def test_finetune_points_torchvision_models_to_export():
+    from mwt.cost import CostModel
+    from mwt.finetune import compact_module
+
+    c = compiler("mobilenet_v2")
+    with pytest.raises(MwtError, match="export its modules with 'mwt export'"):
+        compact_module(c.ckpt, c.select((1, 7)), CostModel((), ()))
