@@ -35,7 +35,10 @@ from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
-from mwt.registry import STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_torchvision
+from mwt.registry import (
+    STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_constructed, is_torchvision,
+    is_user_code,
+)
 from mwt.registry import recipe as registry_recipe
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
 
@@ -135,6 +138,10 @@ class TrainConfig:
             from mwt.models.torchvision_models import torchvision_builder
 
             torchvision_builder(self.model[len(TORCHVISION_PREFIX):])  # an unknown name fails before any work
+        elif is_user_code(self.model):
+            from mwt.models.user_code import required_code
+
+            required_code(self.model)
         elif self.stem != "default":
             raise MwtError(f"--stem applies to {TORCHVISION_PREFIX} models; {self.model} has its own stem")
         if self.init_from is not None:
@@ -178,8 +185,13 @@ def resolve_device(device: str, dist: Dist = Dist()) -> torch.device:
 
 
 def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
-    """The model spec a config and dataset imply."""
-    return ModelSpec(
+    """The model spec a config and dataset imply (a user's network: tied to its file's SHA-256)."""
+    args: tuple[tuple[str, bool | int | float | str], ...] = ()
+    if is_user_code(config.model):
+        from mwt.models.user_code import code_args, required_code
+
+        args = code_args(required_code(config.model))
+    return ModelSpec(args=args, 
         arch=config.model, num_classes=len(info.classes), in_channels=info.channels, input_size=info.size,
         width=config.width, modular=config.modular, mean=info.mean, std=info.std, pad=info.pad,
         gate_first=config.gate_first and config.modular, stem=config.stem,
@@ -537,7 +549,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     spec = initial.spec if initial is not None else spec_for(config, info)
     classes = list(initial.classes) if initial is not None else list(info.classes)
     model = build_model(spec)
-    if is_torchvision(spec.arch):
+    if is_constructed(spec.arch):
         from mwt.models.torchvision_models import check_network
 
         check_network(model, spec)  # a network that cannot take these images fails here, in one line

@@ -342,3 +342,100 @@ def test_finetune_points_torchvision_models_to_export():
     c = compiler("mobilenet_v2")
     with pytest.raises(MwtError, match="export its modules with 'mwt export'"):
         compact_module(c.ckpt, c.select((1, 7)), CostModel((), ()))
+
+
+USER_NET = '''
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU())
+        self.dw = nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2 * c, bias=False)
+        self.dw_bn = nn.BatchNorm2d(2 * c)
+        self.project = nn.Conv2d(2 * c, c, 1, bias=False)
+        self.project_bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = torch.relu(self.dw_bn(self.dw(self.expand(x))))
+        return x + self.project_bn(self.project(y))
+
+
+def build(num_classes, in_channels):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+        Block(8), Block(8), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+
+
+def broken(num_classes, in_channels):
+    raise ValueError("no such layer")
+
+
+def not_a_module(num_classes, in_channels):
+    return 42
+'''
+
+
+@pytest.fixture
+def user_net(tmp_path):
+    from mwt.models.user_code import load_user_code, provide
+
+    path = tmp_path / "net.py"
+    path.write_text(USER_NET)
+    provide(load_user_code(f"{path}:build"))
+    yield path
+    provide(None)
+
+
+def test_a_users_network_is_gated_and_compiles_exactly(user_net):
+    ckpt = random_checkpoint("code:build", width=1.0, seed=3)
+    model = ckpt.build()
+    assert [n for n, _ in gated_layers(model)] == [
+        "net.3", "net.6.expand.0", "net.6.project", "net.7.expand.0", "net.7.project"]
+    assert isinstance(model.get_submodule("net.6.dw"), PassThroughConv)
+    c = ModuleCompiler(ckpt)
+    for gates in GateMode:
+        module, report = c.compile(c.select((2, 5), align=1), gates)
+        kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+        frozen = folded_gate_values(ckpt.modularization, [2, 5], kept) if gates is GateMode.folded else None
+        np.testing.assert_allclose(run_onnx(module, X), simulate(ckpt, report.retained, (2, 5), X, frozen),
+                                   atol=1e-4, rtol=0)
+        assert report.module.flops < report.full.flops
+
+
+@pytest.mark.parametrize("function, message", [
+    ("broken", "net.py:broken raised ValueError: no such layer"),
+    ("not_a_module", "net.py:not_a_module returned a int, not a torch.nn.Module"),
+    ("missing", "has no function 'missing'"),
+])
+def test_bad_user_code(user_net, function, message):
+    from mwt.models.user_code import load_user_code, provide
+
+    with pytest.raises(MwtError, match=message):
+        provide(load_user_code(f"{user_net}:{function}"))
+        build_model(spec(arch=f"code:{function}", width=1.0, stem="default"))
+
+
+def test_a_checkpoint_of_user_code_needs_model_code(user_net, tmp_path, capsys):
+    from mwt.models.user_code import code_args, provided
+
+    ckpt = random_checkpoint("code:build", width=1.0, seed=3)
+    ckpt.spec = ModelSpec(**{**ckpt.spec.__dict__, "args": code_args(provided())})
+    path = tmp_path / "user.pt"
+    save_checkpoint(ckpt, path)
+    code = main(["export", str(path), "--classes", "bag", "-o", str(tmp_path / "m.onnx")])
+    _, err = capsys.readouterr()
+    one_line_error(code, err, "pass --model-code <file.py>:build")
+    assert code == 2 and not (tmp_path / "m.onnx").exists()
+    other = tmp_path / "other.py"
+    other.write_text(USER_NET + "\n# changed\n")
+    code = main(["--model-code", f"{other}:build", "export", str(path), "--classes", "bag", "-o",
+                 str(tmp_path / "m.onnx")])
+    _, err = capsys.readouterr()
+    one_line_error(code, err, "is not the file this network was trained with")
+    code = main(["--model-code", f"{user_net}:build", "export", str(path), "--classes", "bag", "-o",
+                 str(tmp_path / "m.onnx")])
+    assert code == 0 and (tmp_path / "m.onnx").exists()

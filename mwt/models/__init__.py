@@ -11,7 +11,7 @@ from mwt.models.gate import GatedConv, MaskGenerator, PassThroughConv, Preproces
 from mwt.models.resnet import ResNet
 from mwt.models.spec import ModelSpec
 from mwt.models.vgg import VGG
-from mwt.registry import MODELS, Architecture, architecture, check_width, is_torchvision
+from mwt.registry import MODELS, Architecture, architecture, check_width, is_torchvision, is_user_code
 
 FAMILIES: dict[str, Callable[[ModelSpec, Architecture], nn.Module]] = {"vgg": VGG, "resnet": ResNet}
 
@@ -23,6 +23,10 @@ def build_model(spec: ModelSpec) -> nn.Module:
         from mwt.models.torchvision_models import build_torchvision  # imports torchvision: only when asked
 
         model: nn.Module = build_torchvision(spec)
+    elif is_user_code(spec.arch):
+        from mwt.models.user_code import build_user
+
+        model = build_user(spec)
     else:
         arch = architecture(spec.arch)
         model = FAMILIES[arch.family](spec, arch)

@@ -86,7 +86,7 @@ def adapt(net: nn.Module, spec: ModelSpec, what: str) -> nn.Module:
         changes: dict[str, object] = {}
         if name == first_name and spec.stem == "cifar":
             changes = dict(kernel_size=3, stride=1, padding=1, dilation=1)
-        if width != 1 or name == first_name:
+        if width != 1 or (name == first_name and (c_in != conv.in_channels or changes)):
             _set(net, name, _like(conv, c_in, c_out, _groups(conv, c_in, c_out), **changes))
     if width != 1:
         linears = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear)]
