@@ -439,3 +439,19 @@ def test_a_checkpoint_of_user_code_needs_model_code(user_net, tmp_path, capsys):
     code = main(["--model-code", f"{user_net}:build", "export", str(path), "--classes", "bag", "-o",
                  str(tmp_path / "m.onnx")])
     assert code == 0 and (tmp_path / "m.onnx").exists()
+
+
+@needs_fashion_mnist
+def test_train_a_users_network_from_the_command_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.py").write_text(USER_NET)
+    code = main(["train", "--model", "net.py:build", "--epochs", "1", "--limit", "64", "--batch-size", "32",
+                 "--device", "cpu", "-o", "m.pt", "-q"])
+    assert code == 0, capsys.readouterr().err
+    raw = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert raw["model"]["arch"] == "code:build" and set(raw["model"]["args"]) == {"sha256"}
+    assert "net.py" not in str(raw["model"])  # the checkpoint names no file to import
+    capsys.readouterr()
+    code = main(["modularize", "m.pt", "--limit", "64", "-q"])
+    one_line_error(code, capsys.readouterr().err, "pass --model-code <file.py>:build")
+    assert main(["--model-code", "net.py:build", "modularize", "m.pt", "--limit", "64", "-q"]) == 0
