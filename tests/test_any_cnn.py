@@ -21,7 +21,6 @@ from mwt.checkpoint import checkpoint_from_dict, load_checkpoint, save_checkpoin
 from mwt.cli import main
 from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode
-from mwt.cost import cost_model
 from mwt.models import GatedConv, ModelSpec, PassThroughConv, build_model, gated_layers
 from mwt.models.gate import Preprocess
 from mwt.models.insert_gates import insert_gates
@@ -87,9 +86,9 @@ def test_resnet50_stem_and_residual_streams():
     model = build_model(spec("resnet50", stem="cifar"))
     assert isinstance(model.net.maxpool, nn.Identity)  # --stem cifar drops the first max-pool
     assert model.net.conv1.conv.kernel_size == (3, 3)
-    cost = cost_model(model, (1, 28, 28))
     # The residual stream of layer1: its last conv of each block and the downsample write into one.
-    assert ("net.layer1.0.conv3", "net.layer1.0.downsample.0", "net.layer1.1.conv3", "net.layer1.2.conv3") in cost.streams
+    assert ("net.layer1.0.conv3", "net.layer1.0.downsample.0", "net.layer1.1.conv3",
+            "net.layer1.2.conv3") in compiler("resnet50").streams
     default = build_model(spec("resnet50"))
     assert isinstance(default.net.maxpool, nn.MaxPool2d) and default.net.conv1.conv.stride == (2, 2)
 
