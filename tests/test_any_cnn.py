@@ -454,3 +454,31 @@ def test_train_a_users_network_from_the_command_line(tmp_path, capsys, monkeypat
     code = main(["modularize", "m.pt", "--limit", "64", "-q"])
     one_line_error(code, capsys.readouterr().err, "pass --model-code <file.py>:build")
     assert main(["--model-code", "net.py:build", "modularize", "m.pt", "--limit", "64", "-q"]) == 0
+
+
+@needs_fashion_mnist
+def test_the_reuse_recipe_trains_a_torchvision_network():
+    """The cost loss (pass-through convs counted once), sub-task routing and decisiveness on MobileNetV2."""
+    from mwt.data import load_split
+    from mwt.train import TrainConfig, train
+
+    data = load_split("fashion-mnist", "train").sample(64, seed=0)
+    test = load_split("fashion-mnist", "test").subset(32)
+    config = TrainConfig.from_recipe("reuse", model="torchvision:mobilenet_v2", stem="cifar", width=0.25, epochs=1,
+                                     batch_size=32, lr=0.02, seed=0, device="cpu")
+    record = train(config, data, test, show_progress=False).training["history"][-1]
+    assert 0 < record["flops"] <= 1 and record["subtask_ce"] > 0 and np.isfinite(record["loss"])
+
+
+def test_the_cost_model_counts_depthwise_convs_once_with_their_stream():
+    from mwt.cost import cost_model
+
+    c = compiler("mobilenet_v2")
+    cost = cost_model(c.ckpt.build(), c.ckpt.spec.input_shape)
+    assert cost.total_macs == c.plain_cost.macs  # every conv (depthwise too) and the head, as the ONNX graph counts
+    depthwise = [layer for layer in cost.layers if layer.channelwise]
+    assert len(depthwise) == 16 and all(layer.stream is not None for layer in depthwise)
+    everything = {n: np.ones(len(f[0]), bool) for n, f in c.ckpt.modularization.frequency.items()}
+    assert cost.kept_fraction(everything) == pytest.approx(1.0)
+    half = {n: np.arange(len(m)) % 2 == 0 for n, m in everything.items()}
+    assert cost.kept_fraction(half) < 0.5  # convs between two halved streams keep a quarter
