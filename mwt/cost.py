@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mwt.core.errors import MwtError
 from mwt.core.unionfind import UnionFind
 from mwt.models import GatedConv, MaskGenerator, PassThroughConv
 
@@ -230,6 +231,7 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
             h.remove()
         model.train(was_training)
 
+    _check_channels_follow(read_from, whole, shapes, pass_shapes)
     gated = {n for n, m in layers if isinstance(m, GatedConv) and m.gate is not None}
     # Writers into one stream: every pair of layers read by the same reader.
     streams_of: UnionFind[str] = UnionFind()
@@ -279,4 +281,23 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
         costs.append(LayerCost(name=name, macs=macs, in_channels=conv.in_channels, out_channels=conv.out_channels,
                                gate=None, stream=stream, channelwise=True))
     return CostModel(tuple(costs), tuple(streams))
+
+
+def _check_channels_follow(read_from: dict[str, set[str]], whole: set[str],
+                           shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
+                           pass_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a conv that reads channels its writers do not write one to one (a concatenation or
+    a channel shuffle between them): the cost model's streams, and every module of the network,
+    would be wrong, so this is one MwtError when training starts."""
+    for reader, writers in read_from.items():
+        if reader in whole:
+            continue
+        width = shapes[reader][0] if reader in shapes else pass_shapes[reader]
+        if len(width) != 4:
+            continue  # a linear layer may read a flattened map: C x H x W features
+        for writer in writers:
+            out = shapes[writer][1]
+            if len(out) == 4 and out[1] != width[1]:
+                raise MwtError(f"layer {reader} reads {width[1]} channels where {writer} writes {out[1]}: channel "
+                               "concatenation (or any op that moves channels) between gated convs is not supported yet")
 

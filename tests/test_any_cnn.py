@@ -375,6 +375,24 @@ def broken(num_classes, in_channels):
 
 def not_a_module(num_classes, in_channels):
     return 42
+
+
+class Concat(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.a = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(8, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.c = nn.Sequential(nn.Conv2d(12, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.fc(self.c(torch.cat([self.a(x), self.b(x)], 1)).mean((2, 3)))
+
+
+def concat(num_classes, in_channels):
+    return Concat(num_classes, in_channels)
 '''
 
 
@@ -482,3 +500,13 @@ def test_the_cost_model_counts_depthwise_convs_once_with_their_stream():
     assert cost.kept_fraction(everything) == pytest.approx(1.0)
     half = {n: np.arange(len(m)) % 2 == 0 for n, m in everything.items()}
     assert cost.kept_fraction(half) < 0.5  # convs between two halved streams keep a quarter
+
+
+def test_concatenated_gated_convs_are_refused_in_one_line(user_net):
+    from mwt.cost import cost_model
+    from mwt.models.user_code import load_user_code, provide
+
+    provide(load_user_code(f"{user_net}:concat"))
+    model = build_model(spec(arch="code:concat", width=1.0, stem="default"))
+    with pytest.raises(MwtError, match="reads 12 channels where net.a.0 writes 8: channel concatenation"):
+        cost_model(model, (1, 28, 28))
