@@ -29,10 +29,12 @@ from mwt.core.unionfind import UnionFind
 # Ops whose output channel c depends only on input channel c (broadcasting aside).
 ELEMENTWISE = {"Relu", "LeakyRelu", "Tanh", "Sigmoid", "Clip", "Identity", "Dropout", "Add", "Sub", "Mul", "Div",
                "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-               "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten", "Pad"}
+               "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten", "Pad", "HardSwish", "HardSigmoid",
+               "Elu", "Selu", "Gelu", "Mish", "Softplus"}
 # Of those, the ones that map an all-zero channel to an all-zero channel.
 ZERO_PRESERVING = {"Relu", "LeakyRelu", "Tanh", "Identity", "Dropout", "MaxPool", "AveragePool", "GlobalAveragePool",
-                   "GlobalMaxPool", "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten"}
+                   "GlobalMaxPool", "ReduceMean", "ReduceMax", "Unsqueeze", "Squeeze", "Flatten", "HardSwish", "Elu",
+                   "Selu", "Gelu", "Mish"}
 # Ops that mix input channels into new output channels through a weight initializer.
 PRODUCERS = {"Conv", "Gemm", "MatMul"}
 
@@ -109,6 +111,22 @@ class ChannelPlan:
         return (kept[:, None] * r + np.arange(r)[None, :]).reshape(-1)
 
 
+def _clip_keeps_zero(node: gs.Node) -> bool:
+    """A Clip whose range holds 0 (ReLU6 is Clip(0, 6)) maps a zero channel to zero."""
+    if node.op != "Clip":
+        return False
+    bounds = []
+    for i, attr, default in ((1, "min", -np.inf), (2, "max", np.inf)):
+        t = node.inputs[i] if len(node.inputs) > i else None
+        if t is not None and t.name:  # an empty name is an omitted optional input
+            if not isinstance(t, gs.Constant):
+                return False
+            bounds.append(float(np.asarray(t.values)))
+        else:
+            bounds.append(float(node.attrs.get(attr, default)))
+    return bounds[0] <= 0 <= bounds[1]
+
+
 def _channel_inputs(node: gs.Node) -> list[gs.Variable]:
     """The variable inputs of an elementwise node that carry the output's channel axis."""
     if node.op in ("BatchNormalization", "Pad", "Unsqueeze", "Squeeze", "Flatten", "ReduceMean", "ReduceMax"):
@@ -166,7 +184,20 @@ def _producer_reads(node: gs.Node) -> gs.Variable | None:
     return data if isinstance(data, gs.Variable) and channel_count(data) is not None else None
 
 
+def is_depthwise(node: gs.Node) -> bool:
+    """A Conv whose every output channel reads only its own input channel (group = C_in = C_out),
+    with a constant weight: channel-wise like ReLU, so input and output share one channel space."""
+    if node.op != "Conv" or node.attrs.get("group", 1) == 1 or len(node.inputs) < 2:
+        return False
+    w = node.inputs[1]
+    c_in, c_out = channel_count(node.inputs[0]), channel_count(node.outputs[0])
+    return (isinstance(w, gs.Constant) and c_in is not None and c_in == c_out == node.attrs["group"]
+            and np.asarray(w.values).shape[:2] == (c_out, 1))
+
+
 def _kind(node: gs.Node) -> NodeKind:
+    if is_depthwise(node) and len(node.outputs) == 1:
+        return NodeKind.JOIN
     if node.op in ELEMENTWISE and len(node.outputs) == 1 and _keeps_channel_axis(node):
         return NodeKind.JOIN
     if node.op in PRODUCERS and len(node.outputs) == 1 and _producer_reads(node) is not None:
@@ -226,8 +257,8 @@ def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray
             if out.name not in spaces.tensors:
                 continue
             c = spaces.channels(out)
-            if spaces.kinds[id(node)] is not NodeKind.JOIN or node.op not in ZERO_PRESERVING | {"Mul", "Add", "Sub",
-                                                                                              "Div", "Pad"}:
+            if spaces.kinds[id(node)] is not NodeKind.JOIN or not (
+                    node.op in ZERO_PRESERVING | {"Mul", "Add", "Sub", "Div", "Pad"} or _clip_keeps_zero(node)):
                 live[out.name] = np.ones(c, bool)
                 continue
             ins = _channel_inputs(node)
@@ -256,7 +287,7 @@ def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray
                 value = node.inputs[2].values if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant) else 0
                 zero_pad = node.attrs.get("mode", "constant") == "constant" and not np.any(value)
                 live[out.name] = live_of(ins[0], c).copy() if zero_pad else np.ones(c, bool)
-            else:  # Div and the zero-preserving unary ops follow their first channel input
+            else:  # Div, Clip and the zero-preserving unary ops follow their first channel input
                 live[out.name] = live_of(ins[0], c).copy() if ins else np.ones(c, bool)
     return live
 

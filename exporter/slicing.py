@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from exporter.channels import ChannelPlan, constant_channel_values
+from exporter.channels import ChannelPlan, constant_channel_values, is_depthwise
 from exporter.passes import end_pass
 
 
@@ -27,11 +27,18 @@ def _kept_or_all(indices: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def slice_conv(node: gs.Node, plan: ChannelPlan) -> None:
-    """Conv weight (out, in, kh, kw): rows to the output's kept channels, columns to the input's."""
+    """Conv weight (out, in, kh, kw): rows to the output's kept channels, columns to the input's.
+    A depthwise conv (one input channel per group) keeps its kept channels' filters, one group each."""
+    if node.attrs.get("group", 1) != 1 and not is_depthwise(node):
+        return  # a grouped conv is opaque to the plan: every channel it reads or writes is kept
     w = np.asarray(node.inputs[1].values)
     rows = _kept_or_all(plan.kept_of(node.outputs[0]), w.shape[0])
-    cols = _kept_or_all(plan.kept_of(node.inputs[0]), w.shape[1])
-    _replace_constant(node, 1, w[rows][:, cols])
+    if is_depthwise(node):
+        _replace_constant(node, 1, w[rows])
+        node.attrs["group"] = len(rows)  # input and output share a space: the same channels on both sides
+    else:
+        cols = _kept_or_all(plan.kept_of(node.inputs[0]), w.shape[1])
+        _replace_constant(node, 1, w[rows][:, cols])
     if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
         _replace_constant(node, 2, np.asarray(node.inputs[2].values)[rows])
 

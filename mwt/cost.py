@@ -7,6 +7,9 @@ is found once per model by probing, not declared per architecture: with every la
 silenced except one, the layers whose input is then nonzero read that layer's channels.
 Parameter-free ops (ReLU, pooling, residual adds) pass channels through; every conv block and
 linear layer is a boundary. The image itself reaches the first conv, so its input is whole.
+A depthwise conv that passes its feeder's gates through (`PassThroughConv`) is no boundary: it
+keeps exactly its input's channels, so its cost scales with its input stream's width alone.
+Convs without a batch norm (squeeze-and-excitation's) are part of the dataflow, uncounted.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from mwt.core.errors import MwtError
 from mwt.core.unionfind import UnionFind
-from mwt.models import GatedConv, MaskGenerator
+from mwt.models import GatedConv, MaskGenerator, PassThroughConv
 
 Streams = tuple[tuple[str, ...], ...]  # per channel stream, the gated layers writing into it
 
@@ -56,6 +60,7 @@ class LayerCost:
     gate: str | None  # the gated layer whose gate selects this layer's output channels (None: all computed)
     stream: int | None  # the channel stream its input is read from (None: the input is always whole)
     logits: bool = False  # its outputs are the classes (a module keeps only its own)
+    channelwise: bool = False  # a pass-through depthwise conv: its outputs are its input's channels
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,9 @@ class CostModel:
         for layer in self.layers:
             f_in = 1.0 if layer.stream is None else kept[layer.stream]
             out_stream = self.stream_of(layer.gate) if layer.gate is not None else None
-            if layer.logits and num_outputs is not None:
+            if layer.channelwise:
+                f_out = 1.0  # kept channels are counted once: input and output are the same channels
+            elif layer.logits and num_outputs is not None:
                 f_out = num_outputs / layer.out_channels
             else:
                 f_out = 1.0 if out_stream is None else kept[out_stream]
@@ -131,7 +138,7 @@ class CostModel:
             if layer.stream is not None:
                 factor = factor * rates[layer.stream]
             out_stream = self.stream_of(layer.gate) if layer.gate is not None else None
-            if out_stream is not None and not layer.logits:
+            if out_stream is not None and not layer.logits and not layer.channelwise:
                 factor = factor * rates[out_stream]
             total = total + layer.macs * factor
         return total / max(self.total_macs, 1)
@@ -156,6 +163,7 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
     model.eval()
     layers = _boundaries(model)
     names = [n for n, _ in layers]
+    passing = [(n, m) for n, m in model.named_modules() if isinstance(m, PassThroughConv)]
     device = next(model.parameters()).device
     x = torch.rand(2, *input_shape, device=device)
     inputs: dict[str, torch.Tensor] = {}
@@ -181,13 +189,28 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
             return fill(out) + (open_ == name)  # type: ignore[arg-type]
         return hook
 
+    def pass_hook(name: str):  # noqa: ANN202
+        def hook(_m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> object:
+            # While probing, a pass-through conv passes channel liveness on: nonzero exactly where its
+            # input channel is (its BN bias and gates would otherwise blur which writer reached it).
+            if state["open"] is None:
+                outputs[name] = out
+                return None
+            live = (args[0].abs().amax(dim=(2, 3), keepdim=True) > 0).to(out.dtype)
+            return torch.ones_like(out) * live
+        return hook
+
     handles = []
     for name, m in layers:
         handles.append(m.register_forward_pre_hook(pre_hook(name)))
         handles.append(m.register_forward_hook(post_hook(name)))
+    for name, m in passing:
+        handles.append(m.register_forward_pre_hook(pre_hook(name)))
+        handles.append(m.register_forward_hook(pass_hook(name)))
     try:
         logits, _ = model(x)
         shapes = {n: (tuple(inputs[n].shape), tuple(outputs[n].shape)) for n in names}
+        pass_shapes = {n: tuple(outputs[n].shape) for n, _ in passing}
         logits_layer = next((n for n in names if outputs[n] is logits), None)
 
         def readers(open_: str) -> set[str]:
@@ -195,10 +218,10 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
             state["open"] = open_
             inputs.clear()
             model(x)
-            return {n for n in names if n in inputs and bool(inputs[n].abs().sum() > 0)}
+            return {n for n in [*names, *pass_shapes] if n in inputs and bool(inputs[n].abs().sum() > 0)}
 
         whole = readers("")  # fed by the image itself
-        read_from: dict[str, set[str]] = {n: set() for n in names}
+        read_from: dict[str, set[str]] = {n: set() for n in [*names, *pass_shapes]}
         for name in names:
             for reader in readers(name) - whole:
                 read_from[reader].add(name)
@@ -208,6 +231,7 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
             h.remove()
         model.train(was_training)
 
+    _check_channels_follow(read_from, whole, shapes, pass_shapes)
     gated = {n for n, m in layers if isinstance(m, GatedConv) and m.gate is not None}
     # Writers into one stream: every pair of layers read by the same reader.
     streams_of: UnionFind[str] = UnionFind()
@@ -246,4 +270,34 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
             name=name, macs=macs, in_channels=c_in, out_channels=c_out,
             gate=name if name in gated else None, stream=stream, logits=name == logits_layer,
         ))
+    for name, m in passing:
+        conv = m.conv
+        h, w = pass_shapes[name][2:]
+        macs = h * w * conv.out_channels * (conv.in_channels // conv.groups) * int(torch.tensor(conv.kernel_size).prod())
+        writers = read_from[name]
+        stream = None
+        if name not in whole and writers:
+            stream = stream_index.get(find(next(iter(writers))))
+        costs.append(LayerCost(name=name, macs=macs, in_channels=conv.in_channels, out_channels=conv.out_channels,
+                               gate=None, stream=stream, channelwise=True))
     return CostModel(tuple(costs), tuple(streams))
+
+
+def _check_channels_follow(read_from: dict[str, set[str]], whole: set[str],
+                           shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
+                           pass_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a conv that reads channels its writers do not write one to one (a concatenation or
+    a channel shuffle between them): the cost model's streams, and every module of the network,
+    would be wrong, so this is one MwtError when training starts."""
+    for reader, writers in read_from.items():
+        if reader in whole:
+            continue
+        width = shapes[reader][0] if reader in shapes else pass_shapes[reader]
+        if len(width) != 4:
+            continue  # a linear layer may read a flattened map: C x H x W features
+        for writer in writers:
+            out = shapes[writer][1]
+            if len(out) == 4 and out[1] != width[1]:
+                raise MwtError(f"layer {reader} reads {width[1]} channels where {writer} writes {out[1]}: channel "
+                               "concatenation (or any op that moves channels) between gated convs is not supported yet")
+

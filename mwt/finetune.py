@@ -17,6 +17,7 @@ import torch
 
 from mwt.checkpoint import Checkpoint
 from mwt.core.errors import MwtError
+from mwt.registry import MODELS, is_constructed
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit
 from mwt.evaluate import accuracy
@@ -58,6 +59,11 @@ def _compact(ckpt: Checkpoint, selection: ModuleSelection, model: torch.nn.Modul
     """`compact_module` from the full model and its cost model."""
     if not selection.gated:
         raise MwtError("a network without gates has no module to cut out of it")
+    if is_constructed(ckpt.spec.arch):
+        # Its compact network would need depthwise and SE convs narrowed with their streams; the
+        # compiler (mwt export) removes them from the graph instead.
+        raise MwtError(f"finetune cuts compact networks out of {', '.join(MODELS)}; for {ckpt.spec.arch}, export "
+                       "its modules with 'mwt export' (folded gates give the gate-free network)")
     classes = list(selection.indices)
     gates = {k: torch.from_numpy(v) for k, v in
              folded_gate_values(ckpt.require_modularization(), classes, selection.kept).items()}

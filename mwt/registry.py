@@ -78,6 +78,50 @@ DATASETS: dict[str, DatasetInfo] = {
 
 MAX_WIDTH = 4.0
 
+# Networks built from torchvision's constructors (mwt.models.torchvision_models) are named
+# "torchvision:<registry name>"; their stem can be adapted to small images.
+TORCHVISION_PREFIX = "torchvision:"
+STEMS = ("default", "cifar")
+
+
+# A user's own network: "code:<function>" in a checkpoint, rebuilt only from the file the command
+# line names with --model-code (mwt.models.user_code); training takes "<file.py>:<function>".
+CODE_PREFIX = "code:"
+
+
+def is_user_code(name: str) -> bool:
+    """Whether a model name refers to a user's function (never imported from a checkpoint)."""
+    return name.startswith(CODE_PREFIX)
+
+
+def is_code_reference(value: str) -> bool:
+    """Whether a --model value names a function in a Python file ('net.py:build')."""
+    path, sep, function = value.rpartition(":")
+    return bool(sep) and path.endswith(".py") and function.isidentifier()
+
+
+def is_constructed(name: str) -> bool:
+    """A network built by a constructor (torchvision's or a user's) with gates inserted, not from MODELS."""
+    return is_torchvision(name) or is_user_code(name)
+
+
+def is_torchvision(name: str) -> bool:
+    """Whether a model name refers to torchvision's registry rather than to MODELS."""
+    return name.startswith(TORCHVISION_PREFIX)
+
+
+def check_model_name(name: str) -> None:
+    """A registered architecture or a `torchvision:` name (whose constructor is checked when built)."""
+    if is_torchvision(name):
+        if not name[len(TORCHVISION_PREFIX):]:
+            raise MwtError(f"'{name}' names no model; write e.g. {TORCHVISION_PREFIX}mobilenet_v2")
+        return
+    if is_user_code(name):
+        if not name[len(CODE_PREFIX):].isidentifier():
+            raise MwtError(f"'{name}' names no function; train with --model <file.py>:<function>")
+        return
+    architecture(name)
+
 
 def architecture(name: str) -> Architecture:
     """A registered architecture by name; unknown names get an error listing the known ones."""
@@ -89,7 +133,10 @@ def architecture(name: str) -> Architecture:
 
 def smallest_input(name: str) -> int:
     """The smallest image side (after the dataset's padding) the architecture can take: a VGG
-    halves its input at every max-pool, so it needs 2**pools pixels; ResNet's strided convs pad."""
+    halves its input at every max-pool, so it needs 2**pools pixels; ResNet's strided convs pad.
+    A torchvision network is checked by running it instead (mwt.models.torchvision_models.check_network)."""
+    if is_constructed(name):
+        return 1
     arch = architecture(name)
     return 2 ** sum(1 for v in arch.layout if v == "M") if arch.family == "vgg" else 1
 

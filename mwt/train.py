@@ -29,12 +29,16 @@ from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
 from mwt.distributed import Dist
 from mwt.evaluate import accuracy
+from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
-from mwt.registry import architecture, check_input_size, check_width
+from mwt.registry import (
+    STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_constructed, is_torchvision,
+    is_user_code,
+)
 from mwt.registry import recipe as registry_recipe
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
 
@@ -50,6 +54,8 @@ class TrainConfig:
     """Settings of one training run (defaults: the paper's recipe)."""
 
     model: str = "vgg16"
+    stem: str = "default"  # torchvision: models only: "cifar" adapts the stem to 32x32 images
+    init_from: str | None = None  # a state dict (weights only) to start from (mwt.init_weights)
     dataset: str = "fashion-mnist"
     width: float = 1.0
     modular: bool = True
@@ -124,8 +130,22 @@ class TrainConfig:
 
     def validate(self, world: int = 1) -> None:
         """The one place training settings are checked (every comparison also rejects NaN)."""
-        architecture(self.model)
+        check_model_name(self.model)
         check_width(self.width)
+        if self.stem not in STEMS:
+            raise MwtError(f"unknown stem '{self.stem}'; choose one of: {', '.join(STEMS)}")
+        if is_torchvision(self.model):
+            from mwt.models.torchvision_models import torchvision_builder
+
+            torchvision_builder(self.model[len(TORCHVISION_PREFIX):])  # an unknown name fails before any work
+        elif is_user_code(self.model):
+            from mwt.models.user_code import required_code
+
+            required_code(self.model)
+        elif self.stem != "default":
+            raise MwtError(f"--stem applies to {TORCHVISION_PREFIX} models; {self.model} has its own stem")
+        if self.init_from is not None:
+            read_state_dict(self.init_from)  # a pickle, a file without tensors or NaN weights fail before any work
         if self.image_size is not None:
             check_input_size(self.model, (self.image_size, self.image_size))
         self.source().check()
@@ -165,11 +185,16 @@ def resolve_device(device: str, dist: Dist = Dist()) -> torch.device:
 
 
 def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
-    """The model spec a config and dataset imply."""
-    return ModelSpec(
+    """The model spec a config and dataset imply (a user's network: tied to its file's SHA-256)."""
+    args: tuple[tuple[str, bool | int | float | str], ...] = ()
+    if is_user_code(config.model):
+        from mwt.models.user_code import code_args, required_code
+
+        args = code_args(required_code(config.model))
+    return ModelSpec(args=args, 
         arch=config.model, num_classes=len(info.classes), in_channels=info.channels, input_size=info.size,
         width=config.width, modular=config.modular, mean=info.mean, std=info.std, pad=info.pad,
-        gate_first=config.gate_first and config.modular,
+        gate_first=config.gate_first and config.modular, stem=config.stem,
     )
 
 
@@ -524,6 +549,14 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     spec = initial.spec if initial is not None else spec_for(config, info)
     classes = list(initial.classes) if initial is not None else list(info.classes)
     model = build_model(spec)
+    if is_constructed(spec.arch):
+        from mwt.models.torchvision_models import check_network
+
+        check_network(model, spec)  # a network that cannot take these images fails here, in one line
+    if initial is None and config.init_from is not None:
+        report = init_from(model, read_state_dict(config.init_from), config.init_from)
+        if dist.main:
+            print(report.line(config.init_from), flush=True)
     state = RunState()
     if initial is not None:
         model.load_state_dict(initial.state_dict)

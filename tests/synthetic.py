@@ -17,7 +17,7 @@ from mwt.registry import DATASETS
 
 def random_checkpoint(
     arch: str = "vgg16", width: float = 0.125, seed: int = 0, *, retain: float | None = None,
-    frequency_power: float = 3.0, gate_first: bool = False, dataset: str = "fashion-mnist",
+    frequency_power: float = 3.0, gate_first: bool = False, dataset: str = "fashion-mnist", stem: str = "default",
 ) -> Checkpoint:
     """A modularized checkpoint with random weights, non-trivial BN statistics and random frequencies.
 
@@ -28,7 +28,7 @@ def random_checkpoint(
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     spec = ModelSpec(arch, len(info.classes), info.channels, info.size, width, True, info.mean, info.std, info.pad,
-                     gate_first=gate_first)
+                     gate_first=gate_first, stem=stem)
     model = build_model(spec)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

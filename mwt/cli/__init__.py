@@ -13,6 +13,7 @@ are imported inside the commands, so `mwt predict` never loads torch.
 from __future__ import annotations
 
 import sys
+from typing import Annotated, Optional
 
 import typer
 
@@ -25,6 +26,22 @@ app = typer.Typer(
     # Plain help text: it reads the same in a terminal, a log and a pipe, and choices never wrap.
     rich_markup_mode=None,
 )
+
+
+@app.callback()
+def root(
+    model_code: Annotated[Optional[str], typer.Option(
+        "--model-code", help="<file.py>:<function> that builds the network of a checkpoint trained with "
+        "--model <file.py>:<function>: mwt never imports code a checkpoint names, so every command that loads one "
+        "needs this (the same file).")] = None,
+) -> None:
+    """mwt: train modular CNNs (MwT), cut out per-class modules, and run them as compact ONNX files."""
+    if model_code is not None or "mwt.models.user_code" in sys.modules:  # torch only when asked (or loaded already)
+        from mwt.models.user_code import load_user_code, provide
+
+        provide(load_user_code(model_code) if model_code is not None else None)  # each command line names its own
+
+
 app.add_typer(training.app)
 app.add_typer(export.app)
 app.add_typer(inference.app)

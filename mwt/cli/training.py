@@ -13,11 +13,23 @@ from mwt.cli.options import Align, Classes, DataDir, Download, Quiet, Threshold,
 from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.core.errors import MwtError, MwtWarning
-from mwt.registry import DATASETS, MAX_WIDTH, MODELS, RECIPES
+from mwt.registry import (
+    DATASETS, MAX_WIDTH, MODELS, RECIPES, STEMS, TORCHVISION_PREFIX, is_code_reference, is_torchvision,
+)
 
 app = typer.Typer()
 
-ModelName = choices(MODELS)
+Stem = choices(STEMS)
+
+
+def model_name(value: str) -> str:
+    """A typer callback: a registered architecture or a `torchvision:<name>` (checked against
+    torchvision's registry when the run is configured)."""
+    if value in MODELS or (is_torchvision(value) and value != TORCHVISION_PREFIX) or is_code_reference(value):
+        return value
+    raise typer.BadParameter(f"'{value}' is not one of {', '.join(repr(n) for n in MODELS)}, "
+                             f"or {TORCHVISION_PREFIX}<name> (e.g. {TORCHVISION_PREFIX}mobilenet_v2), "
+                             "or <file.py>:<function>")
 RecipeName = choices(RECIPES)
 Amp = choices(["off", "bf16", "fp16"])
 Storage = choices(["auto", "memory", "stream"])
@@ -27,7 +39,16 @@ Storage = choices(["auto", "memory", "stream"])
 def train(
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Where to write the checkpoint (default: model.pt; with --resume, the resumed file).")] = None,
-    model: Annotated[ModelName, typer.Option(help="Architecture.")] = ModelName("vgg16"),  # type: ignore[valid-type]
+    model: Annotated[str, typer.Option(
+        help=f"Architecture: one of {', '.join(MODELS)}, or any classification CNN in torchvision's model registry "
+        f"as {TORCHVISION_PREFIX}<name> (e.g. {TORCHVISION_PREFIX}mobilenet_v2, {TORCHVISION_PREFIX}resnet50, "
+        f"{TORCHVISION_PREFIX}efficientnet_b0), built from torchvision's constructor without weights, or your own "
+        "network as <file.py>:<function> (called as function(num_classes=..., in_channels=...), returning a "
+        "torch.nn.Module; later commands then need 'mwt --model-code <file.py>:<function> ...'). Gates are "
+        "inserted into every conv-BN pair.", callback=model_name)] = "vgg16",
+    stem: Annotated[Stem, typer.Option(  # type: ignore[valid-type]
+        help=f"{TORCHVISION_PREFIX} models only: 'cifar' adapts the stem to 32x32 inputs (a 3x3 stride-1 first "
+        "conv and no first max-pool); 'default' keeps torchvision's.")] = Stem("default"),
     dataset: Annotated[str, typer.Option(
         help=f"A built-in dataset ({', '.join(DATASETS)}), or a folder of images with one subfolder per class "
         "(and optionally train/ and test/ or val/ splits).")] = "fashion-mnist",
@@ -67,6 +88,10 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the run saved in this resumable checkpoint, as it was configured.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on only the first N training images.", min=1)] = None,
+    init_from: Annotated[Optional[Path], typer.Option(
+        help="Start from these weights: a state dict saved with torch.save(model.state_dict()) (read weights-only), "
+        "e.g. of the torchvision network named by --model. Tensors whose shapes differ (the classifier, when the "
+        "class count differs) keep fresh values; the mask generators always start fresh.")] = None,
     image_size: Annotated[Optional[int], typer.Option(
         help="Image folders: resize to this square size (default: the images' common size, else 32).",
         min=1, max=4096)] = None,
@@ -99,7 +124,13 @@ def train(
                                      f"here, give it as a path: --dataset ./{dataset}"), stacklevel=1)
     elif Path(dataset).is_dir():
         dataset = str(Path(dataset).resolve())
-    given = dict(model=model.value, dataset=dataset, width=width, modular=not standard, epochs=epochs,
+    if is_code_reference(model):  # the user's own network: imported because this command line names it
+        from mwt.models.user_code import load_user_code, provide
+
+        code = load_user_code(model)
+        provide(code)
+        model = code.arch
+    given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)

@@ -32,6 +32,8 @@ MODULE_OPS = frozenset({
     "Add", "ArgMax", "Cast", "Concat", "Constant", "Conv", "DequantizeLinear", "Div", "Flatten", "Gemm",
     "GlobalAveragePool", "Identity", "MatMul", "MaxPool", "Mul", "Pad", "QuantizeLinear", "ReduceMean", "Relu",
     "Reshape", "Softmax", "Sub", "Tanh", "Unsqueeze",
+    # the activations and pools of torchvision's networks (MobileNet's ReLU6 is a Clip, SiLU a Sigmoid and a Mul)
+    "AveragePool", "Clip", "Elu", "HardSigmoid", "HardSwish", "LeakyRelu", "Selu", "Sigmoid", "Softplus",
 })
 
 

@@ -7,20 +7,29 @@ from collections.abc import Callable
 from torch import nn
 
 from mwt.core.errors import MwtError
-from mwt.models.gate import GatedConv, MaskGenerator, Preprocess
+from mwt.models.gate import GatedConv, MaskGenerator, PassThroughConv, Preprocess
 from mwt.models.resnet import ResNet
 from mwt.models.spec import ModelSpec
 from mwt.models.vgg import VGG
-from mwt.registry import MODELS, Architecture, architecture, check_width
+from mwt.registry import MODELS, Architecture, architecture, check_width, is_torchvision, is_user_code
 
 FAMILIES: dict[str, Callable[[ModelSpec, Architecture], nn.Module]] = {"vgg": VGG, "resnet": ResNet}
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
     """Construct the network a spec describes (random weights), compact widths included."""
-    arch = architecture(spec.arch)
     check_width(spec.width)
-    model = FAMILIES[arch.family](spec, arch)
+    if is_torchvision(spec.arch):
+        from mwt.models.torchvision_models import build_torchvision  # imports torchvision: only when asked
+
+        model: nn.Module = build_torchvision(spec)
+    elif is_user_code(spec.arch):
+        from mwt.models.user_code import build_user
+
+        model = build_user(spec)
+    else:
+        arch = architecture(spec.arch)
+        model = FAMILIES[arch.family](spec, arch)
     if spec.widths:
         resize_layers(model, spec.widths)
     return model
@@ -56,5 +65,5 @@ def resize_layers(model: nn.Module, widths: tuple[tuple[str, int, int], ...]) ->
 
 
 __all__ = [
-    "MODELS", "GatedConv", "MaskGenerator", "ModelSpec", "Preprocess", "build_model", "gated_layers", "resize_layers",
+    "MODELS", "GatedConv", "MaskGenerator", "ModelSpec", "PassThroughConv", "Preprocess", "build_model", "gated_layers", "resize_layers",
 ]

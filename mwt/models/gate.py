@@ -46,6 +46,17 @@ class GatedConv(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels)
         self.gate = MaskGenerator(in_channels, out_channels) if gated else None
 
+    @classmethod
+    def wrap(cls, conv: nn.Conv2d, bn: nn.BatchNorm2d, *, gated: bool) -> GatedConv:
+        """A block around an existing conv and batch norm (any kernel, stride, padding or groups),
+        with a fresh mask generator when `gated`: how gates are inserted into a given network."""
+        block = cls.__new__(cls)
+        nn.Module.__init__(block)
+        block.conv = conv
+        block.bn = bn
+        block.gate = MaskGenerator(conv.in_channels, conv.out_channels) if gated else None
+        return block
+
     @property
     def out_channels(self) -> int:
         return self.conv.out_channels
@@ -75,3 +86,25 @@ class Preprocess(nn.Module):
         if self.pad:
             x = F.pad(x, (self.pad,) * 4)
         return (x - self.mean) / self.std
+
+
+class PassThroughConv(nn.Module):
+    """A depthwise (or channel-preserving grouped) conv -> BN, times the gates of the layer feeding it.
+
+    Such a conv computes each output channel from its own input channel (or group), so instead of a
+    mask generator of its own it passes its input's gates through per channel: a kernel its input
+    switched off stays off here, and the compiler can remove the channel on both sides of the conv.
+    `forward` returns the feature map only; the gates it uses belong to the feeding layer.
+    """
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = bn
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x)) * g[:, :, None, None]  # g: (B, C) of the feeding layer

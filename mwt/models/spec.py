@@ -23,6 +23,10 @@ class ModelSpec:
     # A compact network (a fine-tuned module): (layer, in, out) for every conv or linear layer
     # whose width differs from the architecture's. Empty for a full network.
     widths: tuple[tuple[str, int, int], ...] = ()
+    # A network from a constructor (arch "torchvision:<name>"): "cifar" adapts its stem to 32x32
+    # inputs, `args` are the constructor's extra keyword arguments (plain values only).
+    stem: str = "default"
+    args: tuple[tuple[str, bool | int | float | str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -30,6 +34,9 @@ class ModelSpec:
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
         d["widths"] = [list(w) for w in self.widths]
+        d["args"] = {k: v for k, v in self.args}
+        if self.stem == "default" and not self.args:  # a registry model's description stays as it always was
+            del d["stem"], d["args"]
         return d
 
     @classmethod
@@ -46,12 +53,21 @@ class ModelSpec:
             pad=int(d["pad"]),
             gate_first=bool(d.get("gate_first", False)),
             widths=tuple((str(n), int(i), int(o)) for n, i, o in d.get("widths", [])),
+            stem=str(d.get("stem", "default")),
+            args=tuple(sorted((str(k), _plain_value(v)) for k, v in dict(d.get("args") or {}).items())),
         )
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the images the model takes."""
         return (self.in_channels, *self.input_size)
+
+
+def _plain_value(v: object) -> bool | int | float | str:
+    """A constructor argument as stored: a bool, number or string, never anything else."""
+    if not isinstance(v, (bool, int, float, str)):
+        raise TypeError(f"constructor arguments must be plain values, not {type(v).__name__}")
+    return v
 
 
 def scaled(channels: int, width: float) -> int:
