@@ -295,7 +295,7 @@ def _check_channels_follow(read_from: dict[str, set[str]], whole: set[str],
         width = shapes[reader][0] if reader in shapes else pass_shapes[reader]
         if len(width) != 4:
             continue  # a linear layer may read a flattened map: C x H x W features
-        for writer in writers:
+        for writer in sorted(writers):  # sorted: the same writer is named every run
             out = shapes[writer][1]
             if len(out) == 4 and out[1] != width[1]:
                 raise MwtError(f"layer {reader} reads {width[1]} channels where {writer} writes {out[1]}: channel "
