@@ -583,15 +583,24 @@ def test_a_rank_pointed_at_a_foreign_port_stops_on_sigint(tmp_path, tiny_fashion
         proc = subprocess.Popen([sys.executable, "-m", "mwt", "train", "--data-dir", str(tiny_fashion_dir), "--epochs",
                                  "1", "--device", "cpu", "--out", str(tmp_path / "m.pt")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        # A fixed wait, not the rank's connection: SIGINT right as its store client connects did not
-        # stop it within 20 s in CI (a follow-up: the rendezvous thread in C++ at exit).
-        time.sleep(12)  # torch imported, joining
+        # Signal once the rank is waiting in its rendezvous: its store client has connected here,
+        # and a moment later the main thread waits in its interruptible loop. A fixed 12 s was too
+        # short for a loaded machine's imports; SIGINT at the very moment of connecting did not
+        # stop the rank either (a follow-up: a signal while torch starts the store's C++ thread).
+        http.settimeout(90)
+        try:
+            peer, _ = http.accept()
+        except TimeoutError:
+            proc.kill()
+            pytest.fail("the rank never connected to MASTER_PORT")
+        time.sleep(3)
         proc.send_signal(signal.SIGINT)
         try:
             _, err = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail("SIGINT did not stop a process joining a group")
+        peer.close()
     assert proc.returncode == 130 and len(err.strip().splitlines()) <= 2, err
 
 
