@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 # One torch thread for the suite and every child it starts (set before torch is imported): on a
-# 2-core machine a 2-thread parent and its 2-thread children spin-wait on each other (measured on
-# M3: 535 s with 2 threads against 254 s with 1, on the same loaded machine). A value the caller
-# sets wins.
+# 2-core machine a 2-thread parent and its 2-thread children spin-wait on each other. Measured on
+# fresh clones on M3 (2 cores): 688 s with torch's default of 2 threads (partly beside a training
+# run), 252 s with 1 on the quiet machine. A value the caller sets wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import contextlib
