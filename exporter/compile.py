@@ -36,7 +36,7 @@ from exporter.slicing import apply_plan
 from exporter.torch_export import export_with_gates
 from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from mwt.core.metadata import LOGITS, GateMode, InputSpec, ModuleMetadata
-from mwt.cost import cost_model
+from mwt.cost import Streams, cost_model
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.models import build_model, gated_layers
 from mwt.modularize import folded_gate_values, folding_error
@@ -53,8 +53,10 @@ class ModuleCompiler:
     in the order given. The same inputs always give byte-identical output.
     """
 
-    def __init__(self, ckpt: Checkpoint, source_sha256: str = "", path: str | Path | None = None) -> None:
-        """`path` names the checkpoint's file in errors; `source_sha256` goes into every module's metadata."""
+    def __init__(self, ckpt: Checkpoint, source_sha256: str = "", path: str | Path | None = None, *,
+                 streams: Streams | None = None) -> None:
+        """`path` names the checkpoint's file in errors; `source_sha256` goes into every module's
+        metadata; `streams` are the cost model's, when the caller has probed them already."""
         self.ckpt = ckpt
         self.source_sha256 = source_sha256
         self.path = path
@@ -63,7 +65,9 @@ class ModuleCompiler:
         if self.gated:
             modularization_of(ckpt, path)  # before the torch export: an unmodularized file fails at once
         self.input = InputSpec(shape=ckpt.spec.input_shape, dataset=ckpt.dataset, resize=ckpt.source.resize)
-        self.streams = cost_model(model, ckpt.spec.input_shape).streams if self.gated else ()
+        if streams is None:
+            streams = cost_model(model, ckpt.spec.input_shape).streams if self.gated else ()
+        self.streams = streams
         self._exported = export_with_gates(model, ckpt.spec.input_shape)
         self._imported = gs.export_onnx(import_graph(self._exported))  # constants folded, shapes inferred
         graph = gs.import_onnx(self._imported)

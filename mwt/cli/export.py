@@ -10,8 +10,8 @@ import typer
 
 from mwt.cli.entrypoint import exit_process, run_app
 from mwt.cli.options import Align, Classes, DataDir, Threshold, choices
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.core.metadata import GateMode, Precision
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from exporter.export import ExportImages
@@ -53,6 +53,7 @@ def export(
     from mwt.checkpoint import file_sha256, load_checkpoint
     from mwt.core.atomic import check_writable
     from mwt.core.names import safe_stem
+    from mwt.cost import cost_model
     from mwt.selection import ModuleSelection
 
     if full or plain:
@@ -65,7 +66,10 @@ def export(
     settings = ExportSettings(gates=gates, precision=Precision(precision.value), force_folded=force_folded,
                               calibration_images=calibration_images)
     ckpt = load_checkpoint(checkpoint)
-    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, whole=True, path=checkpoint)
+    # the cost model's streams, probed once for the selection's alignment and the compiler
+    streams = cost_model(ckpt.build(), ckpt.spec.input_shape).streams if ckpt.spec.modular else ()
+    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=streams, whole=True,
+                                   path=checkpoint)
     # the default name comes from the checkpoint's class names: made safe, it stays in this folder
     target = out or Path(safe_stem(list(selection.names)) + ".onnx")
     check_writable(target)  # before the (slow) torch export
@@ -75,7 +79,7 @@ def export(
     if settings.precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
         typer.echo("warning: an FP16 module gains nothing on a CPU (onnxruntime computes it through float32); "
                    "it is meant for GPUs", err=True)
-    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint), checkpoint)
+    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint), checkpoint, streams=streams)
     report = export_module_file(compiler, selection, target, settings, images)
     print(report.table())
     print(f"wrote {target}")
