@@ -1,7 +1,8 @@
 """Per architecture: FLOPs kept and batch-32 speedup of a two-class module against the plain full model.
 
 For each architecture (registry names and `torchvision:<name>`), a checkpoint is either given
-(`--checkpoint arch=path`, a trained and modularized one) or synthetic: random weights and random
+(`--checkpoint arch=path`, a trained and modularized one, whose full model and modules are also
+scored on the classes' test images) or synthetic: random weights and random
 kernel frequencies at which about `--retain` of each layer is in each class's module (the
 networks are not trained, so only FLOPs and latency mean anything, never accuracy). The
 two-class module (default sneaker, bag) is compiled with folded and dynamic gates and timed side
@@ -57,7 +58,9 @@ def measure(arch: str, args: argparse.Namespace) -> dict:
     given = dict(c.split("=", 1) for c in args.checkpoint)
     if arch in given:
         ckpt = load_checkpoint(given[arch])
-        source = given[arch]
+        config = ckpt.training.get("config", {})
+        source = (f"trained: {config.get('recipe')} recipe, {len(ckpt.training.get('history', []))} epochs on "
+                  f"{config.get('train_limit') or 'all'} images")
     else:
         ckpt = random_checkpoint(arch, width=args.width, seed=args.seed, retain=args.retain, stem=args.stem
                                  if arch.startswith("torchvision:") else "default")
@@ -79,6 +82,16 @@ def measure(arch: str, args: argparse.Namespace) -> dict:
     for gates, (_, report) in modules.items():
         result[f"{gates}_flops"] = report.module.flops
         result[f"{gates}_flops_kept"] = report.module.flops / compiler.plain_cost.flops
+    if arch in given:  # a trained network: how its modules score on their classes' test images
+        from mwt.data import load_named
+        from mwt.evaluate import module_accuracy
+
+        test = load_named(ckpt.source, "test", list(selection.names))
+        scored = {"full model": compiler.full_model, **{f"{g} module": m for g, (m, _) in modules.items()}}
+        result["test_acc"] = ckpt.training.get("test_acc")
+        result["epochs"] = len(ckpt.training.get("history", []))
+        result["train_images"] = ckpt.training.get("config", {}).get("train_limit")
+        result["accuracy"] = module_accuracy(scored, test, list(selection.indices), threads=args.threads)
     if args.profile:
         x = np.random.default_rng(0).random((args.batch, *ckpt.spec.input_shape), dtype=np.float32)
         result["op_ms"] = {"plain full": op_times(plain, x, args.threads),
@@ -88,12 +101,16 @@ def measure(arch: str, args: argparse.Namespace) -> dict:
 
 def table(results: list[dict]) -> str:
     lines = ["| architecture | width | checkpoint | plain MFLOPs | folded: FLOPs kept | folded speedup (batch 32) | "
-             "dynamic: FLOPs kept | dynamic speedup |", "|---|---|---|---|---|---|---|---|"]
+             "dynamic: FLOPs kept | dynamic speedup | accuracy: full / folded / dynamic |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lat = r["latency"]
+        acc = r.get("accuracy")
+        scores = (" / ".join(f"{100 * acc[k]:.2f}%" for k in ("full model", "folded module", "dynamic module"))
+                  if acc else "- (not trained)")
         lines.append(f"| {r['arch']} | {r['width']:g} | {r['checkpoint']} | {r['plain_flops'] / 1e6:.1f} | "
                      f"{100 * r['folded_flops_kept']:.1f}% | {lat['folded module']['speedup']:.2f}x | "
-                     f"{100 * r['dynamic_flops_kept']:.1f}% | {lat['dynamic module']['speedup']:.2f}x |")
+                     f"{100 * r['dynamic_flops_kept']:.1f}% | {lat['dynamic module']['speedup']:.2f}x | {scores} |")
     return "\n".join(lines)
 
 
