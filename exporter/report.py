@@ -81,6 +81,7 @@ class ExportReport:
             f"KRR              {'-' if self.krr is None else f'{100 * self.krr:.2f}%'}",
             *([f"gates            {GATE_WORDS[self.gates]}"] if self.gates is not None else []),
             f"FLOPs            {flops}",
+            *([f"FLOPs by layer   {self.module.shares()}"] if len(self.module.by_kind) > 1 else []),
             f"parameters       {params}",
             *([f"folding error    {100 * self.folding_error:.1f}% (RMS gate error of the constant gates, worst layer)"]
               if self.folding_error is not None else []),

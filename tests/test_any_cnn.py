@@ -168,6 +168,16 @@ for gates in GateMode:
 """
 
 
+def test_the_report_says_where_the_flops_go():
+    c = compiler("mobilenet_v2")
+    _, report = c.compile(c.select((7, 8)), GateMode.folded)
+    kinds = dict(report.module.by_kind)
+    assert set(kinds) == {"conv", "depthwise conv", "dense"} and sum(kinds.values()) == report.module.macs
+    assert kinds["depthwise conv"] < kinds["conv"]
+    line = next(r for r in report.table().splitlines() if r.startswith("FLOPs by layer"))
+    assert line.split(None, 3)[3].startswith("conv ") and "depthwise conv" in line and "dense" in line
+
+
 def test_byte_identical_output_across_processes():
     c = compiler("mobilenet_v2")
     here = [model_digest(c.compile(c.select((2, 5)), g)[0]) for g in GateMode]
