@@ -325,26 +325,43 @@ def backward_needed(graph: gs.Graph, spaces: ChannelSpaces, live: dict[str, np.n
     return needed
 
 
-def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: dict[str, np.ndarray]) -> ChannelPlan:
-    """Phase 4: each space keeps the union over its tensors of live-and-needed channels."""
+def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: dict[str, np.ndarray],
+                  align: int = 1) -> ChannelPlan:
+    """Phase 4: each space keeps the union over its tensors of live-and-needed channels.
+
+    With `align` N > 1, a feature-map space that keeps at least N channels keeps a multiple of N:
+    the first channels it would drop fill the gap. A module's selection is aligned already, but
+    folded gates turn a kept kernel whose mean gate is 0 into a dead channel, and odd widths miss
+    onnxruntime's blocked (NCHWc) conv kernels: a trained MobileNetV2 module's 23-channel
+    depthwise conv took 1.18 ms where the plain model's 48-channel one took 0.59 ms (batch 32).
+    A filler channel cannot affect an output, so the module's answers stay the same. Narrower
+    spaces stay as they are, as the selection leaves them (see `module_kernels`).
+    """
     pinned = {spaces.space_of[n] for n in spaces.pinned_tensors if n in spaces.space_of}
     kept: dict[int, np.ndarray] = {sid: np.arange(spaces.width[sid]) for sid in pinned}
     union: dict[int, np.ndarray] = {}
-    for name in spaces.tensors:
+    feature_maps: set[int] = set()
+    for name, tensor in spaces.tensors.items():
         sid = spaces.space_of[name]
         if sid in kept:
             continue
         m = live.get(name, np.ones(spaces.width[sid], bool)) & needed[name]
         union[sid] = union[sid] | m if sid in union else m
+        if tensor.shape is not None and len(tensor.shape) == 4:
+            feature_maps.add(sid)
     for sid, m in union.items():
         idx = np.flatnonzero(m)
+        short = (-len(idx)) % align
+        if sid in feature_maps and short and len(idx) >= align and len(idx) + short <= spaces.width[sid]:
+            idx = np.sort(np.concatenate([idx, np.flatnonzero(~m)[:short]]))
         kept[sid] = idx if len(idx) else np.array([0])  # a space never vanishes: keep one (zero) channel
     return ChannelPlan(space_of=spaces.space_of, repeat=spaces.repeat, kept=kept, width=spaces.width, pinned=pinned)
 
 
-def plan_channels(graph: gs.Graph) -> ChannelPlan:
-    """Run the analysis over a shape-inferred graph (see the module docstring for what it guarantees)."""
+def plan_channels(graph: gs.Graph, align: int = 1) -> ChannelPlan:
+    """Run the analysis over a shape-inferred graph (see the module docstring for what it
+    guarantees; `align` as in `kept_channels`)."""
     spaces = find_spaces(graph)
     live = forward_live(graph, spaces)
     needed = backward_needed(graph, spaces, live)
-    return kept_channels(spaces, live, needed)
+    return kept_channels(spaces, live, needed, align)

@@ -151,7 +151,7 @@ class ModuleCompiler:
     def channel_plan(self, selection: ModuleSelection, gates: GateMode = GateMode.dynamic) -> ChannelPlan:
         """The channels the module of `selection` computes, per channel space of its graph (the
         analysis `compile` slices by; tests check it against the cost model's streams)."""
-        return plan_channels(self._gated_graph(selection, gates)[0])
+        return plan_channels(self._gated_graph(selection, gates)[0], selection.align)
 
     def compile(self, selection: ModuleSelection, gates: GateMode | None = None) -> tuple[onnx.ModelProto, ExportReport]:
         """Compile the module of `selection` with `gates` (default: `default_gates`); see the class
@@ -159,7 +159,7 @@ class ModuleCompiler:
         gates = gates or self.default_gates
         start = time.perf_counter()
         graph, folding = self._gated_graph(selection, gates)
-        apply_plan(graph, plan_channels(graph))
+        apply_plan(graph, plan_channels(graph, selection.align))
         remove_identity_muls(graph)
         fold_channel_scales(graph)
         module = finalize(graph, producer=PRODUCER)

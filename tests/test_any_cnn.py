@@ -168,6 +168,29 @@ for gates in GateMode:
 """
 
 
+def test_folded_kernels_with_a_zero_mean_gate_keep_the_aligned_widths():
+    # The reuse recipe closes a class's gates outright, so an alignment's filler kernels often have
+    # a mean gate of 0: folded, they are dead channels. The compiler keeps the widths the selection
+    # aligned (odd widths miss onnxruntime's blocked conv kernels), and the answers stay the same.
+    ckpt = checkpoint("mobilenet_v2", seed=3)
+    classes = (7, 8)
+    base = ModuleCompiler(ckpt, source_sha256="tv-zero-gates")
+    selection = base.select(classes, align=8)
+    exact = base.select(classes, align=1)
+    for layer, mask in selection.kept.items():  # every filler kernel: never open for these classes
+        filler = torch.from_numpy(mask & ~exact.kept[layer])
+        ckpt.modularization.gate_mean[layer][list(classes)] *= ~filler
+    c = ModuleCompiler(ckpt, source_sha256="tv-zero-gates-2")
+    selection = c.select(classes, align=8)
+    module, report = c.compile(selection, GateMode.folded)
+    widths = [f for _, f, _, _ in _depthwise_widths(module)]
+    assert widths and all(f % 8 == 0 or f < 8 for f in widths), widths
+    kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+    frozen = folded_gate_values(c.ckpt.modularization, list(classes), kept)
+    np.testing.assert_allclose(run_onnx(module, X), simulate(c.ckpt, report.retained, classes, X, frozen),
+                               atol=1e-4, rtol=0)
+
+
 def test_the_report_says_where_the_flops_go():
     c = compiler("mobilenet_v2")
     _, report = c.compile(c.select((7, 8)), GateMode.folded)
