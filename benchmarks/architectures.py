@@ -59,12 +59,15 @@ def measure(arch: str, args: argparse.Namespace) -> dict:
     if arch in given:
         ckpt = load_checkpoint(given[arch])
         config = ckpt.training.get("config", {})
-        source = (f"trained: {config.get('recipe')} recipe, {len(ckpt.training.get('history', []))} epochs on "
-                  f"{config.get('train_limit') or 'all'} images")
+        trained = {"test_acc": ckpt.training.get("test_acc"), "epochs": len(ckpt.training.get("history", [])),
+                   "train_images": config.get("train_limit")}
+        source = (f"trained: {config.get('recipe')} recipe, {trained['epochs']} epochs on "
+                  f"{trained['train_images'] or 'all'} images")
     else:
         ckpt = random_checkpoint(arch, width=args.width, seed=args.seed, retain=args.retain, stem=args.stem
                                  if arch.startswith("torchvision:") else "default")
         source = f"synthetic (random weights, retain {args.retain})"
+        trained = None
     compiler = ModuleCompiler(ckpt)
     selection = compiler.select(args.classes, align=args.align)
     modules = {gates.value: compiler.compile(selection, gates) for gates in GateMode}
@@ -82,15 +85,13 @@ def measure(arch: str, args: argparse.Namespace) -> dict:
     for gates, (_, report) in modules.items():
         result[f"{gates}_flops"] = report.module.flops
         result[f"{gates}_flops_kept"] = report.module.flops / compiler.plain_cost.flops
-    if arch in given:  # a trained network: how its modules score on their classes' test images
+    if trained is not None:  # a trained network: how its modules score on their classes' test images
         from mwt.data import load_named
         from mwt.evaluate import module_accuracy
 
         test = load_named(ckpt.source, "test", list(selection.names))
         scored = {"full model": compiler.full_model, **{f"{g} module": m for g, (m, _) in modules.items()}}
-        result["test_acc"] = ckpt.training.get("test_acc")
-        result["epochs"] = len(ckpt.training.get("history", []))
-        result["train_images"] = ckpt.training.get("config", {}).get("train_limit")
+        result.update(trained)
         result["accuracy"] = module_accuracy(scored, test, list(selection.indices), threads=args.threads)
     if args.profile:
         x = np.random.default_rng(0).random((args.batch, *ckpt.spec.input_shape), dtype=np.float32)

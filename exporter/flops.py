@@ -26,7 +26,9 @@ class Cost:
 
     def shares(self) -> str:
         """'conv 91.2%, depthwise conv 8.1%, dense 0.7%' (largest first); empty without MACs."""
-        return ", ".join(f"{kind} {100 * m / self.macs:.1f}%" for kind, m in self.by_kind if self.macs)
+        if not self.macs:
+            return ""
+        return ", ".join(f"{kind} {100 * m / self.macs:.1f}%" for kind, m in self.by_kind)
 
 
 def _conv_kind(node: onnx.NodeProto, weight: list[int]) -> str:
