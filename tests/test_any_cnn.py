@@ -168,25 +168,33 @@ for gates in GateMode:
 """
 
 
-def test_folded_kernels_with_a_zero_mean_gate_keep_the_aligned_widths():
+def test_folded_modules_keep_aligned_widths_and_depthwise_convs_at_least_align_channels():
     # The reuse recipe closes a class's gates outright, so an alignment's filler kernels often have
     # a mean gate of 0: folded, they are dead channels. The compiler keeps the widths the selection
-    # aligned (odd widths miss onnxruntime's blocked conv kernels), and the answers stay the same.
-    classes = (7, 8)
+    # aligned (odd widths miss onnxruntime's blocked conv kernels), and a depthwise conv whose
+    # stream the selection left narrow gets `align` channels; the answers stay the same.
+    classes, narrow = (7, 8), "net.features.2.conv.0.0"  # an expand conv: a depthwise conv runs in its stream
     c = ModuleCompiler(checkpoint("mobilenet_v2", seed=3), source_sha256="tv-zero-gates")
+    frequency = c.ckpt.modularization.frequency[narrow]
+    frequency[list(classes)] = 0.0
+    frequency[list(classes), :3] = 1.0  # these classes use 3 of its kernels: narrower than the alignment
     selection = c.select(classes, align=8)
     exact = c.select(classes, align=1)
+    assert int(selection.kept[narrow].sum()) == 3
     # every filler kernel: never open for these classes (folded gates are read at compile time)
     for layer, mask in selection.kept.items():
         filler = torch.from_numpy(mask & ~exact.kept[layer])
         c.ckpt.modularization.gate_mean[layer][list(classes)] *= ~filler
-    module, report = c.compile(selection, GateMode.folded)
-    widths = [f for _, f, _, _ in _depthwise_widths(module)]
-    assert widths and all(f % 8 == 0 or f < 8 for f in widths), widths
-    kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
-    frozen = folded_gate_values(c.ckpt.modularization, list(classes), kept)
-    np.testing.assert_allclose(run_onnx(module, X), simulate(c.ckpt, report.retained, classes, X, frozen),
-                               atol=1e-4, rtol=0)
+    full = [f for _, f, _, _ in _depthwise_widths(c.full_model)]
+    for gates in GateMode:
+        module, report = c.compile(selection, gates)
+        widths = [f for _, f, _, _ in _depthwise_widths(module)]
+        assert len(widths) == len(full) and all(w % 8 == 0 or w == f for w, f in zip(widths, full)), widths
+        assert widths[1] == 8  # the narrow stream's depthwise conv: 3 kernels kept, 8 channels run
+        kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+        frozen = folded_gate_values(c.ckpt.modularization, list(classes), kept) if gates is GateMode.folded else None
+        np.testing.assert_allclose(run_onnx(module, X), simulate(c.ckpt, report.retained, classes, X, frozen),
+                                   atol=1e-4, rtol=0)
 
 
 def test_the_report_says_where_the_flops_go():
