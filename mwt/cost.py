@@ -156,37 +156,49 @@ def _boundaries(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return out
 
 
+# Layers opened per probing forward pass, one per sample: a forward of a batch this big costs far
+# less than as many forwards of one sample, and the hooks keep one flag per sample, not the maps.
+PROBES_PER_PASS = 16
+
+
 @torch.no_grad()
 def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
-    """Probe `model` (on its current device) and return its cost model. The model's mode is kept."""
+    """Probe `model` (on its current device) and return its cost model. The model's mode is kept.
+
+    Dataflow is probed in eval mode, where every sample is computed on its own: sample i of a
+    probing batch opens one layer (it writes positive values into every channel, whatever its
+    input; every other layer writes zeros), and the layers whose input is nonzero in sample i are
+    the readers of that layer's output.
+    """
     was_training = model.training
     model.eval()
     layers = _boundaries(model)
     names = [n for n, _ in layers]
     passing = [(n, m) for n, m in model.named_modules() if isinstance(m, PassThroughConv)]
     device = next(model.parameters()).device
-    x = torch.rand(2, *input_shape, device=device)
-    inputs: dict[str, torch.Tensor] = {}
+    inputs: dict[str, torch.Tensor] = {}  # the first pass: each layer's input; probing: (B,) nonzero flags
     outputs: dict[str, torch.Tensor] = {}
-    state: dict[str, object] = {"open": None}
+    state: dict[str, list[str] | None] = {"open": None}  # probing: the layer each sample opens ("": none)
+
+    def opened(name: str, like: torch.Tensor) -> torch.Tensor:
+        """Samples that open `name`, shaped to broadcast against `like`."""
+        flags = torch.tensor([o == name for o in state["open"] or ()], device=like.device)
+        return flags.view(-1, *([1] * (like.dim() - 1)))
 
     def pre_hook(name: str):  # noqa: ANN202
         def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            inputs[name] = args[0]
+            x = args[0]
+            inputs[name] = x if state["open"] is None else x.abs().flatten(1).amax(1) > 0
         return hook
 
     def post_hook(name: str):  # noqa: ANN202
         def hook(_m: nn.Module, _args: object, out: object) -> object:
-            open_ = state["open"]
-            if open_ is None:
+            if state["open"] is None:
                 outputs[name] = out[0] if isinstance(out, tuple) else out  # type: ignore[index]
                 return None
-            # The open layer writes positive values into every channel, whatever its input; every
-            # other layer writes zeros.
-            fill = torch.rand_like if open_ == name else torch.zeros_like
-            if isinstance(out, tuple):  # a conv block: (feature map, gate)
-                return (fill(out[0]) + (open_ == name), out[1])
-            return fill(out) + (open_ == name)  # type: ignore[arg-type]
+            feature = out[0] if isinstance(out, tuple) else out  # a conv block: (feature map, gate)
+            written = torch.where(opened(name, feature), torch.rand_like(feature) + 1, torch.zeros_like(feature))
+            return (written, out[1]) if isinstance(out, tuple) else written  # type: ignore[index]
         return hook
 
     def pass_hook(name: str):  # noqa: ANN202
@@ -208,22 +220,25 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
         handles.append(m.register_forward_pre_hook(pre_hook(name)))
         handles.append(m.register_forward_hook(pass_hook(name)))
     try:
-        logits, _ = model(x)
+        logits, _ = model(torch.rand(2, *input_shape, device=device))
         shapes = {n: (tuple(inputs[n].shape), tuple(outputs[n].shape)) for n in names}
         pass_shapes = {n: tuple(outputs[n].shape) for n, _ in passing}
         logits_layer = next((n for n in names if outputs[n] is logits), None)
+        probed = [*names, *pass_shapes]
 
-        def readers(open_: str) -> set[str]:
-            """Layers whose input is nonzero when only `open_` writes ("": none, the image alone)."""
-            state["open"] = open_
+        read_by: dict[str, set[str]] = {}  # opened layer ("": none, the image alone) -> layers reading it
+        opens = ["", *names]
+        for i in range(0, len(opens), PROBES_PER_PASS):
+            chunk = opens[i:i + PROBES_PER_PASS]
+            state["open"] = chunk
             inputs.clear()
-            model(x)
-            return {n for n in [*names, *pass_shapes] if n in inputs and bool(inputs[n].abs().sum() > 0)}
-
-        whole = readers("")  # fed by the image itself
-        read_from: dict[str, set[str]] = {n: set() for n in [*names, *pass_shapes]}
+            model(torch.rand(len(chunk), *input_shape, device=device))
+            for j, open_ in enumerate(chunk):
+                read_by[open_] = {n for n in probed if n in inputs and bool(inputs[n][j])}
+        whole = read_by[""]  # fed by the image itself
+        read_from: dict[str, set[str]] = {n: set() for n in probed}
         for name in names:
-            for reader in readers(name) - whole:
+            for reader in read_by[name] - whole:
                 read_from[reader].add(name)
     finally:
         state["open"] = None

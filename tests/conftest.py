@@ -13,11 +13,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import contextlib
 import gzip
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
+from filelock import FileLock
 
 from exporter.compile import ModuleCompiler
 from mwt.checkpoint import save_checkpoint
@@ -26,6 +29,23 @@ from mwt.registry import DATASETS
 from tests.synthetic import random_checkpoint
 
 FASHION = DATASETS["fashion-mnist"]
+
+
+class _OneThreadSession(ort.InferenceSession):
+    """An onnxruntime session on one intra-op thread unless its options ask for more: the suite
+    runs one pytest-xdist worker per core, and onnxruntime's default (a spinning thread per core)
+    in each worker made them wait on each other. Measured on M3 (2 cores, quiet), one pair of
+    runs: 112.9 s with onnxruntime's default, 95.4 s with one thread. Children keep the default."""
+
+    def __init__(self, path_or_bytes, sess_options=None, *args, **kwargs) -> None:  # noqa: ANN001
+        if sess_options is None:
+            sess_options = ort.SessionOptions()
+        if sess_options.intra_op_num_threads == 0:
+            sess_options.intra_op_num_threads = 1
+        super().__init__(path_or_bytes, sess_options, *args, **kwargs)
+
+
+ort.InferenceSession = _OneThreadSession  # type: ignore[misc]
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -86,6 +106,31 @@ def tiny_fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
+def run_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run that every pytest-xdist worker sees (a worker's base temp is one
+    folder of the run's): for what is made once per run under a FileLock, so that one worker
+    makes it while the others wait, instead of making it beside it on the same cores."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def child_digests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """The module digests of every case in tests/digests.py, computed once per run by a child."""
+    from tests.digests import digests_in_a_child
+
+    shared = run_folder(tmp_path_factory, "digests")
+    saved = shared / "digests.json"
+    with FileLock(shared / "lock"):
+        if not saved.exists():
+            saved.write_text(json.dumps(digests_in_a_child()))
+    return json.loads(saved.read_text())
+
+
 @dataclass(frozen=True)
 class TrainedRun:
     """What `mwt train` and `mwt modularize` made and said, once per test session."""
@@ -107,14 +152,18 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
 
     if not fashion_mnist_available():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-    path = tmp_path_factory.mktemp("trained") / "trained.pt"
-    assert main(["train", "--model", "vgg11", "--width", "0.125", "--epochs", "2", "--limit", str(TRAINED_IMAGES),
-                 "--batch-size", "64", "--lr", "0.02", "--seed", "3", "--device", "cpu", "--out", str(path),
-                 "-q"]) == 0
-    said = io.StringIO()
-    with contextlib.redirect_stdout(said):
-        assert main(["modularize", str(path), "--limit", str(TRAINED_IMAGES), "-q"]) == 0
-    return TrainedRun(path, path.with_suffix(".jsonl"), said.getvalue())
+    shared = run_folder(tmp_path_factory, "trained")
+    path, said = shared / "trained.pt", shared / "modularize.txt"
+    with FileLock(shared / "lock"):  # trained once for the whole run: other workers wait for it
+        if not said.exists():
+            assert main(["train", "--model", "vgg11", "--width", "0.125", "--epochs", "2", "--limit",
+                         str(TRAINED_IMAGES), "--batch-size", "64", "--lr", "0.02", "--seed", "3", "--device", "cpu",
+                         "--out", str(path), "-q"]) == 0
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert main(["modularize", str(path), "--limit", str(TRAINED_IMAGES), "-q"]) == 0
+            said.write_text(out.getvalue())
+    return TrainedRun(path, path.with_suffix(".jsonl"), said.read_text())
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +185,4 @@ def fashion_mnist_available() -> bool:
 needs_fashion_mnist = pytest.mark.skipif(
     not fashion_mnist_available(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 )
+

@@ -7,8 +7,6 @@ simulation, not what the networks learn.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -16,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from exporter.compile import ModuleCompiler, model_digest
+from exporter.compile import ModuleCompiler
 from mwt.checkpoint import checkpoint_from_dict, load_checkpoint, save_checkpoint
 from mwt.cli import main
 from mwt.core.errors import MwtError
@@ -27,6 +25,7 @@ from mwt.models.insert_gates import insert_gates
 from mwt.modularize import folded_gate_values
 from runtime import ComposedClassifier
 from tests.conftest import FASHION, needs_fashion_mnist
+from tests.digests import module_digests
 from tests.synthetic import random_checkpoint
 from tests.test_cli import one_line_error
 from tests.test_exporter import X, run_onnx, simulate
@@ -158,16 +157,6 @@ def test_every_kernel_retained_equals_the_full_network():
     np.testing.assert_allclose(run_onnx(c.plain_model, X).shape, reference.shape)
 
 
-DIGEST_SCRIPT = """
-from exporter.compile import ModuleCompiler, model_digest
-from tests.synthetic import random_checkpoint
-from mwt.core.metadata import GateMode
-compiler = ModuleCompiler(random_checkpoint("torchvision:mobilenet_v2", width=0.25, seed=1, stem="cifar"), "tv-mobilenet_v2")
-for gates in GateMode:
-    print(model_digest(compiler.compile(compiler.select((2, 5)), gates)[0]))
-"""
-
-
 def test_folded_modules_keep_aligned_widths_and_depthwise_convs_at_least_align_channels():
     # The reuse recipe closes a class's gates outright, so an alignment's filler kernels often have
     # a mean gate of 0: folded, they are dead channels. The compiler keeps the widths the selection
@@ -207,12 +196,9 @@ def test_the_report_says_where_the_flops_go():
     assert line.split(None, 3)[3].startswith("conv ") and "depthwise conv" in line and "dense" in line
 
 
-def test_byte_identical_output_across_processes():
-    c = compiler("mobilenet_v2")
-    here = [model_digest(c.compile(c.select((2, 5)), g)[0]) for g in GateMode]
-    there = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], capture_output=True, text=True,
-                           check=True).stdout.split()
-    assert here == there and len(set(here)) == 2
+def test_byte_identical_output_across_processes(child_digests):
+    here = module_digests(compiler("mobilenet_v2"))
+    assert here == child_digests["torchvision:mobilenet_v2"] and len(set(here)) == 2
 
 
 def test_checkpoint_round_trip_stores_the_constructor(tmp_path):

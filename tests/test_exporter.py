@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -12,13 +12,16 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from exporter.passes import finalize, import_graph
+from exporter.torch_export import export_with_gates
 from mwt.cli.export import main as export_main
-from exporter.compile import model_digest
 from mwt.checkpoint import save_checkpoint
+from mwt.models import build_model
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.registry import MODELS
 from mwt.core.metadata import GateMode, ModuleMetadata
 from tests.conftest import compiler_for, needs_fashion_mnist, random_checkpoint
+from tests.digests import case_compiler, module_digests
 
 SUBSETS = [(3,), (1, 7), (9, 0, 4), (5, 2, 8, 6, 1), tuple(range(10))]
 X = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
@@ -112,26 +115,21 @@ def test_plain_model_is_the_same_network_without_generators():
     with frozen_gates(model, ones), torch.no_grad():
         reference = model(torch.from_numpy(X))[0].numpy()
     np.testing.assert_allclose(run_onnx(plain, X), reference, atol=1e-4, rtol=0)
+    # The compiler derives it from the modular graph; torch's export of the network built without
+    # generators has the same ops and weights.
+    spec = replace(compiler.ckpt.spec, modular=False, gate_first=False)
+    network = build_model(spec)
+    network.load_state_dict({k: v for k, v in compiler.ckpt.state_dict.items() if ".gate." not in k})
+    exported = finalize(import_graph(export_with_gates(network.eval(), spec.input_shape)), producer="test")
+    assert Counter(n.op_type for n in exported.graph.node) == Counter(n.op_type for n in plain.graph.node)
+    weights = lambda m: sorted((tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes()) for t in m.graph.initializer)
+    assert weights(exported) == weights(plain)
+    np.testing.assert_array_equal(run_onnx(exported, X), run_onnx(plain, X))
 
 
-DIGEST_SCRIPT = """
-from exporter.compile import ModuleCompiler, model_digest
-from tests.synthetic import random_checkpoint
-from mwt.core.metadata import GateMode
-compiler = ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s")
-for gates in GateMode:
-    print(model_digest(compiler.compile(compiler.select((2, 5)), gates)[0]))
-"""
-
-
-def test_byte_identical_output_across_processes():
-    from exporter.compile import ModuleCompiler
-
-    compiler = ModuleCompiler(random_checkpoint("resnet18", width=0.125, seed=1), "s")
-    here = [model_digest(compiler.compile(compiler.select((2, 5)), g)[0]) for g in GateMode]
-    there = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], capture_output=True, text=True,
-                           check=True).stdout.split()
-    assert here == there and len(set(here)) == 2
+def test_byte_identical_output_across_processes(child_digests):
+    here = module_digests(case_compiler("resnet18"))
+    assert here == child_digests["resnet18"] and len(set(here)) == 2
 
 
 def test_metadata():
