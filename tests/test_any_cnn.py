@@ -186,6 +186,20 @@ def test_folded_modules_keep_aligned_widths_and_depthwise_convs_at_least_align_c
                                    atol=1e-4, rtol=0)
 
 
+def test_a_block_that_reads_its_mode_follows_the_model():
+    # torchvision's StochasticDepth (EfficientNet's residual branches) drops rows at random, in
+    # training only. Traced through, the mode it had while traced was baked in: random at inference.
+    model = build_model(spec("efficientnet_b0"))
+    x = torch.rand(8, 1, 28, 28)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert not torch.equal(model.train()(x)[0], model(x)[0])  # training: drops, so two runs differ
+        assert torch.equal(model.eval()(x)[0], model(x)[0])
+    c = compiler("efficientnet_b0")
+    ops = {n.op_type for n in c.compile(c.select((7,)), GateMode.folded)[0].graph.node}
+    assert not {op for op in ops if op.startswith("Random")} and "Shape" not in ops, ops
+
+
 def test_the_report_says_where_the_flops_go():
     c = compiler("mobilenet_v2")
     _, report = c.compile(c.select((7, 8)), GateMode.folded)
@@ -281,7 +295,7 @@ def test_vgg_without_batch_norm_is_refused_at_train_time(tmp_path, capsys, monke
 
 
 @needs_fashion_mnist
-@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50"])
+@pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_train_modularize_export_compose_predict(name, tmp_path):
     from mwt.data import load_split
     from mwt.modularize import kernel_frequency
@@ -300,10 +314,12 @@ def test_train_modularize_export_compose_predict(name, tmp_path):
     c = ModuleCompiler.from_file(path)
     x = test.images[:4].float().div(255).numpy()
     paths = []
-    for classes in [(7,), (8,)]:
-        module, report = c.compile(c.select(classes, align=1), GateMode.dynamic)
-        np.testing.assert_allclose(run_onnx(module, x), simulate(c.ckpt, report.retained, classes, x), atol=1e-4,
-                                   rtol=0)
+    for classes, gates in [((7,), GateMode.dynamic), ((8,), GateMode.folded)]:
+        module, report = c.compile(c.select(classes, align=1), gates)
+        kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+        frozen = folded_gate_values(c.ckpt.modularization, list(classes), kept) if gates is GateMode.folded else None
+        np.testing.assert_allclose(run_onnx(module, x), simulate(c.ckpt, report.retained, classes, x, frozen),
+                                   atol=1e-4, rtol=0)
         paths.append(tmp_path / f"{classes[0]}.onnx")
         paths[-1].write_bytes(module.SerializeToString())
     clf = ComposedClassifier.from_files(paths)

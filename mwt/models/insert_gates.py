@@ -65,10 +65,20 @@ class GatedGraph(nn.Module):
         return self.net(self.preprocess(x))
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping every module without submodules as one call (as it keeps
+    torch.nn's): tracing through a module that reads `self.training` in its forward bakes the mode
+    it had while traced into the graph. torchvision's StochasticDepth (EfficientNet) then ran its
+    training branch at inference: random drops, exported to ONNX as RandomUniformLike."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return super().is_leaf_module(m, module_qualified_name) or next(m.children(), None) is None
+
+
 def trace(net: nn.Module, what: str) -> fx.GraphModule:
     """`net` traced by torch.fx, or one MwtError saying why it cannot be."""
     try:
-        return fx.symbolic_trace(net)
+        return fx.GraphModule(net, _Tracer().trace(net), net.__class__.__name__)
     except Exception as e:  # fx raises many types (TraceError, TypeError, NotImplementedError ...)
         raise MwtError(f"{what} cannot be traced by torch.fx, so gates cannot be inserted: {first_line(e)}") from None
 
