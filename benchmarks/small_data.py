@@ -45,9 +45,9 @@ def digits_folder(root: Path) -> Path:
 
 
 def run_recipe(recipe: str, folder: Path, epochs: int, width: float, seed: int,
-               batch_size: int = 128) -> dict[str, object]:
-    config = TrainConfig.from_recipe(recipe, dataset=str(folder), width=width, epochs=epochs, image_size=32,
-                                     seed=seed, storage="memory", batch_size=batch_size)
+               batch_size: int = 128, gamma: float | None = None) -> dict[str, object]:
+    config = TrainConfig.from_recipe(recipe, gamma=gamma, dataset=str(folder), width=width, epochs=epochs,
+                                     image_size=32, seed=seed, storage="memory", batch_size=batch_size)
     data = load_dataset(config.source(), None, False, show_progress=False)
     start = time.perf_counter()
     ckpt: Checkpoint = train(config, data.train, data.test, info=data.info, source=data.source, show_progress=False)
@@ -58,7 +58,7 @@ def run_recipe(recipe: str, folder: Path, epochs: int, width: float, seed: int,
     drops = [100 * s.gate_free_drop for s in scores]
     return {
         "recipe": recipe, "train_images": len(data.train), "test_images": len(data.test), "epochs": epochs,
-        "batch_size": batch_size,
+        "batch_size": batch_size, "gamma": config.gamma,
         "train_seconds": seconds, "test_acc": ckpt.training["test_acc"],
         "pairs_flops_kept_pct": {"mean": statistics.fmean(flops), "median": statistics.median(flops),
                                  "min": min(flops), "max": max(flops)},
@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128, help="training batch size (steps per epoch: images / this)")
+    p.add_argument("--gamma", type=float, default=None, help="FLOPs weight (default: each recipe's)")
     p.add_argument("--out", type=Path, default=Path("small-data.json"))
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mwt-digits-") as tmp:
         folder = digits_folder(Path(tmp))
-        results = [run_recipe(r, folder, args.epochs, args.width, args.seed, args.batch_size) for r in args.recipes.split(",")]
+        results = [run_recipe(r, folder, args.epochs, args.width, args.seed, args.batch_size, args.gamma) for r in args.recipes.split(",")]
     print(f"{'recipe':<8} {'images':>7} {'test acc':>9} {'pair FLOPs kept mean/median':>28} {'gate-free drop median/worst':>28}")
     for r in results:
         f, d = r["pairs_flops_kept_pct"], r["pairs_gate_free_drop_pp"]
