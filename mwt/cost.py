@@ -233,8 +233,9 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
             state["open"] = chunk
             inputs.clear()
             model(torch.rand(len(chunk), *input_shape, device=device))
+            nonzero = {n: inputs[n].tolist() for n in probed if n in inputs}  # one device read per layer
             for j, open_ in enumerate(chunk):
-                read_by[open_] = {n for n in probed if n in inputs and bool(inputs[n][j])}
+                read_by[open_] = {n for n, flags in nonzero.items() if flags[j]}
         whole = read_by[""]  # fed by the image itself
         read_from: dict[str, set[str]] = {n: set() for n in probed}
         for name in names:
