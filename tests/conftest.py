@@ -185,4 +185,3 @@ def fashion_mnist_available() -> bool:
 needs_fashion_mnist = pytest.mark.skipif(
     not fashion_mnist_available(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 )
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from exporter.compile import ModuleCompiler, model_digest
 from mwt.core.metadata import GateMode
@@ -36,7 +37,8 @@ def module_digests(compiler: ModuleCompiler) -> list[str]:
 
 def digests_in_a_child() -> dict[str, list[str]]:
     """Every case's digests, computed by a fresh Python process."""
-    out = subprocess.run([sys.executable, "-m", "tests.digests"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "tests.digests"], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)  # the repository root: `tests` importable
     return json.loads(out.stdout)
 
 
