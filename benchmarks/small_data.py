@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mwt-digits-") as tmp:
         folder = digits_folder(Path(tmp))
-        results = [run_recipe(r, folder, args.epochs, args.width, args.seed, args.batch_size, args.gamma) for r in args.recipes.split(",")]
+        results = [run_recipe(r, folder, args.epochs, args.width, args.seed, args.batch_size, args.gamma)
+                   for r in args.recipes.split(",")]
     print(f"{'recipe':<8} {'images':>7} {'test acc':>9} {'pair FLOPs kept mean/median':>28} {'gate-free drop median/worst':>28}")
     for r in results:
         f, d = r["pairs_flops_kept_pct"], r["pairs_gate_free_drop_pp"]

@@ -17,9 +17,11 @@ from mwt.core.metadata import GateMode
 from tests.synthetic import random_checkpoint
 
 CLASSES = (2, 5)
-# case -> (random_checkpoint arguments, the source hash the compiler writes into the metadata)
+# case -> (random_checkpoint arguments, the source hash the compiler writes into the metadata), as
+# the tests' shared compilers are built (conftest's compiler_for, test_any_cnn's compiler), so the
+# in-process side reuses them
 CASES: dict[str, tuple[dict, str]] = {
-    "resnet18": (dict(arch="resnet18", width=0.125, seed=1), "s"),
+    "resnet18": (dict(arch="resnet18", width=0.125, seed=1), "resnet18-1"),
     "torchvision:mobilenet_v2": (dict(arch="torchvision:mobilenet_v2", width=0.25, seed=1, stem="cifar"),
                                  "tv-mobilenet_v2"),
 }

@@ -21,7 +21,7 @@ from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.registry import MODELS
 from mwt.core.metadata import GateMode, ModuleMetadata
 from tests.conftest import compiler_for, needs_fashion_mnist, random_checkpoint
-from tests.digests import case_compiler, module_digests
+from tests.digests import module_digests
 
 SUBSETS = [(3,), (1, 7), (9, 0, 4), (5, 2, 8, 6, 1), tuple(range(10))]
 X = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
@@ -122,13 +122,15 @@ def test_plain_model_is_the_same_network_without_generators():
     network.load_state_dict({k: v for k, v in compiler.ckpt.state_dict.items() if ".gate." not in k})
     exported = finalize(import_graph(export_with_gates(network.eval(), spec.input_shape)), producer="test")
     assert Counter(n.op_type for n in exported.graph.node) == Counter(n.op_type for n in plain.graph.node)
-    weights = lambda m: sorted((tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes()) for t in m.graph.initializer)
+    def weights(m: onnx.ModelProto) -> list[tuple[tuple[int, ...], bytes]]:
+        return sorted((tuple(t.dims), onnx.numpy_helper.to_array(t).tobytes()) for t in m.graph.initializer)
+
     assert weights(exported) == weights(plain)
     np.testing.assert_array_equal(run_onnx(exported, X), run_onnx(plain, X))
 
 
 def test_byte_identical_output_across_processes(child_digests):
-    here = module_digests(case_compiler("resnet18"))
+    here = module_digests(compiler_for("resnet18"))  # the compiler the other tests share
     assert here == child_digests["resnet18"] and len(set(here)) == 2
 
 
