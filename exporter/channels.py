@@ -184,19 +184,29 @@ def _producer_reads(node: gs.Node) -> gs.Variable | None:
     return data if isinstance(data, gs.Variable) and channel_count(data) is not None else None
 
 
+def group_width(node: gs.Node) -> int | None:
+    """Channels per group of a channel-preserving grouped Conv (C_in = C_out, group > 1, constant
+    weight), else None. Output channel c reads only the input channels of its own group, so input
+    and output share one channel space, as through ReLU; a depthwise conv has width 1."""
+    if node.op != "Conv" or node.attrs.get("group", 1) == 1 or len(node.inputs) < 2:
+        return None
+    w = node.inputs[1]
+    c_in, c_out = channel_count(node.inputs[0]), channel_count(node.outputs[0])
+    groups = int(node.attrs["group"])
+    if not (isinstance(w, gs.Constant) and c_in is not None and c_in == c_out and c_out % groups == 0):
+        return None
+    width = c_out // groups
+    return width if np.asarray(w.values).shape[:2] == (c_out, width) else None
+
+
 def is_depthwise(node: gs.Node) -> bool:
     """A Conv whose every output channel reads only its own input channel (group = C_in = C_out),
     with a constant weight: channel-wise like ReLU, so input and output share one channel space."""
-    if node.op != "Conv" or node.attrs.get("group", 1) == 1 or len(node.inputs) < 2:
-        return False
-    w = node.inputs[1]
-    c_in, c_out = channel_count(node.inputs[0]), channel_count(node.outputs[0])
-    return (isinstance(w, gs.Constant) and c_in is not None and c_in == c_out == node.attrs["group"]
-            and np.asarray(w.values).shape[:2] == (c_out, 1))
+    return group_width(node) == 1
 
 
 def _kind(node: gs.Node) -> NodeKind:
-    if is_depthwise(node) and len(node.outputs) == 1:
+    if group_width(node) is not None and len(node.outputs) == 1:
         return NodeKind.JOIN
     if node.op in ELEMENTWISE and len(node.outputs) == 1 and _keeps_channel_axis(node):
         return NodeKind.JOIN
@@ -309,6 +319,10 @@ def backward_needed(graph: gs.Graph, spaces: ChannelSpaces, live: dict[str, np.n
         if need_out is None:
             continue
         ins = _channel_inputs(node)
+        width = group_width(node)
+        if width is not None:  # a grouped conv: every input channel of a group feeds each output of it
+            ins = [node.inputs[0]]
+            need_out = np.repeat(need_out.reshape(-1, width).any(1), width)
         for t in ins:
             req = need_out.copy()
             if node.op == "Mul":  # a channel multiplied by a dead channel or a zero is not needed
@@ -325,8 +339,53 @@ def backward_needed(graph: gs.Graph, spaces: ChannelSpaces, live: dict[str, np.n
     return needed
 
 
+@dataclass(frozen=True)
+class GroupedSpace:
+    """A channel space that a grouped conv runs in: its group width and the grouped convs' inputs."""
+
+    width: int
+    inputs: tuple[str, ...]
+
+
+def grouped_spaces(graph: gs.Graph, spaces: ChannelSpaces) -> tuple[dict[int, GroupedSpace], set[int]]:
+    """The spaces grouped (not depthwise) convs run in, and those to keep whole because grouped
+    convs of different group widths share them (no one set of equal groups fits both)."""
+    found: dict[int, GroupedSpace] = {}
+    clash: set[int] = set()
+    for node in graph.nodes:
+        width = group_width(node)
+        if width is None or width == 1 or spaces.kinds[id(node)] is not NodeKind.JOIN:
+            continue
+        sid = spaces.space_of[node.outputs[0].name]
+        seen = found.get(sid)
+        if seen is not None and seen.width != width:
+            clash.add(sid)
+            continue
+        found[sid] = GroupedSpace(width, (*(seen.inputs if seen else ()), node.inputs[0].name))
+    return found, clash
+
+
+def _equal_groups(idx: np.ndarray, space: GroupedSpace, live: dict[str, np.ndarray], total: int) -> np.ndarray:
+    """`idx` widened so that a grouped conv can run on it: every group holding a kept channel keeps
+    the live channels of its grouped convs' inputs (each output of the group reads them all, so
+    every kept output equals the original), then as many channels as the fullest kept group (a
+    Conv's groups are all one width), topped up with the group's first dropped channels."""
+    keep = np.zeros(total, bool)
+    keep[idx] = True
+    groups = keep.reshape(-1, space.width)
+    used = groups.any(1)
+    for name in space.inputs:
+        groups |= live.get(name, np.ones(total, bool)).reshape(-1, space.width) & used[:, None]
+    most = int(groups.sum(1).max())
+    for g in np.flatnonzero(used):
+        short = most - int(groups[g].sum())
+        groups[g, np.flatnonzero(~groups[g])[:short]] = True
+    return np.flatnonzero(groups.reshape(-1))
+
+
 def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: dict[str, np.ndarray],
-                  align: int = 1, depthwise: frozenset[int] = frozenset()) -> ChannelPlan:
+                  align: int = 1, depthwise: frozenset[int] = frozenset(),
+                  grouped: dict[int, GroupedSpace] | None = None) -> ChannelPlan:
     """Phase 4: each space keeps the union over its tensors of live-and-needed channels.
 
     With `align` N > 1, a feature-map space that keeps at least N channels keeps a multiple of N:
@@ -340,7 +399,9 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
     MobileNetV2 module's stem kept 6 channels, and its depthwise conv ran unblocked: 0.42-0.46 ms
     of a 2.9-3.2 ms module at batch 32 (one thread); padded to 8, the node vanished from the
     profile and the module ran 1.07-1.09x faster, at 0.8% more of the plain model's FLOPs.
+    A space a grouped conv runs in (`grouped`) keeps whole groups of equal width (`_equal_groups`).
     """
+    grouped = grouped or {}
     pinned = {spaces.space_of[n] for n in spaces.pinned_tensors if n in spaces.space_of}
     kept: dict[int, np.ndarray] = {sid: np.arange(spaces.width[sid]) for sid in pinned}
     union: dict[int, np.ndarray] = {}
@@ -362,6 +423,8 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
             short = 0
         if sid in feature_maps and short:
             idx = np.sort(np.concatenate([idx, np.flatnonzero(~m)[:short]]))
+        if sid in grouped and len(idx):
+            idx = _equal_groups(idx, grouped[sid], live, spaces.width[sid])
         kept[sid] = idx if len(idx) else np.array([0])  # a space never vanishes: keep one (zero) channel
     return ChannelPlan(space_of=spaces.space_of, repeat=spaces.repeat, kept=kept, width=spaces.width, pinned=pinned)
 
@@ -370,8 +433,10 @@ def plan_channels(graph: gs.Graph, align: int = 1) -> ChannelPlan:
     """Run the analysis over a shape-inferred graph (see the module docstring for what it
     guarantees; `align` as in `kept_channels`)."""
     spaces = find_spaces(graph)
+    grouped, clash = grouped_spaces(graph, spaces)
+    spaces.pinned_tensors.update(n for n, sid in spaces.space_of.items() if sid in clash)
     live = forward_live(graph, spaces)
     needed = backward_needed(graph, spaces, live)
     depthwise = frozenset(spaces.space_of[n.outputs[0].name] for n in graph.nodes
                           if spaces.kinds[id(n)] is NodeKind.JOIN and is_depthwise(n))
-    return kept_channels(spaces, live, needed, align, depthwise)
+    return kept_channels(spaces, live, needed, align, depthwise, grouped)

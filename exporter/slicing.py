@@ -11,7 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from exporter.channels import ChannelPlan, constant_channel_values, is_depthwise
+from exporter.channels import ChannelPlan, constant_channel_values, group_width
+from exporter.errors import ExportError
 from exporter.passes import end_pass
 
 
@@ -28,14 +29,25 @@ def _kept_or_all(indices: np.ndarray | None, n: int) -> np.ndarray:
 
 def slice_conv(node: gs.Node, plan: ChannelPlan) -> None:
     """Conv weight (out, in, kh, kw): rows to the output's kept channels, columns to the input's.
-    A depthwise conv (one input channel per group) keeps its kept channels' filters, one group each."""
-    if node.attrs.get("group", 1) != 1 and not is_depthwise(node):
-        return  # a grouped conv is opaque to the plan: every channel it reads or writes is kept
+    A channel-preserving grouped conv (a depthwise one has one channel per group) keeps its kept
+    groups, each with the same kept channels on both sides (the plan keeps whole groups of equal
+    width, see `channels._equal_groups`)."""
+    width = group_width(node)
+    if node.attrs.get("group", 1) != 1 and width is None:
+        return  # any other grouped conv is opaque to the plan: every channel it reads or writes is kept
     w = np.asarray(node.inputs[1].values)
     rows = _kept_or_all(plan.kept_of(node.outputs[0]), w.shape[0])
-    if is_depthwise(node):
-        _replace_constant(node, 1, w[rows])
-        node.attrs["group"] = len(rows)  # input and output share a space: the same channels on both sides
+    if width is not None:  # input and output share a space: the same channels on both sides
+        groups = rows // width
+        kept_groups = np.unique(groups)
+        per_group = len(rows) // len(kept_groups)
+        if len(rows) != per_group * len(kept_groups) or np.any(np.bincount(groups)[kept_groups] != per_group):
+            raise ExportError(f"grouped conv {node.name}: the plan keeps groups of unequal widths")
+        columns = (rows % width).reshape(len(kept_groups), per_group)  # within each group, its kept channels
+        picked = w[rows].reshape(len(kept_groups), per_group, width, *w.shape[2:])
+        picked = np.take_along_axis(picked, columns[:, None, :, None, None], axis=2)
+        _replace_constant(node, 1, picked.reshape(len(rows), per_group, *w.shape[2:]))
+        node.attrs["group"] = len(kept_groups)
     else:
         cols = _kept_or_all(plan.kept_of(node.inputs[0]), w.shape[1])
         _replace_constant(node, 1, w[rows][:, cols])

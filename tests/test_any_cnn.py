@@ -144,6 +144,26 @@ def test_depthwise_convs_keep_exactly_their_inputs_channels(name):
         assert sum(w[0] for w in module) < sum(w[0] for w in full)  # physically removed, not kept whole
 
 
+def _grouped_widths(model: onnx.ModelProto) -> list[tuple[int, int, int]]:
+    """(group, output channels, input channels per group) of every conv with more than one group."""
+    weights = {t.name: list(t.dims) for t in model.graph.initializer}
+    return [(next(a.i for a in n.attribute if a.name == "group"), *weights[n.input[1]][:2])
+            for n in model.graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+
+
+def test_grouped_convs_are_compacted_to_whole_groups():
+    c = compiler("regnet_y_400mf")
+    full = _grouped_widths(c.full_model)
+    assert any(per_group > 1 for _, _, per_group in full)  # RegNet's grouped (not depthwise) convs
+    for gates in GateMode:
+        module, report = c.compile(c.select((1, 7), align=8), gates)
+        compact = _grouped_widths(module)
+        assert len(compact) == len(full)
+        assert all(out == group * per_group for group, out, per_group in compact)  # equal groups, in = out
+        assert sum(out for _, out, _ in compact) < sum(out for _, out, _ in full) / 2  # not kept whole
+        assert report.module.flops < report.full.flops / 4
+
+
 def test_every_kernel_retained_equals_the_full_network():
     ckpt = checkpoint("mobilenet_v2", seed=2)
     for f in ckpt.modularization.frequency.values():

@@ -63,6 +63,34 @@ def test_masked_conv_keeps_only_live_channels():
     np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-6)
 
 
+@pytest.mark.parametrize("mask, kept, weight", [
+    ([1, 1, 0, 0, 1, 0, 0, 0], [0, 1, 4, 5], (4, 2, 3, 3)),  # both groups kept, topped up to equal widths
+    ([1, 1, 1, 0, 0, 0, 0, 0], [0, 1, 2], (3, 3, 3, 3)),  # the second group dropped whole
+    ([0, 0, 0, 0, 0, 0, 1, 0], [6], (1, 1, 3, 3)),  # one channel of one group: a depthwise conv
+])
+def test_grouped_conv_keeps_whole_groups_of_equal_width(mask, kept, weight):
+    # conv -> gate -> grouped conv (2 groups of 4) -> the same gate (as a pass-through block's) -> head
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"]),
+        helper.make_node("Mul", ["c1", "m"], ["g1"]),
+        helper.make_node("Relu", ["g1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "wg", "bg"], ["c2"], group=2, pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c2", "m"], ["g2"]),
+        helper.make_node("GlobalAveragePool", ["g2"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1),
+    ]
+    inits = {"w1": RNG.normal(size=(8, 2, 1, 1)), "b1": RNG.normal(size=8), "m": np.array(mask).reshape(1, 8, 1, 1),
+             "wg": RNG.normal(size=(8, 4, 3, 3)), "bg": RNG.normal(size=8), "w2": RNG.normal(size=(3, 8)),
+             "b2": RNG.normal(size=3)}
+    model = _model(nodes, inits)
+    graph, plan, out = _compile(model)
+    assert plan.kept_of(graph.tensors()["c2"]).tolist() == kept
+    assert _weights(out, "Conv")[1] == weight
+    x = RNG.normal(size=(3, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-5)
+
+
 def test_residual_add_keeps_the_union_of_both_branches():
     nodes = [
         helper.make_node("Conv", ["x", "wa"], ["a"]),
