@@ -222,12 +222,12 @@ def is_depthwise(node: gs.Node) -> bool:
 
 
 def _is_channel_concat(node: gs.Node) -> bool:
-    """A Concat along axis 1 of feature maps (rank >= 3, so no Flatten's repeated columns) whose
-    inputs' channel counts are known and add up to its output's."""
+    """A Concat along axis 1 (of feature maps, or of (N, C) gates) whose inputs' channel counts
+    are known and add up to its output's."""
     if node.op != "Concat" or len(node.outputs) != 1 or not node.inputs:
         return False
     out = node.outputs[0]
-    if out.shape is None or len(out.shape) < 3 or channel_count(out) is None:
+    if out.shape is None or len(out.shape) < 2 or channel_count(out) is None:
         return False
     rank = len(out.shape)
     if node.attrs.get("axis") not in (1, 1 - rank):
@@ -291,28 +291,40 @@ def find_spaces(graph: gs.Graph) -> ChannelSpaces:
 
 
 def _find_parts(graph: gs.Graph, spaces: ChannelSpaces) -> None:
-    """Record each channel Concat's parts; a Concat whose space has another source (a residual
-    Add of it and a conv's output, a second Concat, a gate multiplication) cannot be split into
-    parts: it becomes opaque, and every channel on both of its sides is kept."""
+    """Record each channel Concat's parts. Its space may have other sources only if they are
+    Concats of the same parts (a pass-through conv's concatenated gates, multiplied into the
+    concatenated maps); a Concat whose space has any other (a residual Add of it and a conv's
+    output), or that reads a Flatten's columns, cannot be split into parts: it becomes opaque, and
+    every channel on both of its sides is kept."""
     sources: dict[int, list[gs.Tensor]] = {}  # space id -> tensors no channel-preserving node produces
     for name, t in spaces.tensors.items():
         producer = t.inputs[0] if t.inputs else None
         if producer is None or spaces.kinds[id(producer)] is not NodeKind.JOIN:
             sources.setdefault(spaces.space_of[name], []).append(t)
-    for node in graph.nodes:
-        if spaces.kinds[id(node)] is not NodeKind.CONCAT:
-            continue
+    concats = [n for n in graph.nodes if spaces.kinds[id(n)] is NodeKind.CONCAT]
+    parts_of = {id(n.outputs[0]): _parts(n, spaces) for n in concats}
+    for node in concats:
         out = node.outputs[0]
         sid = spaces.space_of[out.name]
-        parts, offset = [], 0
-        for t in node.inputs:
-            parts.append(Part(spaces.space_of[t.name], offset, channel_count(t)))  # type: ignore[arg-type]
-            offset += channel_count(t)  # type: ignore[operator]
-        if [id(t) for t in sources.get(sid, [])] == [id(out)] and all(p.space != sid for p in parts):
-            spaces.parts[sid] = tuple(parts)
+        parts = parts_of[id(out)]
+        if parts is not None and all(parts_of.get(id(t)) == parts for t in sources[sid]) and all(
+                p.space != sid for p in parts):
+            spaces.parts[sid] = parts
         else:
             spaces.kinds[id(node)] = NodeKind.OPAQUE
             spaces.pinned_tensors.update(t.name for t in [*node.inputs, out])
+
+
+def _parts(node: gs.Node, spaces: ChannelSpaces) -> tuple[Part, ...] | None:
+    """A channel Concat's inputs as parts of its output's space (None if one is a Flatten's columns)."""
+    parts, offset = [], 0
+    for t in [*node.inputs, node.outputs[0]]:
+        if spaces.repeat.get(t.name, 1) != 1:
+            return None
+    for t in node.inputs:
+        parts.append(Part(spaces.space_of[t.name], offset, spaces.channels(t)))
+        offset += spaces.channels(t)
+    return tuple(parts)
 
 
 def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray]:

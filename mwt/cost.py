@@ -359,7 +359,17 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], layers: list[tuple[st
             return torch.ones_like(out) * live
         return hook
 
+    def keep_dead(_m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> object:
+        # While probing, a batch norm outside a conv block (one after a concatenation) keeps a zero
+        # channel zero, as if its shift were 0 (it is, untrained): trained, BN(0) would make every
+        # channel it shifts read whole, and the channels the segments are found from would blur.
+        if state["open"] is None:
+            return None
+        return out * (_live_channels(args[0])[(...,) + (None,) * (out.dim() - 2)]).to(out.dtype)
+
     handles = []
+    for m in _standalone_batchnorms(model):
+        handles.append(m.register_forward_hook(keep_dead))
     for name, m in layers:
         handles.append(m.register_forward_pre_hook(pre_hook(name)))
         handles.append(m.register_forward_hook(post_hook(name)))
@@ -391,6 +401,13 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], layers: list[tuple[st
             h.remove()
     watch.check()
     return shapes, pass_shapes, logits_layer, reached
+
+
+def _standalone_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The batch norms that are not part of a conv block (a conv block's BN follows its conv)."""
+    blocks = {n for n, m in model.named_modules() if isinstance(m, (GatedConv, PassThroughConv))}
+    return [m for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and n.rpartition(".")[0] not in blocks]
 
 
 def _runs(reader: str, reached: Reached, names: list[str], widths: dict[str, int]) -> list[tuple[int, int, list[str]]]:
