@@ -728,16 +728,24 @@ def test_channel_moves_other_than_concatenation_are_refused_in_one_line(user_net
 GOOGLENET_ARGS = (("aux_logits", False), ("init_weights", True))
 
 
+def googlenet_compiler() -> ModuleCompiler:
+    """GoogLeNet (Inception blocks concatenate four branches) at width 0.125, one per test run."""
+    if "googlenet" not in _COMPILERS:
+        ckpt = random_checkpoint("torchvision:googlenet", width=0.125, seed=1, stem="cifar", args=GOOGLENET_ARGS)
+        _COMPILERS["googlenet"] = ModuleCompiler(ckpt, source_sha256="tv-googlenet")
+    return _COMPILERS["googlenet"]
+
+
 def test_googlenet_inception_blocks_get_gates_and_compile_exactly():
     from exporter.flops import graph_cost
     from mwt.cost import cost_model
 
-    ckpt = random_checkpoint("torchvision:googlenet", width=0.125, seed=1, stem="cifar", args=GOOGLENET_ARGS)
+    c = googlenet_compiler()
+    ckpt = c.ckpt
     model = ckpt.build()
     assert len(gated_layers(model)) == 56  # every conv but the stem: 3 + 9 inception blocks x 6, less 1
     cost = cost_model(model, ckpt.spec.input_shape)
     assert sum(len(layer.segments) == 4 for layer in cost.layers) == 8 * 4 + 1  # read a block's 4 branches
-    c = ModuleCompiler(ckpt, source_sha256="tv-googlenet")
     classes = (1, 7)
     for gates in GateMode:
         module, report = c.compile(c.select(classes, align=1), gates)
