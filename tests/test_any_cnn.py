@@ -725,13 +725,11 @@ def test_channel_moves_other_than_concatenation_are_refused_in_one_line(user_net
     assert "\n" not in str(e.value)
 
 
-GOOGLENET_ARGS = (("aux_logits", False), ("init_weights", True))
-
-
 def googlenet_compiler() -> ModuleCompiler:
-    """GoogLeNet (Inception blocks concatenate four branches) at width 0.125, one per test run."""
+    """GoogLeNet (Inception blocks concatenate four branches) at width 0.125, one per test run, built
+    as `--model torchvision:googlenet` builds it (no auxiliary heads: CONSTRUCTOR_DEFAULTS)."""
     if "googlenet" not in _COMPILERS:
-        ckpt = random_checkpoint("torchvision:googlenet", width=0.125, seed=1, stem="cifar", args=GOOGLENET_ARGS)
+        ckpt = random_checkpoint("torchvision:googlenet", width=0.125, seed=1, stem="cifar")
         _COMPILERS["googlenet"] = ModuleCompiler(ckpt, source_sha256="tv-googlenet")
     return _COMPILERS["googlenet"]
 
