@@ -469,7 +469,8 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
                        parts=dict(spaces.parts))
 
 
-def _needed_union(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+def _needed_union(spaces: ChannelSpaces, live: dict[str, np.ndarray],
+                  needed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
     """Per space, the union over its tensors of live-and-needed channels."""
     union: dict[int, np.ndarray] = {}
     for name in spaces.tensors:

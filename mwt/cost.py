@@ -90,7 +90,8 @@ class LayerCost:
         if len(self.segments) == 1:  # the common case, computed as it always was (the same last bits)
             return 1.0 if self.stream is None else kept[self.stream]
         total = sum(seg.width for seg in self.segments)
-        return sum(seg.width * (1.0 if seg.stream is None else kept[seg.stream]) for seg in self.segments) / max(total, 1)
+        kept_width = sum(seg.width * (1.0 if seg.stream is None else kept[seg.stream]) for seg in self.segments)
+        return kept_width / max(total, 1)
 
 
 @dataclass(frozen=True)

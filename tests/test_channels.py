@@ -245,7 +245,8 @@ def _concat_model(second: str):
         helper.make_node("Flatten", ["p"], ["f"]),
         helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1),
     ]
-    inits = {"wa": RNG.normal(size=(4, 2, 3, 3)), "wb": RNG.normal(size=(3, 2, 1, 1)), "wd": RNG.normal(size=(7, 2, 1, 1)),
+    inits = {"wa": RNG.normal(size=(4, 2, 3, 3)), "wb": RNG.normal(size=(3, 2, 1, 1)),
+             "wd": RNG.normal(size=(7, 2, 1, 1)),
              "ma": np.array([1, 0, 1, 0]).reshape(1, 4, 1, 1), "mb": np.array([0, 1, 0]).reshape(1, 3, 1, 1),
              "wc": RNG.normal(size=(5, 7, 1, 1)), "w2": RNG.normal(size=(3, 5))}
     return _model(nodes, inits)

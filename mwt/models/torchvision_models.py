@@ -131,7 +131,8 @@ def build_torchvision(spec: ModelSpec) -> GatedGraph:
     builder = torchvision_builder(name)
     what = f"{TORCHVISION_PREFIX}{name}"
     try:
-        net = builder(weights=None, num_classes=spec.num_classes, **{**CONSTRUCTOR_DEFAULTS.get(name, {}), **dict(spec.args)})
+        args = {**CONSTRUCTOR_DEFAULTS.get(name, {}), **dict(spec.args)}
+        net = builder(weights=None, num_classes=spec.num_classes, **args)
     except Exception as e:  # a constructor refusing its arguments raises whatever it likes
         raise MwtError(f"torchvision's {name} does not take these arguments: {first_line(e)}") from None
     net = adapt(net, spec, what)
