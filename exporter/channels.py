@@ -1,7 +1,10 @@
 """Analysis pass: which channels of every tensor the compiled module must compute.
 
 Tensors whose channel axes are tied together (through elementwise ops, pools, residual adds,
-gate multiplications) form one *channel space*; a conv or linear layer starts a new one. For
+gate multiplications) form one *channel space*; a conv or linear layer starts a new one. A
+Concat along the channel axis starts a *composite* space: its channels are its inputs' spaces
+laid end to end (the parts), so it keeps exactly its parts' kept channels, offset, and whatever
+its own tensors need is kept in the part it comes from. For
 every tensor we work out which channels can be nonzero (`live`, forward) and which influence the
 outputs (`needed`, backward). Each space keeps the union of live-and-needed channels over its
 tensors, so every producer into a space computes the same channels and a residual Add needs no
@@ -44,6 +47,7 @@ class NodeKind(Enum):
 
     JOIN = "join"  # elementwise along the channel axis: its channel tensors share one space
     PRODUCER = "producer"  # a conv or linear layer with a constant weight: its output starts a new space
+    CONCAT = "concat"  # a Concat along the channel axis: its output's space is its inputs' laid end to end
     OPAQUE = "opaque"  # anything else: every channel it touches is kept
 
 
@@ -72,6 +76,16 @@ def constant_channel_values(c: gs.Constant, rank: int, channels: int) -> np.ndar
     return np.moveaxis(values, axis, 0).reshape(channels, -1)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One input of a channel Concat: channels [offset, offset + width) of the composite space are
+    the channels of space `space`."""
+
+    space: int
+    offset: int
+    width: int
+
+
 @dataclass
 class ChannelSpaces:
     """Phase 1: every channel tensor's space, and how each node treats channels."""
@@ -82,6 +96,7 @@ class ChannelSpaces:
     width: dict[int, int]  # space id -> original channel count
     kinds: dict[int, NodeKind]  # id(node) -> kind
     pinned_tensors: set[str]  # graph inputs/outputs and tensors an opaque node touches
+    parts: dict[int, tuple[Part, ...]] = field(default_factory=dict)  # composite space id -> its parts, in order
 
     def channels(self, t: gs.Tensor) -> int:
         return self.width[self.space_of[t.name]]
@@ -96,6 +111,7 @@ class ChannelPlan:
     kept: dict[int, np.ndarray]  # space id -> sorted kept channel indices
     width: dict[int, int]  # space id -> original channel count
     pinned: set[int] = field(default_factory=set)  # spaces that must keep every channel
+    parts: dict[int, tuple[Part, ...]] = field(default_factory=dict)  # composite space id -> its parts, in order
 
     def kept_of(self, tensor: gs.Tensor) -> np.ndarray | None:
         """Kept channel indices of a tensor, or None if it has no channel space."""
@@ -125,6 +141,16 @@ def _clip_keeps_zero(node: gs.Node) -> bool:
         else:
             bounds.append(float(node.attrs.get(attr, default)))
     return bounds[0] <= 0 <= bounds[1]
+
+
+def batchnorm_shift(node: gs.Node) -> np.ndarray | None:
+    """What a BatchNormalization with constant parameters maps a zero channel to, per channel
+    (bias - scale * mean / sqrt(var + eps), as onnxruntime computes it); None for any other node."""
+    if node.op != "BatchNormalization" or len(node.inputs) < 5 or not all(
+            isinstance(t, gs.Constant) for t in node.inputs[1:5]):
+        return None
+    scale, bias, mean, var = (np.asarray(t.values, dtype=np.float64) for t in node.inputs[1:5])
+    return bias - scale * mean / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
 
 
 def _channel_inputs(node: gs.Node) -> list[gs.Variable]:
@@ -205,7 +231,25 @@ def is_depthwise(node: gs.Node) -> bool:
     return group_width(node) == 1
 
 
+def _is_channel_concat(node: gs.Node) -> bool:
+    """A Concat along axis 1 (of feature maps, or of (N, C) gates) whose inputs' channel counts
+    are known and add up to its output's."""
+    if node.op != "Concat" or len(node.outputs) != 1 or not node.inputs:
+        return False
+    out = node.outputs[0]
+    if out.shape is None or len(out.shape) < 2 or channel_count(out) is None:
+        return False
+    rank = len(out.shape)
+    if node.attrs.get("axis") not in (1, 1 - rank):
+        return False
+    widths = [channel_count(t) if isinstance(t, gs.Variable) and t.shape is not None and len(t.shape) == rank else None
+              for t in node.inputs]
+    return None not in widths and sum(widths) == channel_count(out)  # type: ignore[arg-type]
+
+
 def _kind(node: gs.Node) -> NodeKind:
+    if _is_channel_concat(node):
+        return NodeKind.CONCAT
     if group_width(node) is not None and len(node.outputs) == 1:
         return NodeKind.JOIN
     if node.op in ELEMENTWISE and len(node.outputs) == 1 and _keeps_channel_axis(node):
@@ -251,7 +295,46 @@ def find_spaces(graph: gs.Graph) -> ChannelSpaces:
         sid = roots.setdefault(uf.find(name), len(roots))
         space_of[name] = sid
         width.setdefault(sid, channel_count(t) // repeat.get(name, 1))  # type: ignore[operator]
-    return ChannelSpaces(tensors, space_of, repeat, width, kinds, pinned)
+    spaces = ChannelSpaces(tensors, space_of, repeat, width, kinds, pinned)
+    _find_parts(graph, spaces)
+    return spaces
+
+
+def _find_parts(graph: gs.Graph, spaces: ChannelSpaces) -> None:
+    """Record each channel Concat's parts. Its space may have other sources only if they are
+    Concats of the same parts (a pass-through conv's concatenated gates, multiplied into the
+    concatenated maps); a Concat whose space has any other (a residual Add of it and a conv's
+    output), or that reads a Flatten's columns, cannot be split into parts: it becomes opaque, and
+    every channel on both of its sides is kept."""
+    sources: dict[int, list[gs.Tensor]] = {}  # space id -> tensors no channel-preserving node produces
+    for name, t in spaces.tensors.items():
+        producer = t.inputs[0] if t.inputs else None
+        if producer is None or spaces.kinds[id(producer)] is not NodeKind.JOIN:
+            sources.setdefault(spaces.space_of[name], []).append(t)
+    concats = [n for n in graph.nodes if spaces.kinds[id(n)] is NodeKind.CONCAT]
+    parts_of = {id(n.outputs[0]): _parts(n, spaces) for n in concats}
+    for node in concats:
+        out = node.outputs[0]
+        sid = spaces.space_of[out.name]
+        parts = parts_of[id(out)]
+        if parts is not None and all(parts_of.get(id(t)) == parts for t in sources[sid]) and all(
+                p.space != sid for p in parts):
+            spaces.parts[sid] = parts
+        else:
+            spaces.kinds[id(node)] = NodeKind.OPAQUE
+            spaces.pinned_tensors.update(t.name for t in [*node.inputs, out])
+
+
+def _parts(node: gs.Node, spaces: ChannelSpaces) -> tuple[Part, ...] | None:
+    """A channel Concat's inputs as parts of its output's space (None if one is a Flatten's columns)."""
+    parts, offset = [], 0
+    for t in [*node.inputs, node.outputs[0]]:
+        if spaces.repeat.get(t.name, 1) != 1:
+            return None
+    for t in node.inputs:
+        parts.append(Part(spaces.space_of[t.name], offset, spaces.channels(t)))
+        offset += spaces.channels(t)
+    return tuple(parts)
 
 
 def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray]:
@@ -267,6 +350,13 @@ def forward_live(graph: gs.Graph, spaces: ChannelSpaces) -> dict[str, np.ndarray
             if out.name not in spaces.tensors:
                 continue
             c = spaces.channels(out)
+            if spaces.kinds[id(node)] is NodeKind.CONCAT:  # each input's channels, end to end
+                live[out.name] = np.concatenate([live_of(t, spaces.channels(t)) for t in node.inputs])
+                continue
+            shift = batchnorm_shift(node) if spaces.kinds[id(node)] is NodeKind.JOIN else None
+            if shift is not None:  # BN(0) is its shift: a dead channel stays dead where that is 0
+                live[out.name] = live_of(node.inputs[0], c) | (shift != 0)
+                continue
             if spaces.kinds[id(node)] is not NodeKind.JOIN or not (
                     node.op in ZERO_PRESERVING | {"Mul", "Add", "Sub", "Div", "Pad"} or _clip_keeps_zero(node)):
                 live[out.name] = np.ones(c, bool)
@@ -309,6 +399,12 @@ def backward_needed(graph: gs.Graph, spaces: ChannelSpaces, live: dict[str, np.n
         if n in needed:
             needed[n][:] = True
     for node in reversed(graph.nodes):
+        if spaces.kinds[id(node)] is NodeKind.CONCAT:  # each input needs its own stretch of the output
+            need_out, offset = needed[node.outputs[0].name], 0
+            for t in node.inputs:
+                needed[t.name] |= need_out[offset:offset + len(needed[t.name])]
+                offset += len(needed[t.name])
+            continue
         if spaces.kinds[id(node)] is not NodeKind.JOIN:
             for t in node.inputs:
                 if t.name in needed:
@@ -348,8 +444,9 @@ class GroupedSpace:
 
 
 def grouped_spaces(graph: gs.Graph, spaces: ChannelSpaces) -> tuple[dict[int, GroupedSpace], set[int]]:
-    """The spaces grouped (not depthwise) convs run in, and those to keep whole because grouped
-    convs of different group widths share them (no one set of equal groups fits both)."""
+    """The spaces grouped (not depthwise) convs run in, and those to keep whole: where grouped convs
+    of different group widths share a space (no one set of equal groups fits both), or where one
+    runs in a Concat's composite space (its kept channels are its parts', laid end to end)."""
     found: dict[int, GroupedSpace] = {}
     clash: set[int] = set()
     for node in graph.nodes:
@@ -358,7 +455,7 @@ def grouped_spaces(graph: gs.Graph, spaces: ChannelSpaces) -> tuple[dict[int, Gr
             continue
         sid = spaces.space_of[node.outputs[0].name]
         seen = found.get(sid)
-        if seen is not None and seen.width != width:
+        if sid in spaces.parts or (seen is not None and seen.width != width):
             clash.add(sid)
             continue
         found[sid] = GroupedSpace(width, (*(seen.inputs if seen else ()), node.inputs[0].name))
@@ -388,6 +485,10 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
                   grouped: dict[int, GroupedSpace] | None = None) -> ChannelPlan:
     """Phase 4: each space keeps the union over its tensors of live-and-needed channels.
 
+    A composite space (a channel Concat's) keeps its parts' kept channels, offset; what its own
+    tensors need (a BN after the Concat may make a dead channel live) is added to the part it
+    comes from first, so every tensor of it still equals the original on every kept channel.
+
     With `align` N > 1, a feature-map space that keeps at least N channels keeps a multiple of N:
     the first channels it would drop fill the gap. A module's selection is aligned already, but
     folded gates turn a kept kernel whose mean gate is 0 into a dead channel, and odd widths miss
@@ -403,18 +504,18 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
     """
     grouped = grouped or {}
     pinned = {spaces.space_of[n] for n in spaces.pinned_tensors if n in spaces.space_of}
-    kept: dict[int, np.ndarray] = {sid: np.arange(spaces.width[sid]) for sid in pinned}
-    union: dict[int, np.ndarray] = {}
-    feature_maps: set[int] = set()
-    for name, tensor in spaces.tensors.items():
-        sid = spaces.space_of[name]
-        if sid in kept:
-            continue
-        m = live.get(name, np.ones(spaces.width[sid], bool)) & needed[name]
-        union[sid] = union[sid] | m if sid in union else m
-        if tensor.shape is not None and len(tensor.shape) == 4:
-            feature_maps.add(sid)
+    union = _needed_union(spaces, live, needed)
+    for sid in pinned:
+        union[sid] = np.ones(spaces.width[sid], bool)
+    _push_into_parts(spaces.parts, union)
+    feature_maps = {spaces.space_of[n] for n, t in spaces.tensors.items() if t.shape is not None and len(t.shape) == 4}
+    kept: dict[int, np.ndarray] = {}
     for sid, m in union.items():
+        if sid in spaces.parts:
+            continue
+        if sid in pinned:
+            kept[sid] = np.arange(spaces.width[sid])
+            continue
         idx = np.flatnonzero(m)
         short = (-len(idx)) % align
         if sid in depthwise and len(idx) < align:
@@ -426,7 +527,34 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
         if sid in grouped and len(idx):
             idx = _equal_groups(idx, grouped[sid], live, spaces.width[sid])
         kept[sid] = idx if len(idx) else np.array([0])  # a space never vanishes: keep one (zero) channel
-    return ChannelPlan(space_of=spaces.space_of, repeat=spaces.repeat, kept=kept, width=spaces.width, pinned=pinned)
+    for sid, parts in sorted(spaces.parts.items(), key=lambda item: _depth(spaces.parts, item[0])):
+        kept[sid] = np.concatenate([kept[p.space] + p.offset for p in parts])
+    return ChannelPlan(space_of=spaces.space_of, repeat=spaces.repeat, kept=kept, width=spaces.width, pinned=pinned,
+                       parts=dict(spaces.parts))
+
+
+def _needed_union(spaces: ChannelSpaces, live: dict[str, np.ndarray],
+                  needed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """Per space, the union over its tensors of live-and-needed channels."""
+    union: dict[int, np.ndarray] = {}
+    for name in spaces.tensors:
+        sid = spaces.space_of[name]
+        m = live.get(name, np.ones(spaces.width[sid], bool)) & needed[name]
+        union[sid] = union[sid] | m if sid in union else m
+    return union
+
+
+def _depth(parts: dict[int, tuple[Part, ...]], sid: int) -> int:
+    """How deeply composite spaces nest inside `sid` (0: its parts are plain spaces)."""
+    return 1 + max((_depth(parts, p.space) for p in parts[sid] if p.space in parts), default=-1)
+
+
+def _push_into_parts(parts: dict[int, tuple[Part, ...]], union: dict[int, np.ndarray]) -> None:
+    """Every channel a composite space needs becomes needed in the part it comes from (outermost
+    composites first, so a nested Concat passes on what its consumers need too)."""
+    for sid in sorted(parts, key=lambda s: -_depth(parts, s)):
+        for p in parts[sid]:
+            union[p.space] = union[p.space] | union[sid][p.offset:p.offset + p.width]
 
 
 def plan_channels(graph: gs.Graph, align: int = 1) -> ChannelPlan:

@@ -10,6 +10,12 @@ linear layer is a boundary. The image itself reaches the first conv, so its inpu
 A depthwise conv that passes its feeder's gates through (`PassThroughConv`) is no boundary: it
 keeps exactly its input's channels, so its cost scales with its input stream's width alone.
 Convs without a batch norm (squeeze-and-excitation's) are part of the dataflow, uncounted.
+
+A channel concatenation makes a layer's input a row of *segments*, each from its own stream (or
+whole), so the probe watches each input channel, not the input as one: the channels that a layer
+opened reaches, in order, are the segment it writes. A layer's input costs the sum over its
+segments. What still moves channels (a shuffle, a permutation, a concatenation along another axis)
+is refused with one MwtError.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from mwt.core.errors import MwtError
 from mwt.core.unionfind import UnionFind
@@ -50,6 +57,16 @@ def union_of(members: Sequence[str], kept: Mapping[str, object]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """`width` consecutive input channels of a layer (features, for a linear layer reading a
+    flattened map) from `offset` on, read from one channel stream (None: always whole)."""
+
+    offset: int
+    width: int
+    stream: int | None
+
+
+@dataclass(frozen=True)
 class LayerCost:
     """One conv block or linear layer: its cost at full width and where its channels come from."""
 
@@ -58,9 +75,23 @@ class LayerCost:
     in_channels: int
     out_channels: int
     gate: str | None  # the gated layer whose gate selects this layer's output channels (None: all computed)
-    stream: int | None  # the channel stream its input is read from (None: the input is always whole)
+    segments: tuple[Segment, ...]  # its input, end to end (one segment unless it reads a concatenation)
     logits: bool = False  # its outputs are the classes (a module keeps only its own)
     channelwise: bool = False  # a pass-through depthwise conv: its outputs are its input's channels
+
+    @property
+    def stream(self) -> int | None:
+        """The stream its whole input is read from; None when the input is always whole or is
+        made of several segments (a concatenation: see `segments`)."""
+        return self.segments[0].stream if len(self.segments) == 1 else None
+
+    def input_fraction(self, kept: Sequence[float]) -> float:
+        """The fraction of its input a module keeps, given each stream's kept fraction."""
+        if len(self.segments) == 1:  # the common case, computed as it always was (the same last bits)
+            return 1.0 if self.stream is None else kept[self.stream]
+        total = sum(seg.width for seg in self.segments)
+        kept_width = sum(seg.width * (1.0 if seg.stream is None else kept[seg.stream]) for seg in self.segments)
+        return kept_width / max(total, 1)
 
 
 @dataclass(frozen=True)
@@ -102,7 +133,7 @@ class CostModel:
         kept = [float(union.sum()) / max(union.size, 1) for union in self.stream_channels(retained)]
         total = 0.0
         for layer in self.layers:
-            f_in = 1.0 if layer.stream is None else kept[layer.stream]
+            f_in = layer.input_fraction(kept)
             out_stream = self.stream_of(layer.gate) if layer.gate is not None else None
             if layer.channelwise:
                 f_out = 1.0  # kept channels are counted once: input and output are the same channels
@@ -134,14 +165,24 @@ class CostModel:
         device = next(iter(gates.values())).device
         total = torch.zeros(batch, device=device)
         for layer in self.layers:
-            factor = torch.ones(batch, device=device)
-            if layer.stream is not None:
-                factor = factor * rates[layer.stream]
+            factor = _input_rate(layer, rates, batch, device)
             out_stream = self.stream_of(layer.gate) if layer.gate is not None else None
             if out_stream is not None and not layer.logits and not layer.channelwise:
                 factor = factor * rates[out_stream]
             total = total + layer.macs * factor
         return total / max(self.total_macs, 1)
+
+
+def _input_rate(layer: LayerCost, rates: list[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
+    """`LayerCost.input_fraction` per sample, from each stream's (B,) kept rate: (B,), differentiable."""
+    if len(layer.segments) == 1:
+        ones = torch.ones(batch, device=device)
+        return ones if layer.stream is None else ones * rates[layer.stream]
+    total = sum(seg.width for seg in layer.segments)
+    rate = torch.zeros(batch, device=device)
+    for seg in layer.segments:
+        rate = rate + (seg.width / total) * (1.0 if seg.stream is None else rates[seg.stream])
+    return rate
 
 
 def _boundaries(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -155,10 +196,56 @@ def _boundaries(model: nn.Module) -> list[tuple[str, nn.Module]]:
             out.append((name, m))
     return out
 
-
 # Layers opened per probing forward pass, one per sample: a forward of a batch this big costs far
-# less than as many forwards of one sample, and the hooks keep one flag per sample, not the maps.
+# less than as many forwards of one sample, and the hooks keep one flag per channel and sample, not the maps.
 PROBES_PER_PASS = 16
+
+Shapes = dict[str, tuple[tuple[int, ...], tuple[int, ...]]]  # layer -> (input shape, output shape)
+Reached = dict[str, dict[str, np.ndarray]]  # opened layer ("": none) -> reader -> (C_in,) nonzero input channels
+
+
+def _live_channels(x: torch.Tensor) -> torch.Tensor:
+    """(B, C) flags: which channels (features, for a flat input) of each sample are nonzero."""
+    x = x.abs()
+    return (x.flatten(2).amax(2) if x.dim() > 2 else x) > 0
+
+
+class _ConcatWatch(TorchFunctionMode):
+    """Notes each concatenation along an axis other than the channel axis whose inputs carry some
+    opened layer's channels (zero in one probing sample, nonzero in another): such a layout the
+    streams cannot describe. Calls are told apart by their order in the forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.nonzero: dict[int, bool] = {}
+        self.zero: dict[int, bool] = {}
+        self.axis: dict[int, int] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 (torch's protocol)
+        kwargs = kwargs or {}
+        if func in (torch.cat, torch.concat, torch.concatenate):
+            tensors = args[0] if args else kwargs.get("tensors", ())
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis", 0))
+            maps = [t for t in tensors if isinstance(t, torch.Tensor) and t.dim() >= 2]
+            if maps and dim % maps[0].dim() != 1:
+                i, self.calls = self.calls, self.calls + 1
+                for t in maps:
+                    flags = t.flatten(1).abs().amax(1) > 0
+                    self.nonzero[i] = self.nonzero.get(i, False) or bool(flags.any())
+                    self.zero[i] = self.zero.get(i, False) or not bool(flags.all())
+                self.axis[i] = dim % maps[0].dim()
+        return func(*args, **kwargs)
+
+    def start_pass(self) -> None:
+        self.calls = 0
+
+    def check(self) -> None:
+        """One MwtError if a concatenation along another axis carried an opened layer's output."""
+        for i, axis in sorted(self.axis.items()):
+            if self.nonzero[i] and self.zero[i]:
+                raise MwtError(f"the network concatenates gated convs' outputs along axis {axis}, not the channel "
+                               "axis (1): only channel concatenation between gated convs is supported")
 
 
 @torch.no_grad()
@@ -167,16 +254,77 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
 
     Dataflow is probed in eval mode, where every sample is computed on its own: sample i of a
     probing batch opens one layer (it writes positive values into every channel, whatever its
-    input; every other layer writes zeros), and the layers whose input is nonzero in sample i are
-    the readers of that layer's output.
+    input; every other layer writes zeros), and the input channels that are nonzero in sample i
+    are the ones its readers read from that layer.
     """
     was_training = model.training
     model.eval()
     layers = _boundaries(model)
     names = [n for n, _ in layers]
     passing = [(n, m) for n, m in model.named_modules() if isinstance(m, PassThroughConv)]
+    try:
+        shapes, pass_shapes, logits_layer, reached = _probe(model, input_shape, layers, passing)
+    finally:
+        model.train(was_training)
+
+    gated = {n for n, m in layers if isinstance(m, GatedConv) and m.gate is not None}
+    widths = {n: out[1] for n, (_, out) in shapes.items() if len(out) > 2}  # the writers of feature maps
+    runs = {reader: _runs(reader, reached, names, widths) for reader in [*names, *pass_shapes]}
+    # Writers into one stream: every pair of layers read by the same run of input channels.
+    streams_of: UnionFind[str] = UnionFind()
+    for reader_runs in runs.values():
+        for _, _, writers in reader_runs:
+            for w in writers:
+                streams_of.union(w, writers[0])
+    find = streams_of.find
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(find(n), []).append(n)
+    # A stream with a plain writer (or read straight from the image) is always whole.
+    full_roots = {find(n) for n in names if n not in gated}
+    stream_index: dict[str, int] = {}
+    streams: list[tuple[str, ...]] = []
+    for root, members in groups.items():
+        if root in full_roots or not any(m in gated for m in members):
+            continue
+        stream_index[root] = len(streams)
+        streams.append(tuple(m for m in names if m in members))
+
+    def segments(reader: str) -> tuple[Segment, ...]:
+        return tuple(Segment(offset, width, stream_index.get(find(writers[0])) if writers else None)
+                     for offset, width, writers in runs[reader])
+
+    costs = []
+    for name, m in layers:
+        (in_shape, out_shape) = shapes[name]
+        if isinstance(m, GatedConv):
+            conv = m.conv
+            macs = int(torch.tensor(out_shape[1:]).prod()) * (conv.in_channels // conv.groups) * int(
+                torch.tensor(conv.kernel_size).prod())
+            c_in, c_out = conv.in_channels, conv.out_channels
+        else:
+            macs, c_in, c_out = m.in_features * m.out_features, m.in_features, m.out_features
+        costs.append(LayerCost(
+            name=name, macs=macs, in_channels=c_in, out_channels=c_out,
+            gate=name if name in gated else None, segments=segments(name), logits=name == logits_layer,
+        ))
+    for name, m in passing:
+        conv = m.conv
+        h, w = pass_shapes[name][2:]
+        macs = h * w * conv.out_channels * (conv.in_channels // conv.groups) * int(torch.tensor(conv.kernel_size).prod())
+        costs.append(LayerCost(name=name, macs=macs, in_channels=conv.in_channels, out_channels=conv.out_channels,
+                               gate=None, segments=segments(name), channelwise=True))
+    return CostModel(tuple(costs), tuple(streams))
+
+
+def _probe(model: nn.Module, input_shape: tuple[int, ...], layers: list[tuple[str, nn.Module]],
+           passing: list[tuple[str, nn.Module]]) -> tuple[Shapes, dict[str, tuple[int, ...]], str | None, Reached]:
+    """Run the probing passes (see `cost_model`): each layer's (input, output) shapes, each
+    pass-through conv's output shape, the logits layer, and for every opened layer ("": none)
+    which input channels of every reader are then nonzero."""
+    names = [n for n, _ in layers]
     device = next(model.parameters()).device
-    inputs: dict[str, torch.Tensor] = {}  # the first pass: each layer's input; probing: (B,) nonzero flags
+    inputs: dict[str, torch.Tensor] = {}  # the first pass: each layer's input; probing: (B, C) nonzero flags
     outputs: dict[str, torch.Tensor] = {}
     state: dict[str, list[str] | None] = {"open": None}  # probing: the layer each sample opens ("": none)
 
@@ -188,7 +336,7 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
     def pre_hook(name: str):  # noqa: ANN202
         def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             x = args[0]
-            inputs[name] = x if state["open"] is None else x.abs().flatten(1).amax(1) > 0
+            inputs[name] = x if state["open"] is None else _live_channels(x)
         return hook
 
     def post_hook(name: str):  # noqa: ANN202
@@ -212,108 +360,82 @@ def cost_model(model: nn.Module, input_shape: tuple[int, ...]) -> CostModel:
             return torch.ones_like(out) * live
         return hook
 
+    def keep_dead(_m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> object:
+        # While probing, a batch norm outside a conv block (one after a concatenation) keeps a zero
+        # channel zero, as if its shift were 0 (it is, untrained): trained, BN(0) would make every
+        # channel it shifts read whole, and the channels the segments are found from would blur.
+        if state["open"] is None:
+            return None
+        return out * (_live_channels(args[0])[(...,) + (None,) * (out.dim() - 2)]).to(out.dtype)
+
     handles = []
+    for m in _standalone_batchnorms(model):
+        handles.append(m.register_forward_hook(keep_dead))
     for name, m in layers:
         handles.append(m.register_forward_pre_hook(pre_hook(name)))
         handles.append(m.register_forward_hook(post_hook(name)))
     for name, m in passing:
         handles.append(m.register_forward_pre_hook(pre_hook(name)))
         handles.append(m.register_forward_hook(pass_hook(name)))
+    watch = _ConcatWatch()
     try:
         logits, _ = model(torch.rand(2, *input_shape, device=device))
         shapes = {n: (tuple(inputs[n].shape), tuple(outputs[n].shape)) for n in names}
         pass_shapes = {n: tuple(outputs[n].shape) for n, _ in passing}
         logits_layer = next((n for n in names if outputs[n] is logits), None)
         probed = [*names, *pass_shapes]
-
-        read_by: dict[str, set[str]] = {}  # opened layer ("": none, the image alone) -> layers reading it
+        reached: Reached = {}
         opens = ["", *names]
         for i in range(0, len(opens), PROBES_PER_PASS):
             chunk = opens[i:i + PROBES_PER_PASS]
             state["open"] = chunk
             inputs.clear()
-            model(torch.rand(len(chunk), *input_shape, device=device))
-            nonzero = {n: inputs[n].tolist() for n in probed if n in inputs}  # one device read per layer
+            watch.start_pass()
+            with watch:
+                model(torch.rand(len(chunk), *input_shape, device=device))
+            flags = {n: inputs[n].cpu().numpy() for n in probed if n in inputs}  # one device read per layer
             for j, open_ in enumerate(chunk):
-                read_by[open_] = {n for n, flags in nonzero.items() if flags[j]}
-        whole = read_by[""]  # fed by the image itself
-        read_from: dict[str, set[str]] = {n: set() for n in probed}
-        for name in names:
-            for reader in read_by[name] - whole:
-                read_from[reader].add(name)
+                reached[open_] = {n: f[j] for n, f in flags.items()}
     finally:
         state["open"] = None
         for h in handles:
             h.remove()
-        model.train(was_training)
+    watch.check()
+    return shapes, pass_shapes, logits_layer, reached
 
-    _check_channels_follow(read_from, whole, shapes, pass_shapes)
-    gated = {n for n, m in layers if isinstance(m, GatedConv) and m.gate is not None}
-    # Writers into one stream: every pair of layers read by the same reader.
-    streams_of: UnionFind[str] = UnionFind()
-    for writers in read_from.values():
-        for w in writers:
-            streams_of.union(w, next(iter(writers)))
-    find = streams_of.find
-    groups: dict[str, list[str]] = {}
-    for n in names:
-        groups.setdefault(find(n), []).append(n)
-    # A stream with a plain writer (or read straight from the image) is always whole.
-    full_roots = {find(n) for n in names if n not in gated}
-    stream_index: dict[str, int] = {}
-    streams: list[tuple[str, ...]] = []
-    for root, members in groups.items():
-        if root in full_roots or not any(m in gated for m in members):
+
+def _standalone_batchnorms(model: nn.Module) -> list[nn.Module]:
+    """The batch norms that are not part of a conv block (a conv block's BN follows its conv)."""
+    blocks = {n for n, m in model.named_modules() if isinstance(m, (GatedConv, PassThroughConv))}
+    return [m for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and n.rpartition(".")[0] not in blocks]
+
+
+def _runs(reader: str, reached: Reached, names: list[str], widths: dict[str, int]) -> list[tuple[int, int, list[str]]]:
+    """The reader's input as runs of consecutive channels that the same layers write, end to end:
+    (offset, width, writers; none: always whole, read from the image or a parameterized op). A run
+    must be a whole number of its writers' outputs, laid one to one: anything else means an op
+    moved channels between them (a shuffle, a permutation), which is one MwtError."""
+    whole = reached[""][reader]
+    reach = np.stack([reached[w].get(reader, np.zeros_like(whole)) & ~whole for w in names])  # (writers, C)
+    runs: list[tuple[int, int, list[str]]] = []
+    start = 0
+    for c in range(1, len(whole) + 1):
+        if c < len(whole) and whole[c] == whole[start] and np.array_equal(reach[:, c], reach[:, start]):
             continue
-        stream_index[root] = len(streams)
-        streams.append(tuple(m for m in names if m in members))
-
-    costs = []
-    for name, m in layers:
-        (in_shape, out_shape) = shapes[name]
-        if isinstance(m, GatedConv):
-            conv = m.conv
-            macs = int(torch.tensor(out_shape[1:]).prod()) * (conv.in_channels // conv.groups) * int(
-                torch.tensor(conv.kernel_size).prod())
-            c_in, c_out = conv.in_channels, conv.out_channels
-        else:
-            macs, c_in, c_out = m.in_features * m.out_features, m.in_features, m.out_features
-        writers = read_from[name]
-        stream = None
-        if name not in whole and writers:
-            stream = stream_index.get(find(next(iter(writers))))
-        costs.append(LayerCost(
-            name=name, macs=macs, in_channels=c_in, out_channels=c_out,
-            gate=name if name in gated else None, stream=stream, logits=name == logits_layer,
-        ))
-    for name, m in passing:
-        conv = m.conv
-        h, w = pass_shapes[name][2:]
-        macs = h * w * conv.out_channels * (conv.in_channels // conv.groups) * int(torch.tensor(conv.kernel_size).prod())
-        writers = read_from[name]
-        stream = None
-        if name not in whole and writers:
-            stream = stream_index.get(find(next(iter(writers))))
-        costs.append(LayerCost(name=name, macs=macs, in_channels=conv.in_channels, out_channels=conv.out_channels,
-                               gate=None, stream=stream, channelwise=True))
-    return CostModel(tuple(costs), tuple(streams))
+        writers = [] if whole[start] else [names[i] for i in np.flatnonzero(reach[:, start])]
+        _check_run(reader, start, c - start, writers, widths)
+        runs.append((start, c - start, writers))
+        start = c
+    return runs
 
 
-def _check_channels_follow(read_from: dict[str, set[str]], whole: set[str],
-                           shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
-                           pass_shapes: dict[str, tuple[int, ...]]) -> None:
-    """Refuse a conv that reads channels its writers do not write one to one (a concatenation or
-    a channel shuffle between them): the cost model's streams, and every module of the network,
-    would be wrong, so this is one MwtError when training starts."""
-    for reader, writers in read_from.items():
-        if reader in whole:
-            continue
-        width = shapes[reader][0] if reader in shapes else pass_shapes[reader]
-        if len(width) != 4:
-            continue  # a linear layer may read a flattened map: C x H x W features
-        for writer in sorted(writers):  # sorted: the same writer is named every run
-            out = shapes[writer][1]
-            if len(out) == 4 and out[1] != width[1]:
-                raise MwtError(f"layer {reader} reads {width[1]} channels where {writer} writes {out[1]}: channel "
-                               "concatenation (or any op that moves channels) between gated convs is not supported yet")
-
+def _check_run(reader: str, offset: int, width: int, writers: list[str], widths: dict[str, int]) -> None:
+    """Refuse a run of input channels that is not a whole number of each writer's outputs (a linear
+    layer's features, such as a flattened map's, are not checked against it)."""
+    for writer in sorted(writers):  # sorted: the same writer is named every run
+        if writer in widths and width % widths[writer]:
+            raise MwtError(
+                f"layer {reader} reads {width} channels ({offset}..{offset + width - 1}) from {writer}, which writes "
+                f"{widths[writer]}: an op that moves channels (a channel shuffle or permutation) between gated "
+                "convs is not supported; channel concatenation is")

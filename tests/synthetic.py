@@ -18,17 +18,19 @@ from mwt.registry import DATASETS
 def random_checkpoint(
     arch: str = "vgg16", width: float = 0.125, seed: int = 0, *, retain: float | None = None,
     frequency_power: float = 3.0, gate_first: bool = False, dataset: str = "fashion-mnist", stem: str = "default",
+    args: tuple[tuple[str, bool | int | float | str], ...] = (),
 ) -> Checkpoint:
     """A modularized checkpoint with random weights, non-trivial BN statistics and random frequencies.
 
     Frequencies are U**k per class and kernel: k = `frequency_power`, or, with `retain`, the k that
     makes P(frequency >= 0.9) = retain (about that share of every layer in each class's module).
+    `args` are a constructed network's constructor arguments.
     """
     info = DATASETS[dataset]
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     spec = ModelSpec(arch, len(info.classes), info.channels, info.size, width, True, info.mean, info.std, info.pad,
-                     gate_first=gate_first, stem=stem)
+                     gate_first=gate_first, stem=stem, args=args)
     model = build_model(spec)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

@@ -454,6 +454,57 @@ class Concat(nn.Module):
 
 def concat(num_classes, in_channels):
     return Concat(num_classes, in_channels)
+
+
+def conv_bn(c_in, c_out, k):
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class ConcatThen(nn.Module):
+    """Two gated branches concatenated, then `between`, then a gated conv: `move` rearranges the
+    concatenation first (a shuffle: refused)."""
+
+    def __init__(self, num_classes, in_channels, between, axis=1, move=None):
+        super().__init__()
+        self.axis, self.move = axis, move
+        self.stem = conv_bn(in_channels, 8, 3)
+        self.a, self.b = conv_bn(8, 8, 3), conv_bn(8, 8 if axis != 1 else 4, 1)
+        self.between = between
+        self.c = conv_bn(8 if axis != 1 else 12, 8, 3)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = torch.cat([self.a(x), self.b(x)], self.axis)
+        if self.move is not None:
+            y = self.move(y)
+        return self.fc(self.c(self.between(y)).mean((2, 3)))
+
+
+def concat_bn(num_classes, in_channels):
+    return ConcatThen(num_classes, in_channels, nn.Sequential(nn.BatchNorm2d(12), nn.ReLU()))
+
+
+def concat_pool(num_classes, in_channels):
+    return ConcatThen(num_classes, in_channels, nn.MaxPool2d(3, stride=1, padding=1))
+
+
+def concat_depthwise(num_classes, in_channels):
+    return ConcatThen(num_classes, in_channels, nn.Sequential(
+        nn.Conv2d(12, 12, 3, padding=1, groups=12, bias=False), nn.BatchNorm2d(12), nn.ReLU()))
+
+
+def shuffle(y):
+    n, c, h, w = y.shape
+    return y.reshape(n, 3, c // 3, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def concat_shuffle(num_classes, in_channels):
+    return ConcatThen(num_classes, in_channels, nn.Identity(), move=shuffle)
+
+
+def concat_rows(num_classes, in_channels):
+    return ConcatThen(num_classes, in_channels, nn.Identity(), axis=2)
 '''
 
 
@@ -563,11 +614,163 @@ def test_the_cost_model_counts_depthwise_convs_once_with_their_stream():
     assert cost.kept_fraction(half) < 0.5  # convs between two halved streams keep a quarter
 
 
-def test_concatenated_gated_convs_are_refused_in_one_line(user_net):
+def _user_checkpoint(function: str, seed: int = 3):
+    from mwt.models.user_code import load_user_code, provided, provide
+
+    provide(load_user_code(f"{provided().path}:{function}"))
+    return random_checkpoint(f"code:{function}", width=1.0, seed=seed)
+
+
+def _convs_reading_concats(model: onnx.ModelProto) -> list[tuple[int, int]]:
+    """(channels the Concat writes, input channels of the conv's weight) for each Conv that reads a
+    Concat's output through BN, ReLU, max-pool or a depthwise conv (not through a mask generator)."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info}
+    weights = {t.name: list(t.dims) for t in inferred.graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in inferred.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    found = []
+    for concat in (n for n in inferred.graph.node if n.op_type == "Concat" and len(shapes[n.output[0]]) == 4):
+        frontier = [concat.output[0]]
+        while frontier:
+            for n in readers.get(frontier.pop(), []):
+                group = next((a.i for a in n.attribute if a.name == "group"), 1)
+                if n.op_type == "Conv" and group == 1:
+                    found.append((shapes[concat.output[0]][1], weights[n.input[1]][1]))
+                elif n.op_type in ("BatchNormalization", "Relu", "MaxPool", "Mul", "Conv"):
+                    frontier.append(n.output[0])
+    return found
+
+
+def _shift_free(ckpt, bn: str):
+    """`ckpt` with batch norm `bn` mapping zero to zero (its bias and mean 0; scale and variance stay random)."""
+    for key in ("bias", "running_mean"):
+        ckpt.state_dict[f"{bn}.{key}"].zero_()
+    return ckpt
+
+
+@pytest.mark.parametrize("function", ["concat", "concat_bn", "concat_pool", "concat_depthwise"])
+def test_concatenated_gated_convs_compile_exactly_and_smaller(user_net, function):
+    from exporter.flops import graph_cost
+    from mwt.cost import cost_model
+
+    ckpt = _user_checkpoint(function)
+    if function == "concat_bn":  # trained, its shift turns dropped channels into constants: kept (see docs/any-cnn.md)
+        ckpt = _shift_free(ckpt, "net.between.0")
+    assert {"net.a.0", "net.b.0", "net.c.0"} <= {n for n, _ in gated_layers(ckpt.build())}
+    c = ModuleCompiler(ckpt)
+    classes = (2, 5)
+    for gates in GateMode:
+        selection = c.select(classes, align=1)
+        module, report = c.compile(selection, gates)
+        kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+        frozen = folded_gate_values(ckpt.modularization, list(classes), kept) if gates is GateMode.folded else None
+        np.testing.assert_allclose(run_onnx(module, X), simulate(ckpt, report.retained, classes, X, frozen),
+                                   atol=1e-4, rtol=0)
+        # The conv after the concatenation reads exactly the branches' kept kernels, physically.
+        branches = int(selection.kept["net.a.0"].sum() + selection.kept["net.b.0"].sum())
+        assert 0 < branches < 12 and _convs_reading_concats(module) == [(branches, branches)]
+        assert _convs_reading_concats(c.full_model) == [(12, 12)]
+        if gates is GateMode.folded:  # the cost model counts what the compiled module computes
+            cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
+            assert cost.kept_macs(kept, len(classes)) == graph_cost(module).macs
+
+
+def test_a_depthwise_conv_behind_a_concatenation_passes_both_branches_gates_through(user_net):
+    model = _user_checkpoint("concat_depthwise").build()
+    assert isinstance(model.get_submodule("net.between.0"), PassThroughConv)
+    gates = {}
+    with torch.no_grad():
+        model.get_submodule("net.between.0").register_forward_pre_hook(lambda _m, args: gates.update(g=args[1]))
+        _, out = model(torch.from_numpy(X))
+    names = [n for n, _ in gated_layers(model)]
+    expected = torch.cat([out[names.index("net.a.0")], out[names.index("net.b.0")]], 1)
+    assert torch.equal(gates["g"], expected)
+
+
+def test_a_shifted_batch_norm_after_a_concatenation_keeps_its_channels(user_net):
+    from exporter.flops import graph_cost
+    from mwt.cost import cost_model
+
+    ckpt = _user_checkpoint("concat_bn")  # random BN statistics: BN(0) != 0 on every channel
+    c = ModuleCompiler(ckpt)
+    module, report = c.compile(c.select((2, 5), align=1), GateMode.folded)
+    kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+    frozen = folded_gate_values(ckpt.modularization, [2, 5], kept)
+    np.testing.assert_allclose(run_onnx(module, X), simulate(ckpt, report.retained, (2, 5), X, frozen),
+                               atol=1e-4, rtol=0)
+    assert _convs_reading_concats(module) == [(12, 12)]  # constant channels: the conv needs them
+    # The cost model counts them as dropped, as they are untrained (BN(0) = 0), when it prices training.
+    assert cost_model(ckpt.build(), ckpt.spec.input_shape).kept_macs(kept, 2) < graph_cost(module).macs
+
+
+def test_the_cost_model_counts_a_concatenation_segment_by_segment(user_net):
+    from mwt.cost import Segment, cost_model
+
+    model = _user_checkpoint("concat").build()
+    cost = cost_model(model, (1, 28, 28))
+    layers = {layer.name: layer for layer in cost.layers}
+    assert cost.streams == (("net.a.0",), ("net.b.0",), ("net.c.0",))
+    assert layers["net.c.0"].segments == (Segment(0, 8, 0), Segment(8, 4, 1))
+    # 32x32 maps: stem 1->8 3x3, a 8->8 3x3, b 8->4 1x1, c 12->8 3x3, fc 8->10.
+    macs = {"net.stem.0": 1024 * 9 * 8, "net.a.0": 1024 * 8 * 9 * 8, "net.b.0": 1024 * 8 * 4,
+            "net.c.0": 1024 * 12 * 9 * 8, "net.fc": 80}
+    assert {n: layer.macs for n, layer in layers.items()} == macs
+    kept = {"net.a.0": np.arange(8) < 2, "net.b.0": np.ones(4, bool), "net.c.0": np.arange(8) < 4}
+    # a keeps 1/4 of its outputs, b all; c reads (2 + 4) of 12 channels and keeps half; fc reads half.
+    by_hand = macs["net.stem.0"] + macs["net.a.0"] / 4 + macs["net.b.0"] + macs["net.c.0"] * 0.5 * 0.5 + 80 * 0.5
+    assert cost.kept_macs(kept) == by_hand and cost.kept_fraction(kept) == pytest.approx(by_hand / sum(macs.values()))
+    assert cost.kept_macs(kept, 2) == by_hand - 80 * 0.5 + 80 * 0.5 * 2 / 10
+    gates = {n: torch.from_numpy(m).float()[None].repeat(3, 1).mul(0.7).requires_grad_() for n, m in kept.items()}
+    expected = cost.expected_fraction(gates)
+    assert expected[0].item() == pytest.approx(cost.kept_fraction(kept), rel=1e-6)
+    expected.sum().backward()
+    assert all(float(g.grad.abs().sum()) > 0 for g in gates.values())  # each branch's gates price c's input
+
+
+@pytest.mark.parametrize("function, message", [
+    ("concat_shuffle", "layer net.c.0 reads 2 channels (0..1) from net.a.0, which writes 8: an op that moves channels"),
+    ("concat_rows", "concatenates gated convs' outputs along axis 2, not the channel axis"),
+])
+def test_channel_moves_other_than_concatenation_are_refused_in_one_line(user_net, function, message):
     from mwt.cost import cost_model
     from mwt.models.user_code import load_user_code, provide
 
-    provide(load_user_code(f"{user_net}:concat"))
-    model = build_model(spec(arch="code:concat", width=1.0, stem="default"))
-    with pytest.raises(MwtError, match="reads 12 channels where net.a.0 writes 8: channel concatenation"):
+    provide(load_user_code(f"{user_net}:{function}"))
+    model = build_model(spec(arch=f"code:{function}", width=1.0, stem="default"))
+    with pytest.raises(MwtError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")) as e:
         cost_model(model, (1, 28, 28))
+    assert "\n" not in str(e.value)
+
+
+def googlenet_compiler() -> ModuleCompiler:
+    """GoogLeNet (Inception blocks concatenate four branches) at width 0.125, one per test run, built
+    as `--model torchvision:googlenet` builds it (no auxiliary heads: CONSTRUCTOR_DEFAULTS)."""
+    if "googlenet" not in _COMPILERS:
+        ckpt = random_checkpoint("torchvision:googlenet", width=0.125, seed=1, stem="cifar")
+        _COMPILERS["googlenet"] = ModuleCompiler(ckpt, source_sha256="tv-googlenet")
+    return _COMPILERS["googlenet"]
+
+
+def test_googlenet_inception_blocks_get_gates_and_compile_exactly():
+    from exporter.flops import graph_cost
+    from mwt.cost import cost_model
+
+    c = googlenet_compiler()
+    ckpt = c.ckpt
+    model = ckpt.build()
+    assert len(gated_layers(model)) == 56  # every conv but the stem: 3 + 9 inception blocks x 6, less 1
+    cost = cost_model(model, ckpt.spec.input_shape)
+    assert sum(len(layer.segments) == 4 for layer in cost.layers) == 8 * 4 + 1  # read a block's 4 branches
+    classes = (1, 7)
+    for gates in GateMode:
+        module, report = c.compile(c.select(classes, align=1), gates)
+        kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+        frozen = folded_gate_values(ckpt.modularization, list(classes), kept) if gates is GateMode.folded else None
+        np.testing.assert_allclose(run_onnx(module, X), simulate(ckpt, report.retained, classes, X, frozen),
+                                   atol=1e-4, rtol=0)
+        assert report.module.flops < 0.2 * report.full.flops
+        if gates is GateMode.folded:  # no generators left: the cost model counts what the module computes
+            assert cost.kept_macs(kept, len(classes)) == graph_cost(module).macs

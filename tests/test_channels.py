@@ -6,6 +6,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import onnx_graphsurgeon as gs
+
 from exporter.channels import plan_channels
 from exporter.passes import finalize, import_graph
 from exporter.slicing import apply_plan
@@ -202,20 +204,90 @@ def test_sink_channel_scales_is_exact_and_needs_nonnegative_gates(activation, mo
     np.testing.assert_array_equal(_run(out, x), _run(model, x))
 
 
-@pytest.mark.parametrize("arch", sorted(MODELS))
-@pytest.mark.parametrize("classes, align", [((1, 7), 1), ((9, 0, 4), 8)])
-def test_the_compilers_channel_plan_follows_the_cost_models_streams(arch, classes, align):
-    # One channel-stream model: the compiler's analysis of the ONNX graph finds the streams the
-    # cost model probed in PyTorch, and keeps in each exactly the union of its writers' kernels.
-    compiler = compiler_for(arch)
+def _layer_inputs(compiler) -> dict[str, str]:
+    """Gated layer -> the tensor its conv reads: what its mask generator's ReduceMean reads."""
+    graph = gs.import_onnx(compiler.full_model)
+    inputs = {}
+    for name, t in graph.tensors().items():
+        if not name.startswith("gate:"):
+            continue
+        while t.inputs and t.inputs[0].op != "ReduceMean":
+            t = t.inputs[0].inputs[0]
+        inputs[name[len("gate:"):]] = t.inputs[0].inputs[0].name
+    return inputs
+
+
+def check_plan_follows_streams(compiler, classes, align):
+    """The compiler's analysis of the ONNX graph finds the streams the cost model probed in PyTorch,
+    keeps in each exactly the union of its writers' kernels, and lays a concatenation's streams
+    end to end where the cost model's segments say."""
     selection = compiler.select(classes, align=align)
     plan = compiler.channel_plan(selection)
     cost = cost_model(compiler.ckpt.build(), compiler.ckpt.spec.input_shape)
     space = {layer: plan.space_of[f"{layer}.gate.masked"] for layer in selection.kept}
-    for members, union in zip(cost.streams, cost.stream_channels(selection.kept)):
+    unions = cost.stream_channels(selection.kept)
+    for members, union in zip(cost.streams, unions):
         assert len({space[m] for m in members}) == 1  # the writers of a stream share one channel space
         np.testing.assert_array_equal(plan.kept[space[members[0]]], np.flatnonzero(union))
     assert len({space[members[0]] for members in cost.streams}) == len(cost.streams)
     for layer in selection.kept:
         if cost.stream_of(layer) is None:  # a plain layer writes there too: the stream stays whole
             assert len(plan.kept[space[layer]]) == plan.width[space[layer]]
+    inputs = _layer_inputs(compiler)
+    concatenated = [layer for layer in cost.layers if len(layer.segments) > 1 and layer.name in inputs]
+    for layer in concatenated:
+        sid = plan.space_of[inputs[layer.name]]
+        assert [(p.offset, p.width, p.space) for p in plan.parts[sid]] == [
+            (seg.offset, seg.width, space[cost.streams[seg.stream][0]]) for seg in layer.segments]
+        np.testing.assert_array_equal(plan.kept[sid], np.concatenate(
+            [np.flatnonzero(unions[seg.stream]) + seg.offset for seg in layer.segments]))
+    return concatenated
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+@pytest.mark.parametrize("classes, align", [((1, 7), 1), ((9, 0, 4), 8)])
+def test_the_compilers_channel_plan_follows_the_cost_models_streams(arch, classes, align):
+    assert check_plan_follows_streams(compiler_for(arch), classes, align) == []  # no concatenation in these
+
+
+@pytest.mark.parametrize("classes, align", [((1, 7), 1), ((9, 0, 4), 8)])
+def test_the_channel_plan_lays_concatenated_streams_where_the_cost_models_segments_say(classes, align):
+    from tests.test_any_cnn import googlenet_compiler
+
+    assert len(check_plan_follows_streams(googlenet_compiler(), classes, align)) == 8 * 4  # the head has no gate
+
+
+def _concat_model(second: str):
+    """Two masked convs concatenated, then `second` ("Relu", or "Add" of a third conv: opaque), a 1x1 conv."""
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["a", "ma"], ["ga"]),
+        helper.make_node("Conv", ["x", "wb"], ["b"]),
+        helper.make_node("Mul", ["b", "mb"], ["gb"]),
+        helper.make_node("Concat", ["ga", "gb"], ["cat"], axis=1),
+        helper.make_node("Conv", ["x", "wd"], ["d"]),
+        helper.make_node("Add", ["cat", "d"], ["r"]) if second == "Add" else helper.make_node("Relu", ["cat"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["mp"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["mp", "wc"], ["c"]),
+        helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], transB=1),
+    ]
+    inits = {"wa": RNG.normal(size=(4, 2, 3, 3)), "wb": RNG.normal(size=(3, 2, 1, 1)),
+             "wd": RNG.normal(size=(7, 2, 1, 1)),
+             "ma": np.array([1, 0, 1, 0]).reshape(1, 4, 1, 1), "mb": np.array([0, 1, 0]).reshape(1, 3, 1, 1),
+             "wc": RNG.normal(size=(5, 7, 1, 1)), "w2": RNG.normal(size=(3, 5))}
+    return _model(nodes, inits)
+
+
+@pytest.mark.parametrize("second, kept, widths", [
+    ("Relu", [0, 2, 5], [(2, 2, 3, 3), (1, 2, 1, 1), (5, 3, 1, 1)]),  # each part's kept channels, offset
+    ("Add", list(range(7)), [(4, 2, 3, 3), (3, 2, 1, 1), (7, 2, 1, 1), (5, 7, 1, 1)]),  # added to a conv: whole
+])
+def test_a_channel_concat_keeps_its_parts_kept_channels(second, kept, widths):
+    model = _concat_model(second)
+    graph, plan, out = _compile(model)
+    assert plan.kept_of(graph.tensors()["mp"]).tolist() == kept
+    assert sorted(_weights(out, "Conv")) == sorted(widths)
+    x = RNG.normal(size=(2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, x), _run(model, x), atol=1e-5)

@@ -3,7 +3,8 @@
 Every conv whose output goes only into a batch norm becomes one block (`GatedConv.wrap`, the
 conv and BN modules kept as they are, so their weights and names stay): a gated block with a
 mask generator of its own, or, for a depthwise or channel-preserving grouped conv fed by a gated
-block, a `PassThroughConv` that multiplies by its feeder's gates. The first conv stays plain
+block, a `PassThroughConv` that multiplies by its feeder's gates (the gates of concatenated
+blocks, concatenated alike, behind a channel concatenation). The first conv stays plain
 unless `gate_first`; linear layers (classifier heads) and convs without a BN are left alone.
 The rewritten forward returns (logits, gates) with gates in `gated_layers` order, as the
 hand-written models do, so training, modularization, the cost model and the exporter need
@@ -29,6 +30,7 @@ _CHANNELWISE_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.nn.functio
                           torch.nn.functional.hardswish, torch.nn.functional.silu, torch.nn.functional.gelu,
                           torch.nn.functional.hardtanh, torch.nn.functional.dropout}
 _CHANNELWISE_METHODS = {"relu", "relu_", "clamp", "clamp_"}
+_CONCATS = {torch.cat, torch.concat, torch.concatenate}
 
 
 @dataclass(frozen=True)
@@ -112,15 +114,35 @@ def _is_channelwise(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return node.op == "call_method" and node.target in _CHANNELWISE_METHODS
 
 
-def _feeding_gate(node: fx.Node, outputs: dict[fx.Node, fx.Node | None], modules: dict[str, nn.Module]) -> fx.Node | None:
-    """The gate of the gated block whose output reaches `node` through channel-wise ops only, or None."""
+def _feeding_gate(node: fx.Node, outputs: dict[fx.Node, fx.Node | None], modules: dict[str, nn.Module],
+                  graph: fx.Graph) -> fx.Node | None:
+    """The gates of the gated blocks whose outputs reach `node` through channel-wise ops only, or
+    None. Where they reach it through a channel concatenation, their gates are concatenated the same
+    way (a new node of `graph`); a concatenation of anything else (a plain block's output, a
+    residual sum) has no gates to pass through."""
     seen = 0
     while node not in outputs and _is_channelwise(node, modules) and seen < 64:
         node = node.args[0]  # type: ignore[assignment]
         if not isinstance(node, fx.Node):
             return None
         seen += 1
+    if node not in outputs and node.op == "call_function" and node.target in _CONCATS:
+        outputs[node] = _concatenated_gates(node, outputs, modules, graph)  # once per concatenation
     return outputs.get(node)
+
+
+def _concatenated_gates(node: fx.Node, outputs: dict[fx.Node, fx.Node | None], modules: dict[str, nn.Module],
+                        graph: fx.Graph) -> fx.Node | None:
+    """For torch.cat(maps, 1) of gated blocks' outputs, torch.cat(their gates, 1); else None."""
+    tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", node.kwargs.get("axis", 0))
+    if dim not in (1, -3) or not isinstance(tensors, (list, tuple)):
+        return None
+    gates = [_feeding_gate(t, outputs, modules, graph) if isinstance(t, fx.Node) else None for t in tensors]
+    if any(g is None for g in gates):
+        return None
+    with graph.inserting_after(node):
+        return graph.call_function(torch.cat, (gates, 1))
 
 
 def insert_gates(net: nn.Module, preprocess: nn.Module, *, modular: bool = True, gate_first: bool = False,
@@ -150,7 +172,7 @@ def insert_gates(net: nn.Module, preprocess: nn.Module, *, modular: bool = True,
         renames += [(name, f"{name}.conv"), (str(bn_node.target), f"{name}.bn")]
         if modular and conv.groups > 1:  # depthwise or grouped: its input's gates pass through, or it stays plain
             per_channel = conv.in_channels == conv.out_channels
-            feeder = _feeding_gate(conv_node.args[0], outputs, modules) if per_channel else None
+            feeder = _feeding_gate(conv_node.args[0], outputs, modules, graph) if per_channel else None
             if feeder is not None:
                 _set_submodule(gm, name, PassThroughConv(conv, bn))
                 conv_node.args = (conv_node.args[0], feeder)

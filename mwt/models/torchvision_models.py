@@ -22,6 +22,15 @@ from mwt.models.spec import ModelSpec, scaled
 from mwt.registry import STEMS, TORCHVISION_PREFIX
 
 
+# Constructor arguments some networks need to return one tensor of logits: GoogLeNet and
+# Inception v3 otherwise add auxiliary heads whose outputs a training-mode trace returns as a
+# tuple (and GoogLeNet warns that its default init is slow). A spec's own `args` override these.
+CONSTRUCTOR_DEFAULTS: dict[str, dict[str, bool]] = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "init_weights": True},
+}
+
+
 def torchvision_names() -> list[str]:
     """The classification models torchvision's registry lists (the allow-list)."""
     import torchvision.models
@@ -122,7 +131,8 @@ def build_torchvision(spec: ModelSpec) -> GatedGraph:
     builder = torchvision_builder(name)
     what = f"{TORCHVISION_PREFIX}{name}"
     try:
-        net = builder(weights=None, num_classes=spec.num_classes, **dict(spec.args))
+        args = {**CONSTRUCTOR_DEFAULTS.get(name, {}), **dict(spec.args)}
+        net = builder(weights=None, num_classes=spec.num_classes, **args)
     except Exception as e:  # a constructor refusing its arguments raises whatever it likes
         raise MwtError(f"torchvision's {name} does not take these arguments: {first_line(e)}") from None
     net = adapt(net, spec, what)
