@@ -31,7 +31,7 @@ from runtime.session import make_session
 from tests.synthetic import random_checkpoint
 
 DEFAULT_ARCHS = ("torchvision:mobilenet_v2", "torchvision:resnet50", "torchvision:mobilenet_v3_small",
-                 "torchvision:efficientnet_b0", "torchvision:regnet_y_400mf", "resnet18")
+                 "torchvision:efficientnet_b0", "torchvision:regnet_y_400mf", "torchvision:googlenet", "resnet18")
 
 
 def op_times(model: bytes, x: np.ndarray, threads: int, runs: int = 20) -> dict[str, float]:
