@@ -2,11 +2,10 @@
 
 import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-import onnx_graphsurgeon as gs
 
 from exporter.channels import plan_channels
 from exporter.passes import finalize, import_graph
