@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.batching import BatchingConfig
 from tests.children import ready_child
 from tests.local_server import free_port, local_server
 
@@ -282,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=20_000, help="most requests per point")
     p.add_argument("--seconds", type=float, default=10.0, help="most seconds per point")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads, both servers")
-    p.add_argument("--max-batch", type=int, default=32, help="mwt's dynamic batching (KServe's server has none)")
+    p.add_argument("--max-batch", type=int, default=BatchingConfig.max_batch,
+                   help="mwt's dynamic batching (KServe's server has none; default: mwt serve's)")
     p.add_argument("--kserve-python", default="", help="the Python of a venv with kserve (empty: mwt only)")
     p.add_argument("--out", type=Path, default=Path("results/serve"))
     args = p.parse_args(argv)

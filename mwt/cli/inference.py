@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from mwt.cli.options import choices, number
+from runtime.batching import BatchingConfig
 from runtime.composed import Composition
 from runtime.session import Provider
 
@@ -88,7 +89,7 @@ def serve(
     grpc_port: Annotated[Optional[int], typer.Option(help="Also serve the Open Inference Protocol over gRPC "
                                                      "on this port.", min=1, max=65535)] = None,
     max_batch: Annotated[int, typer.Option(help="Most samples per onnxruntime call (1: no batching).",
-                                           min=1, max=65536)] = 32,
+                                           min=1, max=65536)] = BatchingConfig.max_batch,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.",
                                                callback=number(0, 10_000))] = 5.0,
     queue_size: Annotated[int, typer.Option(help="Most requests waiting; beyond it the server answers 503.",
@@ -119,7 +120,6 @@ def serve(
     """Serve over HTTP: POST /predict, GET /health, /info, /metrics, and the Open Inference Protocol (v2)."""
     from mwt.core.errors import MwtError
     from mwt.core.images import InputLimits
-    from runtime.batching import BatchingConfig
     from runtime.module_file import read_module
     from runtime.server import InferenceServer, listen, read_token, serve as run_server
     from runtime.server_config import ServerConfig, TLSFiles
