@@ -38,11 +38,10 @@ def slice_conv(node: gs.Node, plan: ChannelPlan) -> None:
     w = np.asarray(node.inputs[1].values)
     rows = _kept_or_all(plan.kept_of(node.outputs[0]), w.shape[0])
     if width is not None:  # input and output share a space: the same channels on both sides
-        groups = rows // width
-        kept_groups = np.unique(groups)
-        per_group = len(rows) // len(kept_groups)
-        if len(rows) != per_group * len(kept_groups) or np.any(np.bincount(groups)[kept_groups] != per_group):
+        kept_groups, counts = np.unique(rows // width, return_counts=True)
+        if np.any(counts != counts[0]):
             raise ExportError(f"grouped conv {node.name}: the plan keeps groups of unequal widths")
+        per_group = int(counts[0])
         columns = (rows % width).reshape(len(kept_groups), per_group)  # within each group, its kept channels
         picked = w[rows].reshape(len(kept_groups), per_group, width, *w.shape[2:])
         picked = np.take_along_axis(picked, columns[:, None, :, None, None], axis=2)

@@ -356,8 +356,7 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], layers: list[tuple[st
             if state["open"] is None:
                 outputs[name] = out
                 return None
-            live = (args[0].abs().amax(dim=(2, 3), keepdim=True) > 0).to(out.dtype)
-            return torch.ones_like(out) * live
+            return torch.ones_like(out) * _live_channels(args[0])[:, :, None, None].to(out.dtype)
         return hook
 
     def keep_dead(_m: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> object:
