@@ -70,6 +70,7 @@ class TrainConfig:
     gamma: float = 0.0  # weight of the expected-FLOPs loss (the cost-aware recipe)
     gate_first: bool = False  # gate the first conv too
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
+    gamma_warmup: int = 0  # epochs over which gamma ramps linearly from 0 (0: constant gamma)
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     seed: int = 0
@@ -593,6 +594,11 @@ def _steps_per_epoch(n: int, config: TrainConfig, dist: Dist) -> int:
     return -(-per_rank // local_batch)
 
 
+def _ramped(weight: float, epoch: int, warmup: int) -> float:
+    """A loss weight ramped linearly from 0 over the first `warmup` epochs (0: constant)."""
+    return weight * min(1.0, epoch / warmup) if warmup else weight
+
+
 def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: StopRequest, save_path: Path | None,
                  show_progress: bool) -> dict[str, float]:
     config, dist = run.config, run.dist
@@ -604,7 +610,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             _restore(run, state)
     run.forward.train()
     info = run.info
-    beta = config.beta * min(1.0, epoch / config.beta_warmup) if config.beta_warmup else config.beta
+    beta = _ramped(config.beta, epoch, config.beta_warmup)
+    gamma = _ramped(config.gamma, epoch, config.gamma_warmup)
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
         order = state.order
     else:
@@ -639,7 +646,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 keep = ~plan.routed
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
             pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
-            parts = modular_loss(logits.float(), gates, y, config.alpha, beta, config.gamma, run.cost, run.gate_names,
+            parts = modular_loss(logits.float(), gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
                                  pairs=pairs)
             if plan is not None:
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
@@ -689,6 +696,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     record["seconds"] = time.perf_counter() - start
     record["lr"] = float(run.optimizer.param_groups[0]["lr"])
     record["beta"] = beta
+    record["gamma"] = gamma
     record["epoch"] = epoch
     return record
 

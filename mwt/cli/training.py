@@ -77,6 +77,9 @@ def train(
         help="Weight of the decisiveness loss: each class's gates all open or all closed (default: the recipe's).",
         callback=number(0, 1000))] = None,
     beta_warmup: Annotated[int, typer.Option(help="Ramp beta up from 0 over this many epochs (0: off).", min=0)] = 0,
+    gamma_warmup: Annotated[int, typer.Option(
+        help="Ramp the FLOPs weight gamma up from 0 over this many epochs, so features form before gates close "
+        "(0: off).", min=0)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
@@ -131,7 +134,7 @@ def train(
         provide(code)
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
+                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
     runtime = dict(device=device, amp=amp.value, channels_last=channels_last, compile=compile_model)
