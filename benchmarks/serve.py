@@ -26,6 +26,7 @@ import contextlib
 import http.client
 import io
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -36,6 +37,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,6 +116,7 @@ class Point:
     p50_ms: float
     p99_ms: float
     rss_mib: float
+    client_processes: int = 1
 
 
 def rss_mib(pid: int) -> float:
@@ -217,20 +220,25 @@ def sender(endpoint: Endpoint, protocol: str, x: np.ndarray) -> Callable[[], np.
     return lambda: client.infer(endpoint.model, [tensor], outputs=outputs).as_numpy("logits")
 
 
-def load(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, requests: int) -> Point:
+def _drive(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, budget: int,
+           start_line: Any) -> tuple[list[float], int, float, float]:
+    """`clients` threads in this process, each with its own client, sending until `seconds` have
+    passed or it sent `budget` requests. Every thread connects and warms up, then all wait on
+    `start_line` (a barrier shared with the other client processes, if any). Returns the
+    latencies, the error count and the measured window (monotonic clock, shared by processes)."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
-    start_line = threading.Barrier(clients + 1)
-    budget = max(1, requests // clients)
+    local_line = threading.Barrier(clients + 1)
     deadline = [0.0]
 
     def client(i: int) -> None:
         send = sender(endpoint, protocol, x)
         for _ in range(3):  # connect and warm up outside the measured window
             send()
-        start_line.wait()
+        local_line.wait()
+        local_line.wait()  # the window opens
         own = latencies[i]
-        while len(own) < budget and time.perf_counter() < deadline[0]:
+        while len(own) < budget and time.monotonic() < deadline[0]:
             t = time.perf_counter()
             try:
                 send()
@@ -242,18 +250,54 @@ def load(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
         t.start()
-    deadline[0] = time.perf_counter() + seconds + 60  # provisional, until every client is warm
-    start_line.wait()
-    began = time.perf_counter()
+    local_line.wait()  # every thread here is warm
+    start_line.wait()  # and every other process's
+    began = time.monotonic()
     deadline[0] = began + seconds
+    local_line.wait()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - began
-    flat = [v for own in latencies for v in own]
+    return [v for own in latencies for v in own], sum(errors), began, time.monotonic()
+
+
+def _client_process(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, budget: int,
+                    start_line: Any, results: Any) -> None:
+    results.put(_drive(endpoint, protocol, x, clients, seconds, budget, start_line))
+
+
+def load(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, requests: int,
+         processes: int = 1) -> Point:
+    """One load point: `clients` concurrent clients spread over `processes` client processes.
+
+    With one process, all clients are threads of this one and share its GIL: when the server
+    answers faster than one core can encode JSON, the clients queue for the GIL, and that wait
+    lands in every latency measured (Python's switch interval is 5 ms). Real clients are separate
+    programs; perf_analyzer's are C++ threads. Several processes measure that case."""
+    processes = max(1, min(processes, clients))
+    budget = max(1, requests // clients)
+    if processes == 1:
+        flat, errors, began, ended = _drive(endpoint, protocol, x, clients, seconds, budget,
+                                            threading.Barrier(1))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        start_line, results = ctx.Barrier(processes), ctx.Queue()
+        shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+        children = [ctx.Process(target=_client_process, daemon=True,
+                                args=(endpoint, protocol, x, n, seconds, budget, start_line, results))
+                    for n in shares]
+        for c in children:
+            c.start()
+        parts = [results.get(timeout=seconds + 300) for _ in children]
+        for c in children:
+            c.join()
+        flat = [v for part in parts for v in part[0]]
+        errors = sum(part[1] for part in parts)
+        began, ended = min(part[2] for part in parts), max(part[3] for part in parts)
+    wall = ended - began
     q = statistics.quantiles(flat, n=100) if len(flat) > 1 else flat * 99
-    return Point(endpoint.server, protocol, clients, len(flat), sum(errors), len(flat) / wall,
+    return Point(endpoint.server, protocol, clients, len(flat), errors, len(flat) / wall,
                  1000 * statistics.median(flat) if flat else float("nan"), 1000 * q[98] if flat else float("nan"),
-                 rss_mib(endpoint.pid))
+                 rss_mib(endpoint.pid), processes)
 
 
 def check(endpoint: Endpoint, protocol: str, x: np.ndarray, expected: np.ndarray) -> None:
@@ -282,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocols", default=",".join(PROTOCOLS))
     p.add_argument("--requests", type=int, default=20_000, help="most requests per point")
     p.add_argument("--seconds", type=float, default=10.0, help="most seconds per point")
+    p.add_argument("--client-processes", type=int, default=1,
+                   help="spread each point's clients over this many processes (1: threads of one process, "
+                   "sharing its GIL)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads, both servers")
     p.add_argument("--max-batch", type=int, default=BatchingConfig.max_batch,
                    help="mwt's dynamic batching (KServe's server has none; default: mwt serve's)")
@@ -313,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                 check(endpoint, protocol, x, expected)
             for protocol in own:
                 for clients in levels:
-                    point = load(endpoint, protocol, x, clients, args.seconds, args.requests)
+                    point = load(endpoint, protocol, x, clients, args.seconds, args.requests, args.client_processes)
                     points.append(point)
                     print(f"{point.server:<7} {point.protocol:<12} {clients:>7} {point.requests:>6} {point.errors:>4} "
                           f"{point.throughput_rps:>8.1f} {point.p50_ms:>7.2f} {point.p99_ms:>7.2f} "

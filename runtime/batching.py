@@ -23,6 +23,11 @@ class BatchingConfig:
     max_batch: int = 8
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     queue_size: int = 256  # requests waiting at most; beyond that: QueueFull
+    # A request that finds the batcher idle, nothing queued and nobody else on the way runs on the
+    # event loop itself, as KServe's predictors do, when the model's last run took at most this
+    # long: the hop to the onnxruntime thread and back costs more than a small module's run
+    # (0 turns it off; a slow model never blocks the loop).
+    inline_max_ms: float = 1.0
 
 
 class Batcher:
@@ -46,6 +51,8 @@ class Batcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mwt-onnxruntime")
         self._task: asyncio.Task[None] | None = None
         self._carry: tuple[np.ndarray, asyncio.Future[np.ndarray]] | None = None  # did not fit the last batch
+        self._busy = False  # a batch is being gathered or run
+        self._last_run_s = float("inf")  # the last onnxruntime call's wall time (unknown: never inline)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -62,6 +69,11 @@ class Batcher:
 
         An `x` of more than `max_batch` samples goes in pieces, so no onnxruntime call (and no
         buffer it allocates) is ever larger than `max_batch`."""
+        if self._lone(x):
+            out = self._timed_run(x)
+            if self._on_batch:
+                self._on_batch(x.shape[0])
+            return out
         step = self.config.max_batch
         pieces = [x[i:i + step] for i in range(0, x.shape[0], step)]
         loop = asyncio.get_running_loop()
@@ -78,12 +90,25 @@ class Batcher:
         results = [await f for f in futures]
         return results[0] if len(results) == 1 else np.concatenate(results)
 
+    def _lone(self, x: np.ndarray) -> bool:
+        """Whether `x` may run on the event loop now: small model, nothing else in or on the way."""
+        return (x.shape[0] <= self.config.max_batch and not self._busy and self._carry is None
+                and self._queue.empty() and (self._arriving is None or self._arriving() == 0)
+                and self._last_run_s * 1000 <= self.config.inline_max_ms)
+
+    def _timed_run(self, batch: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        out = self._run(batch)
+        self._last_run_s = time.perf_counter() - start
+        return out
+
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         concurrent = False  # did the last batch hold more than one request?
         while True:
             items = [self._carry if self._carry is not None else await self._queue.get()]
             self._carry = None
+            self._busy = True
             size = items[0][0].shape[0]
             # Wait for company only under concurrency: a lone client never pays max_wait.
             waits = concurrent or self._arriving is not None
@@ -109,7 +134,7 @@ class Batcher:
             concurrent = len(items) > 1
             batch = np.concatenate([x for x, _ in items]) if len(items) > 1 else items[0][0]
             try:
-                out = await loop.run_in_executor(self._executor, self._run, batch)
+                out = await loop.run_in_executor(self._executor, self._timed_run, batch)
             except Exception as e:  # a failing batch fails its requests, never the server
                 for _, future in items:
                     if not future.done():
@@ -123,5 +148,6 @@ class Batcher:
                         future.set_result(out[start:start + x.shape[0]])
                     start += x.shape[0]
             finally:
+                self._busy = False
                 for _ in items:
                     self._queue.task_done()

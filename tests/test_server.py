@@ -7,6 +7,7 @@ import io
 import json
 import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -127,6 +128,45 @@ def test_full_queue_raises_instead_of_growing(module_file):
 
     results = asyncio.run(scenario())
     assert [r.shape for r in results] == [(1, 2), (1, 2)]
+
+
+@pytest.mark.parametrize("inline_max_ms", [1000.0, 0.0])
+def test_a_lone_request_runs_on_the_event_loop_and_company_batches_off_it(module_file, inline_max_ms):
+    # The thread hop costs more than a small module's run, so a request that finds nothing else
+    # queued runs where it is; requests that arrive together still batch on the onnxruntime thread.
+    clf = ComposedClassifier.from_files([module_file])
+    calls: list[tuple[str, int]] = []
+
+    def run(x):
+        calls.append((threading.current_thread().name, x.shape[0]))
+        return clf.logits(x)
+
+    on_the_way = [0]  # requests being read, as the server counts them
+
+    async def request(batcher, x):
+        await asyncio.sleep(0)  # read ...
+        on_the_way[0] -= 1  # ... and handed over
+        return await batcher.submit(x)
+
+    async def scenario():
+        batcher = Batcher(run, BatchingConfig(max_batch=8, max_wait_ms=50, inline_max_ms=inline_max_ms),
+                          arriving=lambda: on_the_way[0])
+        batcher.start()
+        x = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
+        await batcher.submit(x)  # the first run's time is unknown: through the thread
+        lone = await batcher.submit(x)
+        on_the_way[0] = 3
+        together = await asyncio.gather(*[request(batcher, x) for _ in range(3)])
+        await batcher.stop()
+        return x, lone, together
+
+    x, lone, together = asyncio.run(scenario())
+    expected = clf.logits(x)
+    assert np.allclose(lone, expected, atol=1e-6) and all(np.allclose(t, expected, atol=1e-6) for t in together)
+    main = threading.main_thread().name
+    assert [n for _, n in calls] == [1, 1, 3]
+    assert calls[0][0] != main and calls[2][0] != main  # the unknown first run; company, batched
+    assert (calls[1][0] == main) == bool(inline_max_ms)
 
 
 def metric(server, line_start: str) -> float:

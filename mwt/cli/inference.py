@@ -94,6 +94,10 @@ def serve(
                                                callback=number(0, 10_000))] = 5.0,
     queue_size: Annotated[int, typer.Option(help="Most requests waiting; beyond it the server answers 503.",
                                             min=1, max=1_000_000)] = 256,
+    inline_max_ms: Annotated[float, typer.Option(
+        help="A lone request (nothing queued or arriving) runs on the event loop, skipping the hop to the "
+        "onnxruntime thread, while the model's last run took at most this long (0: never).",
+        callback=number(0, 1000))] = BatchingConfig.inline_max_ms,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body (or gRPC message) accepted, in MiB.",
                                                callback=number(0, 1024, low_open=True))] = 8.0,
     max_samples: Annotated[int, typer.Option(help="Most samples in one request (a .npy batch); beyond it: 413.",
@@ -140,7 +144,7 @@ def serve(
     # spinning threads took them from the others (32 clients: 743 against 449 requests/s, measured).
     settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider), spin_wait=False)
     parts = [read_module(p) for p in modules]
-    config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size), int(max_body_mb * (1 << 20)),
+    config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size, inline_max_ms), int(max_body_mb * (1 << 20)),
                           InputLimits(max_pixels=max_pixels, max_samples=max_samples), body_timeout,
                           token=token, header_timeout_s=header_timeout, max_connections=max_connections, tls=tls)
     server = InferenceServer.from_modules(parts, config, mode=mode, settings=settings,
