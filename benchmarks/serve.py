@@ -140,10 +140,10 @@ def kserve_server(python: str, module: Path, name: str, threads: int, timeout: f
 
 
 @contextlib.contextmanager
-def mwt_server(module: Path, threads: int, max_batch: int) -> Iterator[Endpoint]:
+def mwt_server(module: Path, threads: int, max_batch: int, inline_max_ms: float) -> Iterator[Endpoint]:
     grpc_port = free_port()
     with local_server([module], "--grpc-port", str(grpc_port), "--threads", str(threads), "--max-batch",
-                      str(max_batch), "--queue-size", "1024") as server:
+                      str(max_batch), "--queue-size", "1024", "--inline-max-ms", str(inline_max_ms)) as server:
         models = json.loads(urllib.request.urlopen(server.url + "/v2/models").read())["models"]
         yield Endpoint("mwt", server.url.removeprefix("http://"), f"127.0.0.1:{grpc_port}", models[0],
                        server.process.pid)
@@ -332,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads, both servers")
     p.add_argument("--max-batch", type=int, default=BatchingConfig.max_batch,
                    help="mwt's dynamic batching (KServe's server has none; default: mwt serve's)")
+    p.add_argument("--inline-max-ms", type=float, default=BatchingConfig.inline_max_ms,
+                   help="mwt serve's --inline-max-ms (0: every request through the onnxruntime thread)")
     p.add_argument("--kserve-python", default="", help="the Python of a venv with kserve (empty: mwt only)")
     p.add_argument("--out", type=Path, default=Path("results/serve"))
     args = p.parse_args(argv)
@@ -346,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'server':<7} {'protocol':<12} {'clients':>7} {'req':>6} {'err':>4} {'req/s':>8} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'RSS MiB':>8}", flush=True)
     servers: list[Callable[[], contextlib.AbstractContextManager[Endpoint]]] = [
-        lambda: mwt_server(module, args.threads, args.max_batch)]
+        lambda: mwt_server(module, args.threads, args.max_batch, args.inline_max_ms)]
     if args.kserve_python:
         from runtime.module_file import read_module
         from runtime.triton import model_name

@@ -45,9 +45,10 @@ def digits_folder(root: Path) -> Path:
 
 
 def run_recipe(recipe: str, folder: Path, epochs: int, width: float, seed: int,
-               batch_size: int = 128, gamma: float | None = None) -> dict[str, object]:
+               batch_size: int = 128, gamma: float | None = None, gamma_warmup: int = 0) -> dict[str, object]:
     config = TrainConfig.from_recipe(recipe, gamma=gamma, dataset=str(folder), width=width, epochs=epochs,
-                                     image_size=32, seed=seed, storage="memory", batch_size=batch_size)
+                                     image_size=32, seed=seed, storage="memory", batch_size=batch_size,
+                                     gamma_warmup=gamma_warmup)
     data = load_dataset(config.source(), None, False, show_progress=False)
     start = time.perf_counter()
     ckpt: Checkpoint = train(config, data.train, data.test, info=data.info, source=data.source, show_progress=False)
@@ -58,7 +59,7 @@ def run_recipe(recipe: str, folder: Path, epochs: int, width: float, seed: int,
     drops = [100 * s.gate_free_drop for s in scores]
     return {
         "recipe": recipe, "train_images": len(data.train), "test_images": len(data.test), "epochs": epochs,
-        "batch_size": batch_size, "gamma": config.gamma,
+        "batch_size": batch_size, "gamma": config.gamma, "gamma_warmup": gamma_warmup, "seed": seed,
         "train_seconds": seconds, "test_acc": ckpt.training["test_acc"],
         "pairs_flops_kept_pct": {"mean": statistics.fmean(flops), "median": statistics.median(flops),
                                  "min": min(flops), "max": max(flops)},
@@ -72,19 +73,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipes", default="paper,cost,reuse")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds: each recipe is trained once per seed")
     p.add_argument("--batch-size", type=int, default=128, help="training batch size (steps per epoch: images / this)")
     p.add_argument("--gamma", type=float, default=None, help="FLOPs weight (default: each recipe's)")
+    p.add_argument("--gamma-warmup", type=int, default=0, help="epochs over which the FLOPs weight ramps up from 0")
     p.add_argument("--out", type=Path, default=Path("small-data.json"))
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mwt-digits-") as tmp:
         folder = digits_folder(Path(tmp))
-        results = [run_recipe(r, folder, args.epochs, args.width, args.seed, args.batch_size, args.gamma)
-                   for r in args.recipes.split(",")]
-    print(f"{'recipe':<8} {'images':>7} {'test acc':>9} {'pair FLOPs kept mean/median':>28} {'gate-free drop median/worst':>28}")
+        results = [run_recipe(r, folder, args.epochs, args.width, int(seed), args.batch_size, args.gamma,
+                              args.gamma_warmup)
+                   for r in args.recipes.split(",") for seed in args.seeds.split(",")]
+    print(f"{'recipe':<8} {'seed':>4} {'images':>7} {'test acc':>9} {'pair FLOPs kept mean/median':>28} {'gate-free drop median/worst':>28}")
     for r in results:
         f, d = r["pairs_flops_kept_pct"], r["pairs_gate_free_drop_pp"]
-        print(f"{r['recipe']:<8} {r['train_images']:>7} {100 * r['test_acc']:>8.2f}% "
+        print(f"{r['recipe']:<8} {r['seed']:>4} {r['train_images']:>7} {100 * r['test_acc']:>8.2f}% "
               f"{f['mean']:>13.1f}% / {f['median']:>5.1f}% {d['median']:>18.2f} / {d['max']:>5.2f} pp")
     write_bytes_atomic(args.out, json.dumps({"dataset": "scikit-learn digits (8x8 scans resized to 32x32)",
                                              "results": results}, indent=1).encode())

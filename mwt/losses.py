@@ -26,6 +26,7 @@ class LossParts:
     flops: torch.Tensor  # mean fraction of the network's MACs the samples' open gates use (1 without gates)
     subtask: torch.Tensor | None = None  # the reuse recipe: cross-entropy of the rows routed through sub-task gates
     decisiveness: torch.Tensor | None = None  # the reuse recipe: how undecided each class's kernels are (0 = crisp)
+    distill: torch.Tensor | None = None  # a teacher's term (mwt.distill)
 
 
 def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

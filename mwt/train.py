@@ -32,6 +32,7 @@ from mwt.evaluate import accuracy
 from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
+from mwt.distill import distillation_loss, load_teacher
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
@@ -46,7 +47,8 @@ SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, diverg
 AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # How a run computes, not what it computes: a resumed run may change these.
 RUNTIME_SETTINGS = ("device", "amp", "channels_last", "compile")
-SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce", "decisiveness")
+SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce", "decisiveness",
+        "distill")
 
 
 @dataclass
@@ -73,6 +75,9 @@ class TrainConfig:
     gamma_warmup: int = 0  # epochs over which gamma ramps linearly from 0 (0: constant gamma)
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
+    teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
+    distill: float = 1.0  # weight of the teacher's term (with a teacher only)
+    temperature: float = 4.0  # softens both answers in the teacher's term
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
     amp: str = "off"  # "off", "bf16" or "fp16" (CUDA only; fp16 with a gradient scaler)
@@ -159,9 +164,14 @@ class TrainConfig:
                            f"use a multiple of {world}")
         if not 0 < self.lr < float("inf"):
             raise MwtError(f"learning rate must be a positive number, got {self.lr}")
-        for name in ("alpha", "beta", "gamma", "delta"):
+        for name in ("alpha", "beta", "gamma", "delta", "distill"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
+        if not 0 < self.temperature < float("inf"):
+            raise MwtError(f"the temperature must be a positive number, got {self.temperature}",
+                           options=("temperature",))
+        if self.teacher is not None and not Path(self.teacher).is_file():
+            raise MwtError(f"the teacher {self.teacher} is not a file", options=("teacher",))
         if not 0 <= self.reuse < 1:
             raise MwtError(f"the reuse share must be in [0, 1), got {self.reuse}", options=("reuse",))
         if self.reuse and not self.modular:
@@ -397,6 +407,7 @@ class _Run:
     info: DatasetInfo
     data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
     route: SubtaskRoute | None = None  # the reuse recipe's static sub-task gates
+    teacher: nn.Module | None = None  # distilled from (mwt.distill)
     resumed: bool = False  # continues a resumable checkpoint's run (its state is restored)
 
 
@@ -581,6 +592,8 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
                gate_names, classes, info, resumed=initial is not None and not fresh)
+    if config.teacher is not None:
+        run.teacher = load_teacher(config.teacher, classes, spec.input_shape, device)
     if config.reuse and gate_names:
         run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
         if state.route is not None:
@@ -641,6 +654,14 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                     hooks.enter_context(run.route.routing(run.model, plan))
                 preactivations = hooks.enter_context(gate_preactivations(run.model)) if config.delta else []
                 logits, gates = run.forward(x)
+            if run.teacher is not None:
+                with torch.no_grad():
+                    taught = run.teacher(x)[0].float()
+                # each routed row learns the teacher's answer over its sub-task's classes only
+                allowed = torch.ones_like(taught, dtype=torch.bool)
+                if plan is not None:
+                    allowed[plan.routed] = plan.members
+                distilled = distillation_loss(logits.float(), taught, config.temperature, allowed)
             if plan is not None:  # MwT's losses see the dynamic rows; the routed rows their sub-task's classes
                 routed_logits, members, routed_y = logits[plan.routed], plan.members, y[plan.routed]
                 keep = ~plan.routed
@@ -658,6 +679,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                     rows = [dist.all_gather_rows(z) for z in rows]
                 parts.decisiveness = decisiveness(rows, pairs[1] if pairs is not None else y, len(run.classes))
                 parts.total = parts.total + config.delta * parts.decisiveness
+            if run.teacher is not None:
+                parts.distill = distilled
+                parts.total = parts.total + config.distill * distilled
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
             run.scaler.scale(parts.total).backward()
@@ -670,7 +694,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         n = int(y.shape[0])
         with torch.no_grad():
             zero = torch.zeros((), device=logits.device)
-            extra = [zero if v is None else v.detach() for v in (parts.subtask, parts.decisiveness)]
+            extra = [zero if v is None else v.detach() for v in (parts.subtask, parts.decisiveness, parts.distill)]
             sums += torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(),
                                  parts.coupling.detach(), parts.flops.detach(), kernel_rate(gates).to(logits.device),
                                  (logits.argmax(1) == y).sum() / max(n, 1), *extra]).double() * n

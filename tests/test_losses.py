@@ -62,3 +62,26 @@ def test_modular_loss_total_and_gradients():
 def test_kernel_rate():
     assert float(kernel_rate([torch.tensor([[0.0, 0.5], [0.1, 0.0]]), torch.tensor([[0.2, 0.3]])])) == pytest.approx(4 / 6)
     assert float(kernel_rate([])) == 1.0
+
+
+def test_distillation_is_the_teachers_kl_over_each_rows_allowed_classes():
+    from mwt.distill import distillation_loss
+
+    g = torch.Generator().manual_seed(0)
+    student = (torch.randn(4, 10, generator=g) * 3).requires_grad_()
+    teacher = torch.randn(4, 10, generator=g) * 3
+    allowed = torch.zeros(4, 10, dtype=torch.bool)
+    allowed[:2] = True  # whole-model rows
+    allowed[2, [1, 7]] = True  # a pair
+    allowed[3, [0, 4, 9]] = True  # a triple
+    t = 4.0
+    expected = 0.0
+    for row in range(4):
+        keep = allowed[row]
+        p = F.softmax(teacher[row, keep] / t, 0)
+        expected += float((p * (p.log() - F.log_softmax(student[row, keep].detach() / t, 0))).sum())
+    loss = distillation_loss(student, teacher, t, allowed)
+    assert math.isclose(float(loss.detach()), expected / 4 * t * t, rel_tol=1e-5)
+    loss.backward()
+    assert torch.isfinite(student.grad).all() and float(student.grad[~allowed].abs().max()) == 0.0
+    assert float(distillation_loss(teacher, teacher, t)) == pytest.approx(0.0, abs=1e-6)

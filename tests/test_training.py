@@ -152,3 +152,46 @@ def test_a_missing_rendezvous_is_one_error(monkeypatch):
     monkeypatch.setenv("MASTER_PORT", str(port))
     with pytest.raises(MwtError, match=f"cannot join the process group at 127.0.0.1:{port}"):
         join(torch.device("cpu"), timeout_s=2)
+
+
+def _kl_to(teacher, student, data: Split) -> float:
+    x = data.images.float() / 255
+    with torch.no_grad():
+        p, log_q = torch.softmax(teacher(x)[0], 1), torch.log_softmax(student(x)[0], 1)
+    return float((p * (p.log() - log_q)).sum(1).mean())
+
+
+def test_a_teacher_is_distilled_into_the_run(tmp_path):
+    from mwt.checkpoint import save_checkpoint
+
+    data = _data(64)
+    teacher = train(TrainConfig(epochs=2, seed=2, modular=False, **TINY), data, data, show_progress=False)
+    path = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, path)
+    config = TrainConfig.from_recipe("reuse", epochs=3, seed=1, **TINY)
+    alone = train(config, data, data, show_progress=False)
+    taught = train(TrainConfig.from_recipe("reuse", epochs=3, seed=1, teacher=str(path), distill=10.0, **TINY),
+                   data, data, show_progress=False)
+    # Learning from the teacher brings the student's answers to the teacher's
+    assert _kl_to(teacher.build(), taught.build(), data) < 0.5 * _kl_to(teacher.build(), alone.build(), data)
+    assert taught.training["history"][-1]["distill"] > 0 and alone.training["history"][-1]["distill"] == 0
+    # and a teacher at weight 0 changes nothing: its forward pass leaves the run's random draws alone
+    idle = train(TrainConfig.from_recipe("reuse", epochs=3, seed=1, teacher=str(path), distill=0.0, **TINY),
+                 data, data, show_progress=False)
+    assert _equal(idle.state_dict, alone.state_dict)
+
+
+@pytest.mark.parametrize("teacher, message", [("missing.pt", "is not a file"), ("other.pt", "answers the classes")])
+def test_a_teacher_that_cannot_teach_is_one_line(tmp_path, capsys, tiny_fashion_dir, teacher, message):
+    import dataclasses
+
+    from mwt.checkpoint import save_checkpoint
+    from tests.synthetic import random_checkpoint
+
+    other = random_checkpoint("vgg11")
+    save_checkpoint(dataclasses.replace(other, classes=[f"c{i}" for i in range(10)]), tmp_path / "other.pt")
+    code = main(["train", "--model", "vgg11", "--width", "0.0625", "--epochs", "1", "--data-dir", str(tiny_fashion_dir),
+                 "--teacher", str(tmp_path / teacher), "--out", str(tmp_path / "m.pt"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "m.pt").exists()

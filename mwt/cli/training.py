@@ -77,6 +77,13 @@ def train(
         help="Weight of the decisiveness loss: each class's gates all open or all closed (default: the recipe's).",
         callback=number(0, 1000))] = None,
     beta_warmup: Annotated[int, typer.Option(help="Ramp beta up from 0 over this many epochs (0: off).", min=0)] = 0,
+    teacher: Annotated[Optional[Path], typer.Option(
+        help="Distill this trained checkpoint of the same classes (e.g. the standard model: mwt train --standard) "
+        "into the run: its answers at --temperature join the loss, over each routed row's sub-task classes.")] = None,
+    distill: Annotated[float, typer.Option(help="Weight of the teacher's term (with --teacher).",
+                                           callback=number(0, 1000))] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Softens the student's and the teacher's answers (with --teacher).",
+                                               callback=number(0, 100, low_open=True))] = 4.0,
     gamma_warmup: Annotated[int, typer.Option(
         help="Ramp the FLOPs weight gamma up from 0 over this many epochs, so features form before gates close "
         "(0: off).", min=0)] = 0,
@@ -134,7 +141,8 @@ def train(
         provide(code)
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, seed=seed, train_limit=limit, recipe=recipe.value,
+                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, teacher=str(teacher) if teacher else None, distill=distill,
+                 temperature=temperature, seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
     runtime = dict(device=device, amp=amp.value, channels_last=channels_last, compile=compile_model)
