@@ -52,6 +52,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._carry: tuple[np.ndarray, asyncio.Future[np.ndarray]] | None = None  # did not fit the last batch
         self._busy = False  # a batch is being gathered or run
+        self._deciding = 0  # requests taking their turn of the event loop before running inline
         self._last_run_s = float("inf")  # the last onnxruntime call's wall time (unknown: never inline)
 
     def start(self) -> None:
@@ -70,10 +71,19 @@ class Batcher:
         An `x` of more than `max_batch` samples goes in pieces, so no onnxruntime call (and no
         buffer it allocates) is ever larger than `max_batch`."""
         if self._lone(x):
-            out = self._timed_run(x)
-            if self._on_batch:
-                self._on_batch(x.shape[0])
-            return out
+            # One turn of the event loop first: requests that arrived together (gRPC hands them
+            # over one by one, already read) show themselves here and then go to the queue as a
+            # batch; only a request still alone after it runs inline.
+            self._deciding += 1
+            try:
+                await asyncio.sleep(0)
+            finally:
+                self._deciding -= 1
+            if self._deciding == 0 and self._lone(x):
+                out = self._timed_run(x)
+                if self._on_batch:
+                    self._on_batch(x.shape[0])
+                return out
         step = self.config.max_batch
         pieces = [x[i:i + step] for i in range(0, x.shape[0], step)]
         loop = asyncio.get_running_loop()
