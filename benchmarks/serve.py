@@ -28,6 +28,7 @@ import io
 import json
 import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -220,6 +221,9 @@ def sender(endpoint: Endpoint, protocol: str, x: np.ndarray) -> Callable[[], np.
     return lambda: client.infer(endpoint.model, [tensor], outputs=outputs).as_numpy("logits")
 
 
+WARM_UP_S = 120.0  # longest wait for every client to connect and warm up
+
+
 def _drive(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, budget: int,
            start_line: Any) -> tuple[list[float], int, float, float]:
     """`clients` threads in this process, each with its own client, sending until `seconds` have
@@ -228,15 +232,24 @@ def _drive(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, secon
     latencies, the error count and the measured window (monotonic clock, shared by processes)."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
-    local_line = threading.Barrier(clients + 1)
+    failed: list[str] = []
+    local_line = threading.Barrier(clients + 1, timeout=WARM_UP_S)
     deadline = [0.0]
 
     def client(i: int) -> None:
-        send = sender(endpoint, protocol, x)
-        for _ in range(3):  # connect and warm up outside the measured window
-            send()
-        local_line.wait()
-        local_line.wait()  # the window opens
+        try:
+            send = sender(endpoint, protocol, x)
+            for _ in range(3):  # connect and warm up outside the measured window
+                send()
+        except Exception as e:  # a client that cannot even start breaks the barrier for all
+            failed.append(f"{type(e).__name__}: {e}")
+            local_line.abort()
+            return
+        try:
+            local_line.wait()
+            local_line.wait()  # the window opens
+        except threading.BrokenBarrierError:
+            return
         own = latencies[i]
         while len(own) < budget and time.monotonic() < deadline[0]:
             t = time.perf_counter()
@@ -250,8 +263,13 @@ def _drive(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, secon
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
         t.start()
-    local_line.wait()  # every thread here is warm
-    start_line.wait()  # and every other process's
+    try:
+        local_line.wait()  # every thread here is warm
+        start_line.wait(WARM_UP_S)  # and every other process's
+    except threading.BrokenBarrierError:
+        local_line.abort()
+        start_line.abort()
+        raise RuntimeError(f"a client did not start: {failed[0] if failed else 'another client process failed'}")
     began = time.monotonic()
     deadline[0] = began + seconds
     local_line.wait()
@@ -262,7 +280,11 @@ def _drive(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, secon
 
 def _client_process(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, budget: int,
                     start_line: Any, results: Any) -> None:
-    results.put(_drive(endpoint, protocol, x, clients, seconds, budget, start_line))
+    try:
+        results.put(("ok", _drive(endpoint, protocol, x, clients, seconds, budget, start_line)))
+    except Exception as e:  # the parent says what failed; the other processes leave the barrier
+        start_line.abort()
+        results.put(("error", str(e)))
 
 
 def load(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds: float, requests: int,
@@ -276,8 +298,11 @@ def load(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds
     processes = max(1, min(processes, clients))
     budget = max(1, requests // clients)
     if processes == 1:
-        flat, errors, began, ended = _drive(endpoint, protocol, x, clients, seconds, budget,
-                                            threading.Barrier(1))
+        try:
+            flat, errors, began, ended = _drive(endpoint, protocol, x, clients, seconds, budget,
+                                                threading.Barrier(1))
+        except RuntimeError as e:
+            raise SystemExit(f"{protocol} at {clients} clients: {e}") from None
     else:
         ctx = multiprocessing.get_context("spawn")
         start_line, results = ctx.Barrier(processes), ctx.Queue()
@@ -285,11 +310,26 @@ def load(endpoint: Endpoint, protocol: str, x: np.ndarray, clients: int, seconds
         children = [ctx.Process(target=_client_process, daemon=True,
                                 args=(endpoint, protocol, x, n, seconds, budget, start_line, results))
                     for n in shares]
-        for c in children:
-            c.start()
-        parts = [results.get(timeout=seconds + 300) for _ in children]
-        for c in children:
-            c.join()
+        try:
+            for c in children:
+                c.start()
+            parts = []
+            give_up = time.monotonic() + WARM_UP_S + seconds + 60
+            while len(parts) < len(children):
+                try:
+                    status, part = results.get(timeout=1.0)
+                except queue.Empty:
+                    if time.monotonic() > give_up or any(c.exitcode not in (None, 0) for c in children):
+                        raise SystemExit(f"a client process of {protocol} at {clients} clients died") from None
+                    continue
+                if status != "ok":
+                    raise SystemExit(f"{protocol} at {clients} clients: {part}")
+                parts.append(part)
+        finally:
+            for c in children:
+                c.join(timeout=5)
+                if c.is_alive():
+                    c.terminate()
         flat = [v for part in parts for v in part[0]]
         errors = sum(part[1] for part in parts)
         began, ended = min(part[2] for part in parts), max(part[3] for part in parts)
@@ -337,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kserve-python", default="", help="the Python of a venv with kserve (empty: mwt only)")
     p.add_argument("--out", type=Path, default=Path("results/serve"))
     args = p.parse_args(argv)
+    if args.client_processes < 1:
+        p.error("--client-processes must be at least 1")
     from runtime import ComposedClassifier
 
     module = module_for(args, Path(tempfile.mkdtemp(prefix="mwt-serve-")))

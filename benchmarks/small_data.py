@@ -68,22 +68,41 @@ def run_recipe(recipe: str, folder: Path, epochs: int, width: float, seed: int,
     }
 
 
+def epochs_count(text: str) -> int:
+    """A whole number of epochs >= 0; anything else is argparse's one-line error."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got '{text}'")
+    return int(text)
+
+
+def seed_list(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]; anything else is argparse's one-line error."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be whole numbers separated by commas, got '{text}'") from None
+    if any(seed < 0 for seed in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got '{text}'")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipes", default="paper,cost,reuse")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--width", type=float, default=0.25)
-    p.add_argument("--seeds", default="0", help="comma-separated seeds: each recipe is trained once per seed")
+    p.add_argument("--seeds", "--seed", type=seed_list, default=[0],
+                   help="comma-separated seeds: each recipe is trained once per seed")
     p.add_argument("--batch-size", type=int, default=128, help="training batch size (steps per epoch: images / this)")
     p.add_argument("--gamma", type=float, default=None, help="FLOPs weight (default: each recipe's)")
-    p.add_argument("--gamma-warmup", type=int, default=0, help="epochs over which the FLOPs weight ramps up from 0")
+    p.add_argument("--gamma-warmup", type=epochs_count, default=0, metavar="EPOCHS",
+                   help="epochs over which the FLOPs weight ramps up from 0")
     p.add_argument("--out", type=Path, default=Path("small-data.json"))
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mwt-digits-") as tmp:
         folder = digits_folder(Path(tmp))
-        results = [run_recipe(r, folder, args.epochs, args.width, int(seed), args.batch_size, args.gamma,
-                              args.gamma_warmup)
-                   for r in args.recipes.split(",") for seed in args.seeds.split(",")]
+        results = [run_recipe(r, folder, args.epochs, args.width, seed, args.batch_size, args.gamma, args.gamma_warmup)
+                   for r in args.recipes.split(",") for seed in args.seeds]
     print(f"{'recipe':<8} {'seed':>4} {'images':>7} {'test acc':>9} {'pair FLOPs kept mean/median':>28} {'gate-free drop median/worst':>28}")
     for r in results:
         f, d = r["pairs_flops_kept_pct"], r["pairs_gate_free_drop_pp"]

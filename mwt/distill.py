@@ -19,7 +19,8 @@ from torch import nn
 from mwt.core.errors import MwtError
 
 # Logits of classes outside a row's sub-task: far enough below any real logit that their share of
-# the softmax is exactly 0 in float32, finite so that 0 * log(0) terms stay 0 instead of NaN.
+# the softmax is 0 in float32 (at most a subnormal at the largest temperatures), finite so that
+# 0 * log(0) terms stay 0 instead of NaN.
 _OUTSIDE = -1e4
 
 
@@ -29,14 +30,18 @@ def load_teacher(path: str | Path, classes: list[str], input_shape: tuple[int, .
     It must answer the same classes, in the same order, on the same images as the run it teaches."""
     from mwt.checkpoint import load_checkpoint
 
-    teacher = load_checkpoint(path)
+    try:
+        teacher = load_checkpoint(path)
+    except MwtError as e:
+        raise MwtError(f"the teacher: {e}", options=("teacher",)) from None
     if list(teacher.classes) != list(classes):
         raise MwtError(f"the teacher {path} answers the classes {', '.join(teacher.classes)}; this run trains "
                        f"{', '.join(classes)}", options=("teacher",))
     if tuple(teacher.spec.input_shape) != tuple(input_shape):
         raise MwtError(f"the teacher {path} takes images of {tuple(teacher.spec.input_shape)}; this run's are "
                        f"{tuple(input_shape)}", options=("teacher",))
-    model = teacher.build().to(device)
+    with torch.random.fork_rng(devices=[]):  # building draws fresh weights first: not from the run's stream
+        model = teacher.build().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     return model

@@ -167,6 +167,16 @@ class TrainConfig:
         for name in ("alpha", "beta", "gamma", "delta", "distill"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
+        for name in ("beta_warmup", "gamma_warmup"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise MwtError(f"{name.replace('_', ' ')} must be a whole number of epochs >= 0, "
+                               f"got {getattr(self, name)}")
+        if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
+            raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
+                           options=("teacher",))
+        if self.teacher is not None and not self.distill > 0:
+            raise MwtError(f"the teacher's weight must be positive, got {self.distill}; to train without a "
+                           "teacher, leave out --teacher", options=("distill",))
         if not 0 < self.temperature < float("inf"):
             raise MwtError(f"the temperature must be a positive number, got {self.temperature}",
                            options=("temperature",))

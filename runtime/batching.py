@@ -24,15 +24,16 @@ class BatchingConfig:
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     queue_size: int = 256  # requests waiting at most; beyond that: QueueFull
     # A request that finds the batcher idle, nothing queued and nobody else on the way runs on the
-    # event loop itself, as KServe's predictors do, when the model's last run took at most this
-    # long: the hop to the onnxruntime thread and back costs more than a small module's run
-    # (0 turns it off; a slow model never blocks the loop).
+    # event loop itself, as KServe's predictors do, when its run should take at most this long
+    # (the last run's time per sample, times its samples): the hop to the onnxruntime thread and
+    # back costs more than a small module's run (0 turns it off; a slow model never blocks the loop).
     inline_max_ms: float = 1.0
 
 
 class Batcher:
     """Collects (N_i, ...) arrays from concurrent requests into batches of at most `max_batch`
-    samples, runs `run` on each batch in a worker thread, and hands each request its rows.
+    samples, runs `run` on each batch in a worker thread, and hands each request its rows. A
+    request alone with a small model runs on the event loop instead (`inline_max_ms`).
 
     How long a batch waits for company (never more than `max_wait_ms`): with `arriving` (the
     number of requests the server has begun reading for this batcher but not yet submitted), a
@@ -53,20 +54,25 @@ class Batcher:
         self._carry: tuple[np.ndarray, asyncio.Future[np.ndarray]] | None = None  # did not fit the last batch
         self._busy = False  # a batch is being gathered or run
         self._deciding = 0  # requests taking their turn of the event loop before running inline
-        self._last_run_s = float("inf")  # the last onnxruntime call's wall time (unknown: never inline)
+        self._per_sample_s = float("inf")  # the last onnxruntime call's time per sample (unknown: never inline)
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
         """Finish every queued request, then stop."""
+        self._stopping = True
+        while self._deciding:  # requests taking their turn go to the queue now, and join() waits for them
+            await asyncio.sleep(0)
         await self._queue.join()
         if self._task is not None:
             self._task.cancel()
         self._executor.shutdown(wait=True)
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
-        """Rows of `run`'s output for `x`; raises QueueFull when the queue is at its bound.
+        """Rows of `run`'s output for `x`; raises QueueFull when the queue is at its bound (a
+        request run inline never waits in it).
 
         An `x` of more than `max_batch` samples goes in pieces, so no onnxruntime call (and no
         buffer it allocates) is ever larger than `max_batch`."""
@@ -102,14 +108,15 @@ class Batcher:
 
     def _lone(self, x: np.ndarray) -> bool:
         """Whether `x` may run on the event loop now: small model, nothing else in or on the way."""
-        return (x.shape[0] <= self.config.max_batch and not self._busy and self._carry is None
-                and self._queue.empty() and (self._arriving is None or self._arriving() == 0)
-                and self._last_run_s * 1000 <= self.config.inline_max_ms)
+        return (x.shape[0] <= self.config.max_batch and not self._busy and not self._stopping
+                and self._carry is None and self._queue.empty()
+                and (self._arriving is None or self._arriving() == 0)
+                and self._per_sample_s * x.shape[0] * 1000 <= self.config.inline_max_ms)
 
     def _timed_run(self, batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         out = self._run(batch)
-        self._last_run_s = time.perf_counter() - start
+        self._per_sample_s = (time.perf_counter() - start) / max(batch.shape[0], 1)
         return out
 
     async def _loop(self) -> None:

@@ -171,6 +171,22 @@ def test_a_lone_request_runs_on_the_event_loop_and_company_batches_off_it(module
     assert (calls[1][0] == main) == bool(inline_max_ms)
 
 
+def test_stopping_finishes_requests_taking_their_turn_before_running_inline(module_file):
+    clf = ComposedClassifier.from_files([module_file])
+
+    async def scenario():
+        batcher = Batcher(clf.logits, BatchingConfig(inline_max_ms=1000))
+        batcher.start()
+        x = np.zeros((1, 1, 28, 28), np.float32)
+        await batcher.submit(x)
+        pending = [asyncio.ensure_future(batcher.submit(x)) for _ in range(2)]
+        await asyncio.sleep(0)  # both are now taking their turn of the event loop
+        await batcher.stop()
+        return await asyncio.wait_for(asyncio.gather(*pending), 10)
+
+    assert [r.shape for r in asyncio.run(scenario())] == [(1, 2), (1, 2)]
+
+
 def metric(server, line_start: str) -> float:
     text = urllib.request.urlopen(server + "/metrics").read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))

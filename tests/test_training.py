@@ -175,10 +175,18 @@ def test_a_teacher_is_distilled_into_the_run(tmp_path):
     # Learning from the teacher brings the student's answers to the teacher's
     assert _kl_to(teacher.build(), taught.build(), data) < 0.5 * _kl_to(teacher.build(), alone.build(), data)
     assert taught.training["history"][-1]["distill"] > 0 and alone.training["history"][-1]["distill"] == 0
-    # and a teacher at weight 0 changes nothing: its forward pass leaves the run's random draws alone
-    idle = train(TrainConfig.from_recipe("reuse", epochs=3, seed=1, teacher=str(path), distill=0.0, **TINY),
-                 data, data, show_progress=False)
-    assert _equal(idle.state_dict, alone.state_dict)
+    for bad in (dict(teacher=str(path), distill=0.0), dict(distill=2.0), dict(temperature=2.0)):
+        with pytest.raises(MwtError, match="teacher"):
+            train(TrainConfig(epochs=1, **bad, **TINY), data, data, show_progress=False)
+
+
+def test_the_flops_weight_ramps_up_over_its_warmup_epochs():
+    data = _data(32)
+    config = TrainConfig.from_recipe("cost", epochs=3, gamma_warmup=2, **TINY)
+    history = train(config, data, data, show_progress=False).training["history"]
+    assert [h["gamma"] for h in history] == [config.gamma / 2, config.gamma, config.gamma]
+    with pytest.raises(MwtError, match="gamma warmup"):
+        train(TrainConfig(epochs=1, gamma_warmup=-1, **TINY), data, data, show_progress=False)
 
 
 @pytest.mark.parametrize("teacher, message", [("missing.pt", "is not a file"), ("other.pt", "answers the classes")])

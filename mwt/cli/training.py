@@ -81,7 +81,7 @@ def train(
         help="Distill this trained checkpoint of the same classes (e.g. the standard model: mwt train --standard) "
         "into the run: its answers at --temperature join the loss, over each routed row's sub-task classes.")] = None,
     distill: Annotated[float, typer.Option(help="Weight of the teacher's term (with --teacher).",
-                                           callback=number(0, 1000))] = 1.0,
+                                           callback=number(0, 1000, low_open=True))] = 1.0,
     temperature: Annotated[float, typer.Option(help="Softens the student's and the teacher's answers (with --teacher).",
                                                callback=number(0, 100, low_open=True))] = 4.0,
     gamma_warmup: Annotated[int, typer.Option(
@@ -141,7 +141,7 @@ def train(
         provide(code)
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, teacher=str(teacher) if teacher else None, distill=distill,
+                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, teacher=str(teacher.resolve()) if teacher else None, distill=distill,
                  temperature=temperature, seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
