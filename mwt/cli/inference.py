@@ -96,7 +96,8 @@ def serve(
                                             min=1, max=1_000_000)] = 256,
     inline_max_ms: Annotated[float, typer.Option(
         help="A lone request (nothing queued or arriving) runs on the event loop, skipping the hop to the "
-        "onnxruntime thread, while the model's last run took at most this long (0: never).",
+        "onnxruntime thread, when its run should take at most this long, judged by the last run's time per "
+        "sample (0: never).",
         callback=number(0, 1000))] = BatchingConfig.inline_max_ms,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body (or gRPC message) accepted, in MiB.",
                                                callback=number(0, 1024, low_open=True))] = 8.0,
