@@ -145,7 +145,8 @@ def serve(
     # spinning threads took them from the others (32 clients: 743 against 449 requests/s, measured).
     settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider), spin_wait=False)
     parts = [read_module(p) for p in modules]
-    config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size, inline_max_ms), int(max_body_mb * (1 << 20)),
+    config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size, inline_max_ms),
+                          int(max_body_mb * (1 << 20)),
                           InputLimits(max_pixels=max_pixels, max_samples=max_samples), body_timeout,
                           token=token, header_timeout_s=header_timeout, max_connections=max_connections, tls=tls)
     server = InferenceServer.from_modules(parts, config, mode=mode, settings=settings,

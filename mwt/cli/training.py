@@ -141,8 +141,9 @@ def train(
         provide(code)
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, teacher=str(teacher.resolve()) if teacher else None, distill=distill,
-                 temperature=temperature, seed=seed, train_limit=limit, recipe=recipe.value,
+                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup,
+                 teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
+                 seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
     runtime = dict(device=device, amp=amp.value, channels_last=channels_last, compile=compile_model)
