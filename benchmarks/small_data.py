@@ -45,10 +45,11 @@ def digits_folder(root: Path) -> Path:
 
 
 def run_recipe(recipe: str, folder: Path, epochs: int, width: float, seed: int,
-               batch_size: int = 128, gamma: float | None = None, gamma_warmup: int = 0) -> dict[str, object]:
+               batch_size: int = 128, gamma: float | None = None, gamma_warmup: int = 0,
+               init_from: Path | None = None) -> dict[str, object]:
     config = TrainConfig.from_recipe(recipe, gamma=gamma, dataset=str(folder), width=width, epochs=epochs,
                                      image_size=32, seed=seed, storage="memory", batch_size=batch_size,
-                                     gamma_warmup=gamma_warmup)
+                                     gamma_warmup=gamma_warmup, init_from=str(init_from) if init_from else None)
     data = load_dataset(config.source(), None, False, show_progress=False)
     start = time.perf_counter()
     ckpt: Checkpoint = train(config, data.train, data.test, info=data.info, source=data.source, show_progress=False)
@@ -60,6 +61,7 @@ def run_recipe(recipe: str, folder: Path, epochs: int, width: float, seed: int,
     return {
         "recipe": recipe, "train_images": len(data.train), "test_images": len(data.test), "epochs": epochs,
         "batch_size": batch_size, "gamma": config.gamma, "gamma_warmup": gamma_warmup, "seed": seed,
+        "init_from": config.init_from,
         "train_seconds": seconds, "test_acc": ckpt.training["test_acc"],
         "pairs_flops_kept_pct": {"mean": statistics.fmean(flops), "median": statistics.median(flops),
                                  "min": min(flops), "max": max(flops)},
@@ -97,11 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gamma", type=float, default=None, help="FLOPs weight (default: each recipe's)")
     p.add_argument("--gamma-warmup", type=epochs_count, default=0, metavar="EPOCHS",
                    help="epochs over which the FLOPs weight ramps up from 0")
+    p.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                   help="start every run from these weights (e.g. a model trained on a bigger dataset: mwt train "
+                   "--standard); the mask generators and the classifier's last layer, if its size differs, start fresh")
     p.add_argument("--out", type=Path, default=Path("small-data.json"))
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mwt-digits-") as tmp:
         folder = digits_folder(Path(tmp))
-        results = [run_recipe(r, folder, args.epochs, args.width, seed, args.batch_size, args.gamma, args.gamma_warmup)
+        results = [run_recipe(r, folder, args.epochs, args.width, seed, args.batch_size, args.gamma, args.gamma_warmup,
+                              args.init_from)
                    for r in args.recipes.split(",") for seed in args.seeds]
     print(f"{'recipe':<8} {'seed':>4} {'images':>7} {'test acc':>9} {'pair FLOPs kept mean/median':>28} {'gate-free drop median/worst':>28}")
     for r in results:

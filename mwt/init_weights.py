@@ -5,7 +5,9 @@ names are the plain network's (torchvision's, for a `torchvision:` model); `Gati
 maps them to the gated blocks the convs and BNs moved into. A tensor whose shape differs is left
 at its fresh value: the classifier when the class count differs, for one; a first conv trained on
 RGB taking grayscale gets its filters summed over the colour channels instead (the same response
-to a gray image). The mask generators always start fresh.
+to a gray image). The mask generators always start fresh, and so does the preprocessing's
+mean and std: they describe the images this run trains on, not what the file's network learned
+(an mwt checkpoint of another dataset holds its own).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from mwt.core.errors import MwtError, first_line
+from mwt.models.gate import Preprocess
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def init_from(model: nn.Module, state: dict[str, torch.Tensor], label: str = "th
     plan = getattr(model, "plan", None)
     translate = plan.translate if plan is not None else (lambda k: k)
     target = model.state_dict()
+    data_owned = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, Preprocess))
+    target = {k: v for k, v in target.items() if not k.startswith(data_owned)}
     updates: dict[str, torch.Tensor] = {}
     skipped, unused = [], []
     for key, value in state.items():

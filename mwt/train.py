@@ -31,6 +31,7 @@ from mwt.distributed import Dist
 from mwt.evaluate import accuracy
 from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
+from mwt.defaults import MAX_ALIGN
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import distillation_loss, load_teacher
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
@@ -73,6 +74,7 @@ class TrainConfig:
     gate_first: bool = False  # gate the first conv too
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
     gamma_warmup: int = 0  # epochs over which gamma ramps linearly from 0 (0: constant gamma)
+    cost_block: int = 1  # the FLOPs term counts conv channels in blocks of this many (mwt.cost.blocked_rate)
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
@@ -171,6 +173,13 @@ class TrainConfig:
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
                 raise MwtError(f"{name.replace('_', ' ')} must be a whole number of epochs >= 0, "
                                f"got {getattr(self, name)}")
+        if not (isinstance(self.cost_block, int) and not isinstance(self.cost_block, bool)
+                and 1 <= self.cost_block <= MAX_ALIGN):
+            raise MwtError(f"the cost block must be a whole number of channels in 1..{MAX_ALIGN}, got "
+                           f"{self.cost_block}", options=("cost_block",))
+        if self.cost_block > 1 and not self.gamma:
+            raise MwtError("--cost-block shapes the FLOPs term, which this run does not have (gamma 0); "
+                           "use --recipe cost or reuse, or --gamma", options=("cost_block",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
                            options=("teacher",))
@@ -678,7 +687,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
             pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
             parts = modular_loss(logits.float(), gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
-                                 pairs=pairs)
+                                 pairs=pairs, block=config.cost_block)
             if plan is not None:
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask

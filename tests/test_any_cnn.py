@@ -377,6 +377,27 @@ def test_init_from_a_torchvision_state_dict(tmp_path):
         init_from(model, {"encoder.weight": torch.zeros(3)})
 
 
+def test_init_from_an_mwt_checkpoint_of_other_data_keeps_this_datas_normalization(tmp_path):
+    # A user with little data starts from a model trained on a bigger dataset: its learned
+    # weights come over, its preprocessing (the other dataset's mean and std) does not.
+    import dataclasses
+
+    from mwt.checkpoint import save_checkpoint
+    from mwt.init_weights import init_from, read_state_dict
+    from tests.synthetic import random_checkpoint
+
+    source = random_checkpoint("vgg16")
+    path = tmp_path / "fashion.pt"
+    save_checkpoint(source, path)
+    target_spec = dataclasses.replace(source.spec, mean=(0.25,), std=(0.5,))
+    model = build_model(target_spec)
+    report = init_from(model, read_state_dict(path), str(path))
+    mine = model.state_dict()
+    assert torch.equal(mine["features.4.conv.weight"], source.state_dict["features.4.conv.weight"])
+    assert mine["preprocess.mean"].flatten().tolist() == [0.25] and mine["preprocess.std"].flatten().tolist() == [0.5]
+    assert sorted(report.unused) == ["preprocess.mean", "preprocess.std"]
+
+
 class NotWeights:
     """A pickled object that is not plain tensors."""
 

@@ -52,3 +52,49 @@ def test_expected_fraction_counts_open_gates_and_has_a_gradient(arch):
     assert all(float(gates[n].grad.abs().sum()) > 0 for n in priced)
     full = {n: torch.ones(3, b.out_channels) for n, b in gated_layers(model)}
     assert torch.allclose(cost.expected_fraction(full), torch.ones(3))
+
+
+def _blocked_macs(cost, masks: dict[str, torch.Tensor], block: int) -> float:
+    """MACs per sample as a runtime with `block`-channel convs computes them, counted by hand: a
+    conv's outputs rounded up to whole blocks, its inputs too once they fill one."""
+    def up(n: int, width: int) -> int:
+        return min(-(-n // block) * block, width)
+
+    kept = [int(cost.stream_channels(masks)[i].sum()) for i in range(len(cost.streams))]
+    total = 0.0
+    for layer in cost.layers:
+        n_in = layer.in_channels if layer.stream is None else kept[layer.stream]
+        out_stream = cost.stream_of(layer.gate) if layer.gate is not None else None
+        n_out = layer.out_channels if out_stream is None or layer.logits else kept[out_stream]
+        if layer.conv:
+            n_in = n_in if n_in < block else up(n_in, layer.in_channels)
+            n_out = up(n_out, layer.out_channels)
+        total += layer.macs * n_in / layer.in_channels * n_out / layer.out_channels
+    return total
+
+
+def test_blocked_cost_counts_channels_in_whole_blocks_and_pushes_the_feeding_layer():
+    torch.manual_seed(0)
+    model = build_model(tiny_spec("vgg16", gate_first=True))
+    cost = cost_model(model, (1, 28, 28))
+    names = [n for n, _ in gated_layers(model)]
+    widths = dict((n, b.out_channels) for n, b in gated_layers(model))
+    masks = {n: torch.zeros(w, dtype=torch.bool) for n, w in widths.items()}
+    for n, k in zip(names, [8, 2, 5, 16, 3, 20, 32, 1, 9, 64, 17, 4, 40]):
+        masks[n][:k] = True
+    gates = {n: m.float()[None].repeat(2, 1).requires_grad_() for n, m in masks.items()}
+    blocked = cost.expected_fraction(gates, block=8)
+    assert blocked[0].item() == pytest.approx(_blocked_macs(cost, masks, 8) / cost.total_macs, rel=1e-5)
+    assert blocked[0].item() > cost.expected_fraction(gates)[0].item()  # padding is work too
+    # features.1 keeps 2 of its 8 outputs, which a block of 8 computes anyway: what it costs is then
+    # its input, so the gradient on the layer feeding it (features.0) counts 8 outputs, not 2.
+    blocked.sum().backward()
+    pushed = gates["features.0"].grad.clone()
+    for g in gates.values():
+        g.grad = None
+    cost.expected_fraction(gates).sum().backward()
+    plain = gates["features.0"].grad
+    second = next(layer for layer in cost.layers if layer.name == "features.1")
+    per_gate = second.macs / cost.total_macs / widths["features.0"]  # d(input rate)/d(gate) = 1 / width
+    assert torch.allclose(pushed - plain, torch.full_like(plain, per_gate * (8 - 2) / 8))
+    assert torch.allclose(cost.expected_fraction(gates, block=1), cost.expected_fraction(gates))

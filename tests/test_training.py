@@ -189,6 +189,17 @@ def test_the_flops_weight_ramps_up_over_its_warmup_epochs():
         train(TrainConfig(epochs=1, gamma_warmup=-1, **TINY), data, data, show_progress=False)
 
 
+def test_the_blocked_flops_term_trains_and_bad_blocks_are_refused():
+    data = _data(32)
+    config = TrainConfig.from_recipe("cost", epochs=1, cost_block=8, **TINY)
+    history = train(config, data, data, show_progress=False).training["history"]
+    assert 0 < history[-1]["flops"] <= 1 and history[-1]["loss"] == history[-1]["loss"]
+    for bad, message in ((dict(cost_block=0), "cost block"), (dict(cost_block=2000), "cost block"),
+                         (dict(cost_block=True), "cost block"), (dict(cost_block=8, gamma=0.0), "FLOPs term")):
+        with pytest.raises(MwtError, match=message):
+            train(TrainConfig.from_recipe("cost", epochs=1, **{**TINY, **bad}), data, data, show_progress=False)
+
+
 @pytest.mark.parametrize("teacher, message", [("missing.pt", "is not a file"), ("other.pt", "answers the classes")])
 def test_a_teacher_that_cannot_teach_is_one_line(tmp_path, capsys, tiny_fashion_dir, teacher, message):
     import dataclasses

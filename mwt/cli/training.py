@@ -87,6 +87,10 @@ def train(
     gamma_warmup: Annotated[int, typer.Option(
         help="Ramp the FLOPs weight gamma up from 0 over this many epochs, so features form before gates close "
         "(0: off).", min=0)] = 0,
+    cost_block: Annotated[int, typer.Option(
+        help="Count each conv's channels in blocks of this many in the FLOPs term, as onnxruntime's CPU convs "
+        "compute them (8 with AVX2, 16 with AVX-512): gates then close where that makes the deployed module "
+        "faster, not only smaller (1: plain FLOPs).", min=1, max=1024)] = 1,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
@@ -141,7 +145,7 @@ def train(
         provide(code)
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup,
+                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
                  seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
