@@ -175,6 +175,16 @@ def test_eval_bad_input_is_one_line(tmp_path, capsys, shared_checkpoint_file, ar
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
 
+def test_reuse_benchmark_refuses_a_bad_alignment_in_one_line_and_writes_nothing(tmp_path, capsys,
+                                                                                 shared_checkpoint_file):
+    from benchmarks.reuse import main as bench
+
+    out = tmp_path / "bench"
+    assert bench([str(shared_checkpoint_file), "--align", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "align must be a whole number" in err[0] and not out.exists()
+
+
 def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):
     ckpt = random_checkpoint("vgg11", width=0.0625)
     ckpt.modularization = None
@@ -191,6 +201,8 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--reuse", "nan"], "--reuse"),
     (["--standard", "--reuse", "0.5"], "standard model"),
     (["--delta", "-1"], "--delta"),
+    (["--cost-block", "0"], "--cost-block"),
+    (["--cost-block", "16"], "FLOPs term"),  # the paper recipe has none to shape
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"
