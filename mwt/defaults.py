@@ -23,8 +23,13 @@ def check_threshold(threshold: float) -> float:
     return threshold
 
 
+def check_channel_block(value: int, name: str, option: str) -> int:
+    """A channel count to round to (an alignment, a cost block) must be a whole number in 1..MAX_ALIGN."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 1 <= value <= MAX_ALIGN:
+        raise MwtError(f"{name} must be a whole number in 1..{MAX_ALIGN}, got {value}", options=(option,))
+    return int(value)
+
+
 def check_align(align: int) -> int:
     """An alignment must be a whole number in 1..MAX_ALIGN."""
-    if isinstance(align, bool) or not isinstance(align, Integral) or not 1 <= align <= MAX_ALIGN:
-        raise MwtError(f"align must be a whole number in 1..{MAX_ALIGN}, got {align}", options=("align",))
-    return int(align)
+    return check_channel_block(align, "align", "align")

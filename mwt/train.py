@@ -31,7 +31,7 @@ from mwt.distributed import Dist
 from mwt.evaluate import accuracy
 from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
-from mwt.defaults import MAX_ALIGN
+from mwt.defaults import check_channel_block
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import distillation_loss, load_teacher
 from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
@@ -173,10 +173,7 @@ class TrainConfig:
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
                 raise MwtError(f"{name.replace('_', ' ')} must be a whole number of epochs >= 0, "
                                f"got {getattr(self, name)}")
-        if not (isinstance(self.cost_block, int) and not isinstance(self.cost_block, bool)
-                and 1 <= self.cost_block <= MAX_ALIGN):
-            raise MwtError(f"the cost block must be a whole number of channels in 1..{MAX_ALIGN}, got "
-                           f"{self.cost_block}", options=("cost_block",))
+        check_channel_block(self.cost_block, "the cost block", "cost_block")
         if self.cost_block > 1 and not self.gamma:
             raise MwtError("--cost-block shapes the FLOPs term, which this run does not have (gamma 0); "
                            "use --recipe cost or reuse, or --gamma", options=("cost_block",))
