@@ -23,7 +23,7 @@ from torch import nn
 
 from mwt.checkpoint import Checkpoint
 from mwt.cost import cost_model
-from mwt.data import Split, batches_in_order
+from mwt.data import AnySplit, Split, batches_in_order
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.progress import progress
@@ -79,19 +79,29 @@ class Spread:
         return cls(min(values), statistics.median(values), statistics.fmean(values), max(values))
 
 
-@torch.no_grad()
-def _correct(model: nn.Module, data: Split, classes: list[int]) -> int:
+def _lookup(classes: list[int]) -> torch.Tensor:
+    """Dataset label -> position among `classes` (-1 elsewhere)."""
     lookup = torch.full((max(classes) + 1,), -1, dtype=torch.long)
     lookup[torch.tensor(classes)] = torch.arange(len(classes))
-    right = 0
-    for x, y in batches_in_order(data, torch.arange(len(data)), 500):
-        logits, _ = model(x)
-        right += int((logits[:, classes].argmax(1) == lookup[y]).sum())
-    return right
+    return lookup
+
+
+@torch.no_grad()
+def _logits(model: nn.Module, data: AnySplit) -> torch.Tensor:
+    return torch.cat([model(x)[0] for x, _ in batches_in_order(data, torch.arange(len(data)), 500)])
+
+
+def _correct_of(logits: torch.Tensor, labels: torch.Tensor, classes: list[int]) -> int:
+    """How many rows of `logits` (images of `classes` only) the argmax over `classes` gets right."""
+    return int((logits[:, classes].argmax(1) == _lookup(classes)[labels]).sum())
+
+
+def _correct(model: nn.Module, data: Split, classes: list[int]) -> int:
+    return _correct_of(_logits(model, data), data.labels, classes)
 
 
 def score_subtasks(
-    ckpt: Checkpoint, subtasks: Iterable[Sequence[int]], test_data: Split, *, threshold: float = DEFAULT_THRESHOLD,
+    ckpt: Checkpoint, subtasks: Iterable[Sequence[int]], test_data: AnySplit, *, threshold: float = DEFAULT_THRESHOLD,
     align: int = DEFAULT_ALIGN, show_progress: bool = False,
 ) -> list[SubtaskScore]:
     """Score each sub-task's modules on its classes' test images (see the module docstring)."""
@@ -99,12 +109,15 @@ def score_subtasks(
     model = ckpt.build().eval()
     cost = cost_model(model, ckpt.spec.input_shape)
     subtasks = [list(s) for s in subtasks]
+    # The full model answers the same for every sub-task: one pass over the test images serves all.
+    full_logits = _logits(model, test_data)
     scores = []
     for classes in progress(subtasks, total=len(subtasks), desc="sub-tasks", enable=show_progress):
         kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=cost.streams).kept
         data = test_data.where(classes).materialize()
         n = max(len(data), 1)
-        full = _correct(model, data, classes) / n
+        rows = torch.isin(test_data.labels, torch.tensor(classes))
+        full = _correct_of(full_logits[rows], test_data.labels[rows], classes) / n
         with retain_only(model, kept):
             dynamic = _correct(model, data, classes) / n
             with frozen_gates(model, folded_gate_values(mod, classes, kept)):

@@ -14,6 +14,7 @@ from mwt.cli import main
 from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode
 from mwt.data import Split, load_split
+from mwt.evaluate import accuracy
 from mwt.losses import decisiveness, gate_preactivations
 from mwt.models import build_model, gated_layers
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
@@ -117,6 +118,8 @@ def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fas
     logits = ComposedClassifier([module_from_model(module)]).logits(data.images.numpy().astype(np.float32) / 255)
     expected = float((logits.argmax(1) == (data.labels.numpy() == 8)).mean())
     assert score.gate_free_acc == pytest.approx(expected, abs=1e-9)
+    # the full model's figure comes from one pass over every test image, sliced per sub-task
+    assert score.full_acc == pytest.approx(accuracy(ckpt.build(), test, classes=[7, 8]), abs=1e-9)
     assert score.samples == len(data) and 0 < score.flops_kept < 1
 
 
