@@ -1,6 +1,7 @@
 #!/bin/bash
 # mwt eval --all-pairs --triples 20 on one checkpoint, before (e3976bc, one full-model pass per sub-task)
 # and after (main) the one-pass change, side by side, one torch thread each
+# (each side runs from /tmp, so its .json and .time files land there; they were moved here by hand)
 cd /work/runs/s29
 CK=$1
 PY=/work/main/.venv/bin/python
