@@ -149,7 +149,7 @@ class CostModel:
         """`kept_macs` as a fraction of the whole network's."""
         return self.kept_macs(retained, num_outputs) / max(self.total_macs, 1)
 
-    def expected_fraction(self, gates: Mapping[str, torch.Tensor], block: int = 1) -> torch.Tensor:
+    def expected_fraction(self, gates: Mapping[str, torch.Tensor], block: int = 1, free: int = 0) -> torch.Tensor:
         """Per sample, the fraction of the network's MACs its open gates use: (B,), differentiable.
 
         The value counts open kernels (gate > 0) exactly; the gradient is that of the gate values
@@ -157,6 +157,10 @@ class CostModel:
         With `block` N > 1, each conv's channels are counted as a blocked convolution computes
         them (`blocked_rate`): a conv that keeps 2 of 16 outputs then costs all 16, so the
         gradient pushes on the layer feeding it, whose kernels are what can make it cheaper.
+        With `free` N > 0, each stream's first N open channels cost nothing (a stream keeping fewer
+        is counted as keeping N, with no gradient): the term then stops narrowing a layer below N
+        channels, where the early, high-resolution layers are cheapest per channel to keep whole
+        enough to see.
         """
         on = {n: g + ((g > 0).to(g.dtype) - g).detach() for n, g in gates.items()}
         rates = []
@@ -164,7 +168,8 @@ class CostModel:
             closed = torch.ones_like(on[members[0]])
             for m in members:
                 closed = closed * (1 - on[m])
-            rates.append((1 - closed).mean(1))  # (B,)
+            rate = (1 - closed).mean(1)  # (B,)
+            rates.append(torch.clamp_min(rate, min(1.0, free / closed.shape[1])) if free else rate)
         batch = next(iter(gates.values())).shape[0]
         device = next(iter(gates.values())).device
         total = torch.zeros(batch, device=device)

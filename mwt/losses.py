@@ -61,7 +61,7 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> t
 def modular_loss(
     logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float,
     gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
-    pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None, block: int = 1,
+    pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None, block: int = 1, free: int = 0,
 ) -> LossParts:
     """cross-entropy + alpha * cohesion + beta * coupling + gamma * expected FLOPs fraction.
 
@@ -70,7 +70,8 @@ def modular_loss(
     expensive layers become class-specific too. Just cross-entropy when there are no gates.
     `pairs` (gates and labels of the whole global batch, when it is split over processes) are
     what cohesion and coupling compare; by default the local batch. `block` > 1 counts each conv's
-    channels in whole blocks, as a blocked runtime computes them (`CostModel.expected_fraction`).
+    channels in whole blocks, as a blocked runtime computes them, and `free` > 0 leaves each stream's
+first `free` channels uncounted (`CostModel.expected_fraction`).
     """
     gates = [g.float() for g in gates]
     ce = F.cross_entropy(logits, labels)
@@ -79,7 +80,7 @@ def modular_loss(
     total = ce + alpha * cohesion + beta * coupling
     flops = torch.ones((), device=logits.device)
     if cost is not None and gates:
-        flops = cost.expected_fraction(dict(zip(gate_names or [], gates)), block).mean()
+        flops = cost.expected_fraction(dict(zip(gate_names or [], gates)), block, free).mean()
         if gamma:
             total = total + gamma * flops
     return LossParts(total, ce, cohesion, coupling, flops)

@@ -75,6 +75,7 @@ class TrainConfig:
     beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
     gamma_warmup: int = 0  # epochs over which gamma ramps linearly from 0 (0: constant gamma)
     cost_block: int = 1  # the FLOPs term counts conv channels in blocks of this many (mwt.cost.blocked_rate)
+    free_channels: int = 0  # the FLOPs term leaves each layer's first N open channels uncounted (mwt.cost)
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
@@ -177,6 +178,12 @@ class TrainConfig:
         if self.cost_block > 1 and not self.gamma:
             raise MwtError("--cost-block shapes the FLOPs term, which this run does not have (gamma 0); "
                            "use --recipe cost or reuse, or --gamma", options=("cost_block",))
+        if isinstance(self.free_channels, bool) or not isinstance(self.free_channels, int) or self.free_channels < 0:
+            raise MwtError(f"the free channels must be a whole number >= 0, got {self.free_channels}",
+                           options=("free_channels",))
+        if self.free_channels and not self.gamma:
+            raise MwtError("--free-channels shapes the FLOPs term, which this run does not have (gamma 0); "
+                           "use --recipe cost or reuse, or --gamma", options=("free_channels",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
                            options=("teacher",))
@@ -684,7 +691,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
             pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
             parts = modular_loss(logits.float(), gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
-                                 pairs=pairs, block=config.cost_block)
+                                 pairs=pairs, block=config.cost_block, free=config.free_channels)
             if plan is not None:
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask

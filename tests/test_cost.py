@@ -98,3 +98,24 @@ def test_blocked_cost_counts_channels_in_whole_blocks_and_pushes_the_feeding_lay
     per_gate = second.macs / cost.total_macs / widths["features.0"]  # d(input rate)/d(gate) = 1 / width
     assert torch.allclose(pushed - plain, torch.full_like(plain, per_gate * (8 - 2) / 8))
     assert torch.allclose(cost.expected_fraction(gates, block=1), cost.expected_fraction(gates))
+
+
+def test_free_channels_cost_nothing_and_stop_the_push_below_them():
+    torch.manual_seed(0)
+    model = build_model(tiny_spec("vgg16", gate_first=True))
+    cost = cost_model(model, (1, 28, 28))
+    names = [n for n, _ in gated_layers(model)]
+    widths = dict((n, b.out_channels) for n, b in gated_layers(model))
+    masks = {n: torch.zeros(w, dtype=torch.bool) for n, w in widths.items()}
+    for n, k in zip(names, [8, 2, 5, 16, 3, 20, 32, 1, 9, 64, 17, 4, 40]):
+        masks[n][:k] = True
+    gates = {n: m.float()[None].repeat(2, 1).requires_grad_() for n, m in masks.items()}
+    free = cost.expected_fraction(gates, free=4)
+    # counted by hand: a layer keeping fewer than 4 channels costs as if it kept 4 (all, if narrower)
+    floored = {n: torch.arange(widths[n]) < max(int(m.sum()), min(4, widths[n])) for n, m in masks.items()}
+    assert free[0].item() == pytest.approx(cost.kept_fraction(floored), rel=1e-5)
+    assert free[0].item() > cost.expected_fraction(gates)[0].item()
+    free.sum().backward()
+    assert float(gates["features.1"].grad.abs().sum()) == 0  # 2 open, under the free 4: no push to close
+    assert float(gates["features.3"].grad.abs().sum()) > 0  # 16 open: pushed as before
+    assert torch.allclose(cost.expected_fraction(gates, free=0), cost.expected_fraction(gates))

@@ -206,6 +206,8 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--delta", "-1"], "--delta"),
     (["--cost-block", "0"], "--cost-block"),
     (["--cost-block", "16"], "FLOPs term"),  # the paper recipe has none to shape
+    (["--free-channels", "-1"], "--free-channels"),
+    (["--free-channels", "8"], "FLOPs term"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"

@@ -91,6 +91,9 @@ def train(
         help="Count each conv's channels in blocks of this many in the FLOPs term, as onnxruntime's CPU convs "
         "compute them (8 with AVX2, 16 with AVX-512): gates then close where that makes the deployed module "
         "faster, not only smaller (1: plain FLOPs).", min=1, max=1024)] = 1,
+    free_channels: Annotated[int, typer.Option(
+        help="Leave each gated layer's first N open channels out of the FLOPs term, so it stops narrowing "
+        "the early, high-resolution layers below N channels (0: off).", min=0, max=1024)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
@@ -146,7 +149,7 @@ def train(
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
-                 teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
+                 free_channels=free_channels, teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
                  seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
