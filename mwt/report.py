@@ -27,6 +27,8 @@ class ModuleReport:
     test_acc: float
     class_krr: dict[str, float]
     class_flops: dict[str, float]  # FLOPs of each module's kept kernels / the plain full model's
+    union_krr: float  # the kernels any class keeps: what the whole model runs on, at most
+    union_flops: float
     cohesion: float  # mean Jaccard of kernel sets within a class (higher is better)
     coupling: float  # mean Jaccard between modules' kernel sets (lower is better)
     threshold: float
@@ -42,6 +44,10 @@ class ModuleReport:
     def table(self) -> str:
         rows = [f"{'class':<14} {'KRR':>7} {'FLOPs kept':>11}"]
         rows += [f"{name:<14} {100 * v:6.2f}% {100 * self.class_flops[name]:10.2f}%" for name, v in self.class_krr.items()]
+        # The union of every module bounds the whole model's capacity: when classes share most
+        # kernels it is barely bigger than one module, and the whole model is that small a network.
+        rows.append(f"{'all classes':<14} {100 * self.union_krr:6.2f}% {100 * self.union_flops:10.2f}%   "
+                    "(their union: the kernels the whole model uses)")
         rows.append("")
         rows += percent_rows([("test accuracy", self.test_acc, ""),
                               ("mean module KRR", self.mean_krr, f"threshold {self.threshold}"),
@@ -74,8 +80,10 @@ class SubtaskReport:
 def module_report(
     ckpt: Checkpoint, test_data: AnySplit, threshold: float = DEFAULT_THRESHOLD, device: str = "cpu"
 ) -> ModuleReport:
-    """KRR and FLOPs kept of every class's module, their cohesion and coupling, and the model's test accuracy."""
+    """KRR and FLOPs kept of every class's module and of their union, their cohesion and coupling,
+    and the model's test accuracy."""
     modules = [ModuleSelection.of(ckpt, [c], threshold=threshold, align=1) for c in range(len(ckpt.classes))]
+    union = ModuleSelection.of(ckpt, list(range(len(ckpt.classes))), threshold=threshold, align=1)
     model = ckpt.build()
     cost = cost_model(model, ckpt.spec.input_shape)
     mod = ckpt.require_modularization()
@@ -84,6 +92,8 @@ def module_report(
         test_acc=accuracy(model.to(device), test_data, device=device),
         class_krr={m.names[0]: krr(m.kept) for m in modules},
         class_flops={m.names[0]: cost.kept_fraction(m.kept, 1) for m in modules},
+        union_krr=krr(union.kept),
+        union_flops=cost.kept_fraction(union.kept, len(ckpt.classes)),
         cohesion=sum(cohesion_values) / len(cohesion_values) if cohesion_values else float("nan"),
         coupling=module_coupling(mod, threshold),
         threshold=threshold,

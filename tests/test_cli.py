@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnxruntime as ort
@@ -27,6 +28,12 @@ def test_train_modularize_eval_export_end_to_end(tmp_path, capsys, trained_run):
     assert [r["epoch"] for r in log] == [1, 2] and all(0 <= r["kernel_rate"] <= 1 for r in log)
     assert log[-1]["test_acc"] > 0.3  # far above chance (0.1) after 2 small epochs
     assert "mean module KRR" in trained_run.modularize_out and "coupling" in trained_run.modularize_out
+    # one row per class, then their union: never below any one class's module, never above the model
+    table = trained_run.modularize_out.split("\n\n")[0].splitlines()[1:]
+    figures = {row[:14].strip(): [float(v) for v in re.findall(r"([\d.]+)%", row)[:2]] for row in table}
+    union, classes = figures.pop("all classes"), list(figures.values())
+    assert len(classes) == 10 and all(union[i] >= max(c[i] for c in classes) for i in (0, 1))
+    assert union[0] <= 100 and union[1] <= 100
     mod = load_checkpoint(ckpt).modularization
     assert mod is not None and int(mod.class_counts.sum()) == TRAINED_IMAGES
 
