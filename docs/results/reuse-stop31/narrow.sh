@@ -1,5 +1,5 @@
 #!/bin/bash
-# three plain narrow networks, one after another, one torch thread (the X run has the other core)
+# plain narrow networks, one after another, one torch thread (the X run has the other core); stopped after unionA-x2 and replaced by narrow3.sh (garmentA never ran)
 cd /work/runs/s31
 P="env OMP_NUM_THREADS=1 /work/main/.venv/bin/python /work/main/docs/results/reuse-stop31/narrow.py"
 $P unionA 3,5,9,9,16,10,20,24,15,18,21,27,80 > unionA.out 2>&1
