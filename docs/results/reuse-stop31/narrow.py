@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from mwt.data import load_dataset
+from mwt.models.spec import scaled
 from mwt.registry import MODELS, VGG16_LAYOUT, Architecture
 from mwt.train import TrainConfig, train
 
@@ -37,7 +38,7 @@ def conv_flops(ws: list[int]) -> int:
         cin, k = ws[k], k + 1
     return total
 
-plain = [max(1, round(int(item) / 4)) for item in VGG16_LAYOUT if item != "M"]
+plain = [scaled(int(item), 0.25) for item in VGG16_LAYOUT if item != "M"]
 print(f"{name}: conv FLOPs {conv_flops(widths) / conv_flops(plain):.2%} of the plain quarter-width VGG16", flush=True)
 teacher = sys.argv[4] if len(sys.argv) > 4 else None
 weight = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
