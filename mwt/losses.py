@@ -62,6 +62,7 @@ def modular_loss(
     logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float,
     gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
     pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None, block: int = 1, free: int = 0,
+    target: float = 0.0,
 ) -> LossParts:
     """cross-entropy + alpha * cohesion + beta * coupling + gamma * expected FLOPs fraction.
 
@@ -71,7 +72,8 @@ def modular_loss(
     `pairs` (gates and labels of the whole global batch, when it is split over processes) are
     what cohesion and coupling compare; by default the local batch. `block` > 1 counts each conv's
     channels in whole blocks, as a blocked runtime computes them, and `free` > 0 leaves each stream's
-first `free` channels uncounted (`CostModel.expected_fraction`).
+first `free` channels uncounted (`CostModel.expected_fraction`). `target` > 0 makes the FLOPs
+    term a budget: each sample pays gamma * (fraction - target) above it and nothing below it.
     """
     gates = [g.float() for g in gates]
     ce = F.cross_entropy(logits, labels)
@@ -80,9 +82,11 @@ first `free` channels uncounted (`CostModel.expected_fraction`).
     total = ce + alpha * cohesion + beta * coupling
     flops = torch.ones((), device=logits.device)
     if cost is not None and gates:
-        flops = cost.expected_fraction(dict(zip(gate_names or [], gates)), block, free).mean()
+        fraction = cost.expected_fraction(dict(zip(gate_names or [], gates)), block, free)
+        flops = fraction.mean()
         if gamma:
-            total = total + gamma * flops
+            # A budget leaves the cross-entropy free to use every FLOP below the target.
+            total = total + gamma * (F.relu(fraction - target).mean() if target else flops)
     return LossParts(total, ce, cohesion, coupling, flops)
 
 

@@ -76,6 +76,7 @@ class TrainConfig:
     gamma_warmup: int = 0  # epochs over which gamma ramps linearly from 0 (0: constant gamma)
     cost_block: int = 1  # the FLOPs term counts conv channels in blocks of this many (mwt.cost.blocked_rate)
     free_channels: int = 0  # the FLOPs term leaves each layer's first N open channels uncounted (mwt.cost)
+    flops_target: float = 0.0  # > 0: the FLOPs term is a budget, charged per sample only above this fraction
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
@@ -184,6 +185,13 @@ class TrainConfig:
         if self.free_channels and not self.gamma:
             raise MwtError("--free-channels shapes the FLOPs term, which this run does not have (gamma 0); "
                            "use --recipe cost or reuse, or --gamma", options=("free_channels",))
+        if not (isinstance(self.flops_target, (int, float)) and not isinstance(self.flops_target, bool)
+                and 0 <= self.flops_target < 1):
+            raise MwtError(f"the FLOPs target must be a fraction in [0, 1), got {self.flops_target}",
+                           options=("flops_target",))
+        if self.flops_target and not self.gamma:
+            raise MwtError("--flops-target shapes the FLOPs term, which this run does not have (gamma 0); "
+                           "use --recipe cost or reuse, or --gamma", options=("flops_target",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
                            options=("teacher",))
@@ -691,7 +699,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
             pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
             parts = modular_loss(logits.float(), gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
-                                 pairs=pairs, block=config.cost_block, free=config.free_channels)
+                                 pairs=pairs, block=config.cost_block, free=config.free_channels,
+                                 target=config.flops_target)
             if plan is not None:
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask

@@ -119,3 +119,35 @@ def test_free_channels_cost_nothing_and_stop_the_push_below_them():
     assert float(gates["features.1"].grad.abs().sum()) == 0  # 2 open, under the free 4: no push to close
     assert float(gates["features.3"].grad.abs().sum()) > 0  # 16 open: pushed as before
     assert torch.allclose(cost.expected_fraction(gates, free=0), cost.expected_fraction(gates))
+
+
+def test_a_flops_target_charges_only_the_samples_above_it():
+    from mwt.losses import modular_loss
+
+    torch.manual_seed(0)
+    model = build_model(tiny_spec("vgg16", gate_first=True))
+    cost = cost_model(model, (1, 28, 28))
+    names = [n for n, _ in gated_layers(model)]
+    # sample 0 keeps every kernel (fraction 1), sample 1 a quarter of each layer's
+    gates = []
+    for _, block in gated_layers(model):
+        g = torch.ones(2, block.out_channels)
+        g[1, block.out_channels // 4:] = 0
+        gates.append(g.requires_grad_())
+    logits, labels = torch.zeros(2, 10), torch.tensor([0, 1])
+    fraction = cost.expected_fraction(dict(zip(names, gates))).detach()
+    low = float(fraction[1])
+    assert 0 < low < 0.5 < float(fraction[0]) == pytest.approx(1.0)
+
+    def term(target: float) -> torch.Tensor:
+        parts = modular_loss(logits, gates, labels, 0.0, 0.0, 2.0, cost, names, target=target)
+        return parts.total - parts.ce
+
+    # counted by hand: each sample pays 2 * (its fraction - 0.5) above the target, nothing below
+    assert float(term(0.5)) == pytest.approx(2.0 * (1.0 - 0.5) / 2, rel=1e-5)
+    assert float(term(0.0)) == pytest.approx(2.0 * float(fraction.mean()), rel=1e-5)  # 0: the plain term
+    term(0.5).backward()
+    assert float(gates[3].grad[1].abs().sum()) == 0  # under the budget: no push to close
+    assert float(gates[3].grad[0].abs().sum()) > 0  # over it: pushed as before
+    assert float(modular_loss(logits, gates, labels, 0.0, 0.0, 2.0, cost, names, target=0.5).flops) == \
+        pytest.approx(float(fraction.mean()), rel=1e-5)  # the log still shows the FLOPs used

@@ -208,6 +208,9 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--cost-block", "16"], "FLOPs term"),  # the paper recipe has none to shape
     (["--free-channels", "-1"], "--free-channels"),
     (["--free-channels", "8"], "FLOPs term"),
+    (["--flops-target", "1"], "--flops-target"),
+    (["--flops-target", "-0.1"], "--flops-target"),
+    (["--flops-target", "0.2"], "FLOPs term"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"
