@@ -220,6 +220,18 @@ def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, 
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("ramp", "warned"), [([], True), (["--gamma-warmup", "2"], False)])
+def test_a_flops_target_without_a_ramp_warns_in_one_line_and_trains(tmp_path, capsys, tiny_fashion_dir, ramp, warned):
+    out = tmp_path / "m.pt"
+    code = main(["train", "--data-dir", str(tiny_fashion_dir), "--recipe", "cost", "--model", "vgg11", "--width",
+                 "0.0625", "--limit", "32", "--batch-size", "16", "--epochs", "1", "--flops-target", "0.2", "-o",
+                 str(out), "-q", *ramp])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 0 and out.exists(), err
+    warnings = [line for line in err if line.startswith("warning: ")]
+    assert (warnings and len(warnings) == 1 and "--gamma-warmup" in warnings[0]) if warned else not warnings, err
+
+
 def test_every_gated_layer_is_routed():
     model, route = _route()
     assert route.layers == [n for n, _ in gated_layers(model)]

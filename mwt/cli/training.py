@@ -170,6 +170,12 @@ def train(
     out = out or resume or Path("model.pt")
     rank, world, local = world_from_env()
     config.validate(world)
+    if config.flops_target and not config.gamma_warmup and previous is None and rank == 0:
+        # Measured (docs/results.md, stop 32): at the full weight from the first step the FLOPs
+        # fall below the target within an epoch, and closed gates never open again.
+        warnings.warn(MwtWarning(f"--flops-target {config.flops_target:g} without a ramp: the run will likely "
+                                 "shrink below the target in its first epoch and stay there; add --gamma-warmup 5 "
+                                 "to approach it"), stacklevel=1)
     log = log or out.with_suffix(".jsonl")
     if rank == 0:
         for path in (out, log):
