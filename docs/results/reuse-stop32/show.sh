@@ -1,0 +1,9 @@
+#!/bin/bash
+# per-epoch figures of the stop-32 runs
+cd /work/runs/s32
+for f in ${@:-P Q}; do python3 -c "
+import json
+for l in open('$f.jsonl'):
+    d=json.loads(l)
+    if 'epoch' in d: print('$f', d['epoch'], round(d['test_acc']*100,2), 'flops',round(d['flops'],4), 'train',round(d['train_acc'],4), 'coup', round(d['coupling'],3), 's', round(d['seconds']))
+"; done
