@@ -1,7 +1,9 @@
-"""Print a run's figures for docs/results.md: epochs 26-30, train acc, flops, modularize, reuse matrix."""
+"""Print runs' figures for docs/results.md: python figs.py DIR R3 R4 (epochs 26-30, train acc, FLOPs, modularize, reuse matrix).
+
+DIR holds R.jsonl, R-modularize.txt and R-a8/reuse.json as score.sh writes them."""
 import json, sys, statistics as st
-D = '/work/runs/s33'
-for r in sys.argv[1:]:
+D = sys.argv[1]
+for r in sys.argv[2:]:
     E = [json.loads(l) for l in open(f'{D}/{r}.jsonl')]
     E = [e for e in E if 'epoch' in e]
     last = E[-5:]
