@@ -1,6 +1,6 @@
 #!/bin/bash
-# per-epoch figures of the stop-32 runs
-cd /work/runs/s32
+# per-epoch figures of the stop-32 runs: bash show.sh [P Q]
+cd "$(dirname "$0")"  # the runs' logs are kept beside this script
 for f in ${@:-P Q}; do python3 -c "
 import json
 for l in open('$f.jsonl'):
