@@ -149,6 +149,26 @@ class CostModel:
         """`kept_macs` as a fraction of the whole network's."""
         return self.kept_macs(retained, num_outputs) / max(self.total_macs, 1)
 
+    def kernel_costs(self, gated: Sequence[str]) -> list[float]:
+        """Per gated layer, the MACs per sample that one of its kernels costs at full width: its
+        own conv's share (that conv's MACs / its outputs) plus its readers' (a reader's MACs / its
+        input channels), the readers' part split among a stream's writers. The first convs, at
+        full resolution, cost the most per kernel; the last, on small maps, the least."""
+        costs = []
+        for name in gated:
+            own = sum(layer.macs / max(layer.out_channels, 1) for layer in self.layers
+                      if layer.gate == name and not layer.logits and not layer.channelwise)
+            stream = self.stream_of(name)
+            read = 0.0
+            if stream is not None:
+                for layer in self.layers:
+                    total = sum(seg.width for seg in layer.segments)
+                    if any(seg.stream == stream for seg in layer.segments):
+                        read += layer.macs / max(total, 1)
+                read /= len(self.streams[stream])
+            costs.append(own + read)
+        return costs
+
     def expected_fraction(self, gates: Mapping[str, torch.Tensor], block: int = 1, free: int = 0) -> torch.Tensor:
         """Per sample, the fraction of the network's MACs its open gates use: (B,), differentiable.
 

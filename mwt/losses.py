@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +29,16 @@ class LossParts:
     distill: torch.Tensor | None = None  # a teacher's term (mwt.distill)
 
 
-def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
+                           coupling_weights: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(cohesion, coupling) averaged over layers.
 
     Per layer, with gate vectors L2-normalized and S their pairwise cosine similarities:
     cohesion = 1 - mean S over pairs of distinct samples with the same label;
     coupling = mean S over pairs with different labels.
-    A layer with no such pairs contributes 0 to that term (never NaN).
+    A layer with no such pairs contributes 0 to that term (never NaN). `coupling_weights` (one
+    per layer, mean 1) weigh the layers' coupling, e.g. by what their kernels cost
+    (`CostModel.kernel_costs`); by default every layer counts the same, as in MwT.
     """
     zero = labels.new_zeros((), dtype=torch.float32)
     if not gates:
@@ -48,13 +51,14 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor) -> t
     n_diff = diff_pairs.sum()
     cohesion = zero.to(gates[0].device)
     coupling = zero.to(gates[0].device)
-    for g in gates:
+    weights = [1.0] * len(gates) if coupling_weights is None else coupling_weights
+    for g, weight in zip(gates, weights):
         u = F.normalize(g, dim=1)  # an all-zero gate vector stays zero: similarity 0, no NaN
         sim = u @ u.T  # (B, B)
         if n_same > 0:
             cohesion = cohesion + (1.0 - sim[same_pairs].sum() / n_same)
         if n_diff > 0:
-            coupling = coupling + sim[diff_pairs].sum() / n_diff
+            coupling = coupling + weight * sim[diff_pairs].sum() / n_diff
     return cohesion / len(gates), coupling / len(gates)
 
 
@@ -62,7 +66,7 @@ def modular_loss(
     logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float,
     gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
     pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None, block: int = 1, free: int = 0,
-    target: float = 0.0,
+    target: float = 0.0, coupling_weights: Sequence[float] | None = None,
 ) -> LossParts:
     """cross-entropy + alpha * cohesion + beta * coupling + gamma * expected FLOPs fraction.
 
@@ -74,11 +78,12 @@ def modular_loss(
     channels in whole blocks, as a blocked runtime computes them, and `free` > 0 leaves each stream's
 first `free` channels uncounted (`CostModel.expected_fraction`). `target` > 0 makes the FLOPs
     term a budget: each sample pays gamma * (fraction - target) above it and nothing below it.
+    `coupling_weights` weigh each layer's coupling (`gate_similarity_losses`).
     """
     gates = [g.float() for g in gates]
     ce = F.cross_entropy(logits, labels)
     pair_gates, pair_labels = pairs if pairs is not None else (gates, labels)
-    cohesion, coupling = gate_similarity_losses([g.float() for g in pair_gates], pair_labels)
+    cohesion, coupling = gate_similarity_losses([g.float() for g in pair_gates], pair_labels, coupling_weights)
     total = ce + alpha * cohesion + beta * coupling
     flops = torch.ones((), device=logits.device)
     if cost is not None and gates:

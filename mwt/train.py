@@ -77,6 +77,7 @@ class TrainConfig:
     cost_block: int = 1  # the FLOPs term counts conv channels in blocks of this many (mwt.cost.blocked_rate)
     free_channels: int = 0  # the FLOPs term leaves each layer's first N open channels uncounted (mwt.cost)
     flops_target: float = 0.0  # > 0: the FLOPs term is a budget, charged per sample only above this fraction
+    coupling_by_cost: bool = False  # weigh each layer's coupling by what one of its kernels costs
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
@@ -192,6 +193,12 @@ class TrainConfig:
         if self.flops_target and not self.gamma:
             raise MwtError("--flops-target shapes the FLOPs term, which this run does not have (gamma 0); "
                            "use --recipe cost or reuse, or --gamma", options=("flops_target",))
+        if not isinstance(self.coupling_by_cost, bool):
+            raise MwtError(f"coupling by cost is on or off, got {self.coupling_by_cost!r}",
+                           options=("coupling_by_cost",))
+        if self.coupling_by_cost and not (self.modular and self.beta):
+            raise MwtError("--coupling-by-cost weighs the coupling loss, which this run does not have "
+                           f"({'no gates' if not self.modular else 'beta 0'})", options=("coupling_by_cost",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
                            options=("teacher",))
@@ -438,6 +445,7 @@ class _Run:
     info: DatasetInfo
     data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
     route: SubtaskRoute | None = None  # the reuse recipe's static sub-task gates
+    coupling_weights: list[float] | None = None  # per gated layer (TrainConfig.coupling_by_cost); None: equal
     teacher: nn.Module | None = None  # distilled from (mwt.distill)
     resumed: bool = False  # continues a resumable checkpoint's run (its state is restored)
 
@@ -623,6 +631,8 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
     run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
                gate_names, classes, info, resumed=initial is not None and not fresh)
+    if config.coupling_by_cost and cost is not None and gate_names:
+        run.coupling_weights = relative(cost.kernel_costs(gate_names))
     if config.teacher is not None:
         run.teacher = load_teacher(config.teacher, classes, spec.input_shape, device)
     if config.reuse and gate_names:
@@ -630,6 +640,12 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         if state.route is not None:
             run.route.load_state_dict(state.route)
     return run, state
+
+
+def relative(values: list[float]) -> list[float]:
+    """`values` divided by their mean (so a weighted average keeps the scale of a plain one)."""
+    mean = sum(values) / max(len(values), 1)
+    return [v / mean for v in values] if mean > 0 else [1.0] * len(values)
 
 
 def _steps_per_epoch(n: int, config: TrainConfig, dist: Dist) -> int:
@@ -700,7 +716,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
             parts = modular_loss(logits.float(), gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
-                                 target=config.flops_target)
+                                 target=config.flops_target, coupling_weights=run.coupling_weights)
             if plan is not None:
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask

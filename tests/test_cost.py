@@ -35,6 +35,32 @@ def test_streams_follow_residual_sums():
     assert vgg.layers[0].gate == "features.0" and all(len(s) == 1 for s in vgg.streams)
 
 
+def test_kernel_costs_count_a_kernels_own_conv_and_its_readers():
+    # Tiny VGG16 (width 0.125) on 28x28 images padded to 32: conv 0 is 1 -> 8 channels and conv 1
+    # 8 -> 8, both 3x3 at 32x32; one kernel of conv 0 costs its own output map and conv 1's reading
+    # of it, by hand.
+    model = build_model(tiny_spec("vgg16", gate_first=True))
+    cost = cost_model(model, (1, 28, 28))
+    names = [n for n, _ in gated_layers(model)]
+    costs = cost.kernel_costs(names)
+    assert costs[0] == pytest.approx(32 * 32 * 1 * 9 + 32 * 32 * 8 * 9)
+    assert costs[1] == pytest.approx(32 * 32 * 8 * 9 + 16 * 16 * 16 * 9)  # conv 2 (8 -> 16) reads it after a pool
+    assert costs[0] < costs[1] and costs[-1] < costs[1] / 10  # the last convs, on small maps, cost the least
+
+
+def test_kernel_costs_split_a_residual_streams_readers_among_its_writers():
+    model = build_model(tiny_spec("rescnn"))
+    cost = cost_model(model, (1, 28, 28))
+    names = [n for n, _ in gated_layers(model)]
+    costs = dict(zip(names, cost.kernel_costs(names)))
+    writers = ("features.3", "features.4")
+    assert writers in cost.streams
+    own = {w: sum(layer.macs / layer.out_channels for layer in cost.layers if layer.gate == w) for w in writers}
+    read = [costs[w] - own[w] for w in writers]
+    assert read[0] == pytest.approx(read[1]) and read[0] > 0
+    assert all(c > 0 for c in costs.values())
+
+
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
 def test_expected_fraction_counts_open_gates_and_has_a_gradient(arch):
     torch.manual_seed(0)

@@ -35,6 +35,17 @@ def test_losses_average_over_layers():
     assert coup.item() == pytest.approx((R / 2 + 1) / 2, abs=1e-6)
 
 
+def test_coupling_weights_weigh_each_layers_coupling_and_leave_cohesion_alone():
+    labels = torch.tensor([0, 0, 1])
+    layer1 = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # cohesion 1-R, coupling R/2
+    layer2 = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # cohesion 0, coupling 1
+    coh, coup = gate_similarity_losses([layer1, layer2], labels, coupling_weights=[0.5, 1.5])
+    assert coh.item() == pytest.approx((1 - R) / 2, abs=1e-6)
+    assert coup.item() == pytest.approx((0.5 * R / 2 + 1.5 * 1) / 2, abs=1e-6)
+    plain = gate_similarity_losses([layer1, layer2], labels)
+    assert torch.equal(gate_similarity_losses([layer1, layer2], labels, coupling_weights=[1.0, 1.0])[1], plain[1])
+
+
 @pytest.mark.parametrize("labels", [[0, 0, 0, 0], [0, 1, 2, 3], [5]])
 def test_degenerate_batches_never_nan(labels):
     gates = [torch.rand(len(labels), 6), torch.zeros(len(labels), 3)]

@@ -211,6 +211,8 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--flops-target", "1"], "--flops-target"),
     (["--flops-target", "-0.1"], "--flops-target"),
     (["--flops-target", "0.2"], "FLOPs term"),
+    (["--standard", "--coupling-by-cost"], "--coupling-by-cost"),
+    (["--beta", "0", "--coupling-by-cost"], "--coupling-by-cost"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"

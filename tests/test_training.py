@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -191,16 +192,21 @@ def test_the_flops_weight_ramps_up_over_its_warmup_epochs():
 
 def test_the_blocked_flops_term_trains_and_bad_blocks_free_channels_or_targets_are_refused():
     data = _data(32)
-    config = TrainConfig.from_recipe("cost", epochs=1, cost_block=8, free_channels=2, flops_target=0.2, **TINY)
+    config = TrainConfig.from_recipe("cost", epochs=1, cost_block=8, free_channels=2, flops_target=0.2,
+                                     coupling_by_cost=True, **TINY)
     history = train(config, data, data, show_progress=False).training["history"]
     assert 0 < history[-1]["flops"] <= 1 and history[-1]["loss"] == history[-1]["loss"]
+    plain = train(replace(config, coupling_by_cost=False), data, data, show_progress=False).training["history"]
+    assert history[0]["coupling"] != plain[0]["coupling"]  # the weights reach the loss
     for bad, message in ((dict(cost_block=0), "cost block"), (dict(cost_block=2000), "cost block"),
                          (dict(cost_block=True), "cost block"), (dict(cost_block=8, gamma=0.0), "FLOPs term"),
                          (dict(free_channels=-1), "free channels"), (dict(free_channels=2.5), "free channels"),
                          (dict(free_channels=4, gamma=0.0), "FLOPs term"),
                          (dict(flops_target=-0.1), "FLOPs target"), (dict(flops_target=1.0), "FLOPs target"),
                          (dict(flops_target=float("nan")), "FLOPs target"), (dict(flops_target=True), "FLOPs target"),
-                         (dict(flops_target=0.2, gamma=0.0), "FLOPs term")):
+                         (dict(flops_target=0.2, gamma=0.0), "FLOPs term"),
+                         (dict(coupling_by_cost=1), "coupling by cost"),
+                         (dict(coupling_by_cost=True, beta=0.0), "coupling-by-cost")):
         with pytest.raises(MwtError, match=message):
             train(TrainConfig.from_recipe("cost", epochs=1, **{**TINY, **bad}), data, data, show_progress=False)
 

@@ -98,6 +98,10 @@ def train(
         help="Make the FLOPs term a budget: a sample pays gamma per FLOP only above this fraction of the "
         "network's FLOPs (as the term counts them, with --cost-block), so training uses the budget instead "
         "of shrinking every module as far as it can (0: off).", callback=number(0, 1, high_open=True))] = 0.0,
+    coupling_by_cost: Annotated[bool, typer.Option(
+        "--coupling-by-cost", help="Weigh each layer's coupling loss by what one of its kernels costs (the "
+        "full-resolution first convs most), so classes part in the layers that make a module expensive "
+        "instead of in the cheap last ones (default: every layer the same, as in MwT).")] = False,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
@@ -153,7 +157,8 @@ def train(
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
-                 free_channels=free_channels, flops_target=flops_target, teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
+                 free_channels=free_channels, flops_target=flops_target, coupling_by_cost=coupling_by_cost,
+                 teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
                  seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
