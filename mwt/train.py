@@ -197,7 +197,7 @@ class TrainConfig:
             raise MwtError(f"coupling by cost is on or off, got {self.coupling_by_cost!r}",
                            options=("coupling_by_cost",))
         if self.coupling_by_cost and not (self.modular and self.beta):
-            raise MwtError("--coupling-by-cost weighs the coupling loss, which this run does not have "
+            raise MwtError("coupling by cost weighs the coupling loss, which this run does not have "
                            f"({'no gates' if not self.modular else 'beta 0'})", options=("coupling_by_cost",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",

@@ -206,7 +206,7 @@ def test_the_blocked_flops_term_trains_and_bad_blocks_free_channels_or_targets_a
                          (dict(flops_target=float("nan")), "FLOPs target"), (dict(flops_target=True), "FLOPs target"),
                          (dict(flops_target=0.2, gamma=0.0), "FLOPs term"),
                          (dict(coupling_by_cost=1), "coupling by cost"),
-                         (dict(coupling_by_cost=True, beta=0.0), "coupling-by-cost")):
+                         (dict(coupling_by_cost=True, beta=0.0), "coupling loss, which")):
         with pytest.raises(MwtError, match=message):
             train(TrainConfig.from_recipe("cost", epochs=1, **{**TINY, **bad}), data, data, show_progress=False)
 
