@@ -632,7 +632,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     run = _Run(config, spec, model, forward, optimizer, None, scaler, generator, device, dist, cost,  # type: ignore[arg-type]
                gate_names, classes, info, resumed=initial is not None and not fresh)
     if config.coupling_by_cost and cost is not None and gate_names:
-        run.coupling_weights = relative(cost.kernel_costs(gate_names))
+        run.coupling_weights = _relative_to_mean(cost.kernel_costs(gate_names))
     if config.teacher is not None:
         run.teacher = load_teacher(config.teacher, classes, spec.input_shape, device)
     if config.reuse and gate_names:
@@ -642,7 +642,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     return run, state
 
 
-def relative(values: list[float]) -> list[float]:
+def _relative_to_mean(values: list[float]) -> list[float]:
     """`values` divided by their mean (so a weighted average keeps the scale of a plain one)."""
     mean = sum(values) / max(len(values), 1)
     return [v / mean for v in values] if mean > 0 else [1.0] * len(values)
