@@ -162,9 +162,8 @@ class CostModel:
             read = 0.0
             if stream is not None:
                 for layer in self.layers:
-                    total = sum(seg.width for seg in layer.segments)
                     if any(seg.stream == stream for seg in layer.segments):
-                        read += layer.macs / max(total, 1)
+                        read += layer.macs / max(sum(seg.width for seg in layer.segments), 1)
                 read /= len(self.streams[stream])
             costs.append(own + read)
         return costs
