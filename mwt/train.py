@@ -448,6 +448,7 @@ class _Run:
     coupling_weights: list[float] | None = None  # per gated layer (TrainConfig.coupling_by_cost); None: equal
     teacher: nn.Module | None = None  # distilled from (mwt.distill)
     resumed: bool = False  # continues a resumable checkpoint's run (its state is restored)
+    save_every: int = 0  # epochs between periodic saves; kept in them, so a resumed run saves as often
 
 
 def train(
@@ -462,10 +463,11 @@ def train(
     and resumed from its resumable checkpoint. Every epoch's figures go to the checkpoint's
     history and, as one JSON line each, to `log_path` (appended to, never truncated);
     `on_epoch_end(epoch, model)` may add figures of its own (it must leave the weights alone).
-    `save_path` receives a resumable checkpoint every `save_every` epochs and when SIGINT or
-    SIGTERM stops the run (which then raises Interrupted). Under several processes only rank 0
-    prints, logs and writes. `start` trains from a checkpoint's network and weights instead of a
-    fresh one (a compact module being fine-tuned); its classes are the labels 0..k-1 of the data.
+    `save_path` receives a resumable checkpoint every `save_every` epochs (which it records: see
+    `saved_every`) and when SIGINT or SIGTERM stops the run (which then raises Interrupted). Under
+    several processes only rank 0 prints, logs and writes. `start` trains from a checkpoint's
+    network and weights instead of a fresh one (a compact module being fine-tuned); its classes are
+    the labels 0..k-1 of the data.
     `info` describes the data (default: the built-in dataset `config.dataset`); `source` (an image
     folder's, as `load_dataset` settled it) is stored in the checkpoint.
     """
@@ -474,6 +476,7 @@ def train(
     if start is None and resume is None:
         check_input_size(config.model, info.size, info.pad)
     run, state = _setup(config, info, resume or start, dist, fresh=resume is None)
+    run.save_every = save_every
     initial = resume or start
     if source is not None and source.is_folder:
         run.data = source.to_dict()
@@ -549,6 +552,14 @@ class _EpochLog:
             except OSError as e:
                 self.file = None
                 warnings.warn(MwtWarning(f"cannot finish the epoch log {self.path} ({e.strerror or e})"), stacklevel=2)
+
+
+def saved_every(ckpt: Checkpoint) -> int:
+    """How often (in epochs) the run in a resumable checkpoint saved itself, so that resuming it
+    goes on saving as often; 0 where it did not say (checkpoints written before it was recorded)
+    or what it says is not a count."""
+    value = ckpt.training.get("save_every", 0)
+    return value if type(value) is int and value >= 0 else 0
 
 
 def rescue_dir() -> Path:
@@ -818,7 +829,8 @@ def _save_resumable(run: _Run, state: RunState, path: Path, periodic: bool = Fal
         ckpt = Checkpoint(spec=run.spec, state_dict=weights, classes=run.classes, dataset=run.info.name, data=run.data,
                           training={"config": asdict(run.config), "history": list(state.history),
                                     "test_acc": state.history[-1]["test_acc"] if state.history else float("nan"),
-                                    "device": str(run.device), "processes": run.dist.world, "finished": False},
+                                    "device": str(run.device), "processes": run.dist.world, "finished": False,
+                                    "save_every": run.save_every},
                           resume=_cpu(state.to_dict()))
         if periodic:
             try:

@@ -72,6 +72,32 @@ def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, 
     assert _equal(final.state_dict, reference.state_dict)  # stopping and resuming changed nothing
 
 
+def test_a_resumed_run_goes_on_saving_as_often_as_it_did(tmp_path, tiny_fashion_dir):
+    # The cadence is kept in the checkpoint: `mwt train --resume` without --save-every must not
+    # fall back to "save only at the end", which loses every epoch since if the machine goes.
+    data = load_split("fashion-mnist", "train", tiny_fashion_dir), load_split("fashion-mnist", "test", tiny_fashion_dir)
+    config = TrainConfig(model="vgg11", width=0.0625, epochs=4, batch_size=16, seed=3, device="cpu")
+    saved, first = tmp_path / "run.pt", tmp_path / "epoch1.pt"
+
+    def keep_epoch_one(epoch: int, model: torch.nn.Module) -> dict[str, float]:
+        if epoch == 2:  # the file still holds epoch 1's periodic save
+            first.write_bytes(saved.read_bytes())
+        return {}
+
+    train(config, *data, show_progress=False, save_path=saved, save_every=1, on_epoch_end=keep_epoch_one)
+    assert load_checkpoint(first).training["save_every"] == 1
+    out = tmp_path / "resumed.pt"
+    # Killed outright once epoch 3 is reported: only a periodic save (epoch 2's, done before epoch
+    # 3 began) can have written `out`.
+    done = signal_when([sys.executable, "-m", "mwt", "train", "--resume", str(first), "--out", str(out),
+                        "--data-dir", str(tiny_fashion_dir)], ["epoch   3"], signal.SIGKILL,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    again = load_checkpoint(out)
+    assert again.resume is not None and len(again.training["history"]) in (2, 3)
+    assert again.training["save_every"] == 1
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--model", "resnet18"], "model resnet18 differs from the run"),
     (["--epochs", "3"], "epochs 3 differs from the run"),

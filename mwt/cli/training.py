@@ -108,8 +108,9 @@ def train(
     channels_last: Annotated[Optional[bool], typer.Option(
         "--channels-last/--no-channels-last", help="Channels-last memory layout (default: on CUDA).")] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    save_every: Annotated[int, typer.Option(
-        help="Write a resumable checkpoint to OUT every N epochs (0: only when stopped by SIGINT/SIGTERM).", min=0)] = 0,
+    save_every: Annotated[Optional[int], typer.Option(
+        help="Write a resumable checkpoint to OUT every N epochs (0: only when stopped by SIGINT/SIGTERM). "
+        "Default 0; with --resume, as often as the resumed run saved.", min=0)] = None,
     resume: Annotated[Optional[Path], typer.Option(
         help="Continue the run saved in this resumable checkpoint, as it was configured.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on only the first N training images.", min=1)] = None,
@@ -140,7 +141,7 @@ def train(
     from mwt.checkpoint import load_checkpoint
     from mwt.data import load_dataset
     from mwt.distributed import Dist, join, leave, world_from_env
-    from mwt.train import TrainConfig, resolve_device, save_or_rescue
+    from mwt.train import TrainConfig, resolve_device, save_or_rescue, saved_every
     from mwt.train import train as run_training
 
     if dataset.lower() in DATASETS:  # a bare built-in name means the built-in dataset, folder or not
@@ -172,6 +173,8 @@ def train(
     else:
         config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, reuse=reuse, delta=delta,
                                          **runtime, **{k: v for k, v in given.items() if k != "recipe"})
+    if save_every is None:
+        save_every = saved_every(previous) if previous is not None else 0
     out = out or resume or Path("model.pt")
     rank, world, local = world_from_env()
     config.validate(world)
