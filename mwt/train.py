@@ -454,8 +454,8 @@ class _Run:
 def train(
     config: TrainConfig, train_data: AnySplit, test_data: AnySplit, *, log_path: Path | None = None,
     show_progress: bool = True, on_epoch_end: EpochHook | None = None, save_path: Path | None = None,
-    save_every: int = 0, resume: Checkpoint | None = None, start: Checkpoint | None = None, dist: Dist = Dist(),
-    info: DatasetInfo | None = None, source: DataSource | None = None,
+    save_every: int | None = None, resume: Checkpoint | None = None, start: Checkpoint | None = None,
+    dist: Dist = Dist(), info: DatasetInfo | None = None, source: DataSource | None = None,
 ) -> Checkpoint:
     """Train a model as `config` says and return it as a checkpoint (not yet modularized).
 
@@ -463,11 +463,11 @@ def train(
     and resumed from its resumable checkpoint. Every epoch's figures go to the checkpoint's
     history and, as one JSON line each, to `log_path` (appended to, never truncated);
     `on_epoch_end(epoch, model)` may add figures of its own (it must leave the weights alone).
-    `save_path` receives a resumable checkpoint every `save_every` epochs (which it records: see
-    `saved_every`) and when SIGINT or SIGTERM stops the run (which then raises Interrupted). Under
-    several processes only rank 0 prints, logs and writes. `start` trains from a checkpoint's
-    network and weights instead of a fresh one (a compact module being fine-tuned); its classes are
-    the labels 0..k-1 of the data.
+    `save_path` receives a resumable checkpoint every `save_every` epochs (None: as often as the
+    resumed run did, which its checkpoint records; else never) and when SIGINT or SIGTERM stops the
+    run (which then raises Interrupted). Under several processes only rank 0 prints, logs and
+    writes. `start` trains from a checkpoint's network and weights instead of a fresh one (a
+    compact module being fine-tuned); its classes are the labels 0..k-1 of the data.
     `info` describes the data (default: the built-in dataset `config.dataset`); `source` (an image
     folder's, as `load_dataset` settled it) is stored in the checkpoint.
     """
@@ -476,7 +476,7 @@ def train(
     if start is None and resume is None:
         check_input_size(config.model, info.size, info.pad)
     run, state = _setup(config, info, resume or start, dist, fresh=resume is None)
-    run.save_every = save_every
+    run.save_every = save_every if save_every is not None else _saved_every(resume)
     initial = resume or start
     if source is not None and source.is_folder:
         run.data = source.to_dict()
@@ -506,7 +506,7 @@ def train(
                              if config.modular else "")  # a plain network has no gates to report
                     print(f"epoch {epoch:3d}  loss {record['loss']:.3f}  train acc {record['train_acc']:.4f}  "
                           f"test acc {record['test_acc']:.4f}  {gates}{record['seconds']:.1f}s", flush=True)
-                if save_path and save_every and epoch % save_every == 0 and epoch < config.epochs:
+                if save_path and run.save_every and epoch % run.save_every == 0 and epoch < config.epochs:
                     _save_resumable(run, state, save_path, periodic=True)
     finally:
         if log:
@@ -554,11 +554,11 @@ class _EpochLog:
                 warnings.warn(MwtWarning(f"cannot finish the epoch log {self.path} ({e.strerror or e})"), stacklevel=2)
 
 
-def saved_every(ckpt: Checkpoint) -> int:
+def _saved_every(ckpt: Checkpoint | None) -> int:
     """How often (in epochs) the run in a resumable checkpoint saved itself, so that resuming it
-    goes on saving as often; 0 where it did not say (checkpoints written before it was recorded)
-    or what it says is not a count."""
-    value = ckpt.training.get("save_every", 0)
+    goes on saving as often; 0 for no checkpoint, where it did not say (checkpoints written before
+    it was recorded) or where what it says is not a count."""
+    value = ckpt.training.get("save_every", 0) if ckpt is not None else 0
     return value if type(value) is int and value >= 0 else 0
 
 

@@ -141,7 +141,7 @@ def train(
     from mwt.checkpoint import load_checkpoint
     from mwt.data import load_dataset
     from mwt.distributed import Dist, join, leave, world_from_env
-    from mwt.train import TrainConfig, resolve_device, save_or_rescue, saved_every
+    from mwt.train import TrainConfig, resolve_device, save_or_rescue
     from mwt.train import train as run_training
 
     if dataset.lower() in DATASETS:  # a bare built-in name means the built-in dataset, folder or not
@@ -173,8 +173,6 @@ def train(
     else:
         config = TrainConfig.from_recipe(recipe.value, alpha=alpha, beta=beta, gamma=gamma, reuse=reuse, delta=delta,
                                          **runtime, **{k: v for k, v in given.items() if k != "recipe"})
-    if save_every is None:
-        save_every = saved_every(previous) if previous is not None else 0
     out = out or resume or Path("model.pt")
     rank, world, local = world_from_env()
     config.validate(world)
