@@ -20,6 +20,7 @@ the original graph; a channel is dropped only where it is zero or cannot affect 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -482,7 +483,7 @@ def _equal_groups(idx: np.ndarray, space: GroupedSpace, live: dict[str, np.ndarr
 
 def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: dict[str, np.ndarray],
                   align: int = 1, depthwise: frozenset[int] = frozenset(),
-                  grouped: dict[int, GroupedSpace] | None = None) -> ChannelPlan:
+                  grouped: dict[int, GroupedSpace] | None = None, unaligned: frozenset[int] = frozenset()) -> ChannelPlan:
     """Phase 4: each space keeps the union over its tensors of live-and-needed channels.
 
     A composite space (a channel Concat's) keeps its parts' kept channels, offset; what its own
@@ -501,6 +502,7 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
     of a 2.9-3.2 ms module at batch 32 (one thread); padded to 8, the node vanished from the
     profile and the module ran 1.07-1.09x faster, at 0.8% more of the plain model's FLOPs.
     A space a grouped conv runs in (`grouped`) keeps whole groups of equal width (`_equal_groups`).
+    The `unaligned` spaces keep their exact width: the selection's pad limit left them unrounded.
     """
     grouped = grouped or {}
     pinned = {spaces.space_of[n] for n in spaces.pinned_tensors if n in spaces.space_of}
@@ -518,7 +520,9 @@ def kept_channels(spaces: ChannelSpaces, live: dict[str, np.ndarray], needed: di
             continue
         idx = np.flatnonzero(m)
         short = (-len(idx)) % align
-        if sid in depthwise and len(idx) < align:
+        if sid in unaligned:
+            short = 0
+        elif sid in depthwise and len(idx) < align:
             short = min(align, spaces.width[sid]) - len(idx)
         elif len(idx) < align or len(idx) + short > spaces.width[sid]:
             short = 0
@@ -557,9 +561,10 @@ def _push_into_parts(parts: dict[int, tuple[Part, ...]], union: dict[int, np.nda
             union[p.space] = union[p.space] | union[sid][p.offset:p.offset + p.width]
 
 
-def plan_channels(graph: gs.Graph, align: int = 1) -> ChannelPlan:
+def plan_channels(graph: gs.Graph, align: int = 1, unaligned: Collection[str] = ()) -> ChannelPlan:
     """Run the analysis over a shape-inferred graph (see the module docstring for what it
-    guarantees; `align` as in `kept_channels`)."""
+    guarantees; `align` as in `kept_channels`, which leaves the spaces of the `unaligned` tensors
+    at their exact width)."""
     spaces = find_spaces(graph)
     grouped, clash = grouped_spaces(graph, spaces)
     spaces.pinned_tensors.update(n for n, sid in spaces.space_of.items() if sid in clash)
@@ -567,4 +572,5 @@ def plan_channels(graph: gs.Graph, align: int = 1) -> ChannelPlan:
     needed = backward_needed(graph, spaces, live)
     depthwise = frozenset(spaces.space_of[n.outputs[0].name] for n in graph.nodes
                           if spaces.kinds[id(n)] is NodeKind.JOIN and is_depthwise(n))
-    return kept_channels(spaces, live, needed, align, depthwise, grouped)
+    exact = frozenset(spaces.space_of[name] for name in unaligned if name in spaces.space_of)
+    return kept_channels(spaces, live, needed, align, depthwise, grouped, exact)

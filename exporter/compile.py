@@ -26,6 +26,7 @@ from exporter.passes import (
     fold_channel_scales,
     freeze_gates,
     gate_tensors,
+    gated_feature_maps,
     import_graph,
     mask_gates,
     remove_identity_muls,
@@ -37,7 +38,7 @@ from exporter.slicing import apply_plan
 from exporter.torch_export import export_with_gates
 from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from mwt.core.metadata import LOGITS, GateMode, InputSpec, ModuleMetadata
-from mwt.cost import Streams, cost_model
+from mwt.cost import CostModel, Streams, cost_model
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.models import gated_layers
 from mwt.modularize import folded_gate_values, folding_error
@@ -66,9 +67,11 @@ class ModuleCompiler:
         if self.gated:
             modularization_of(ckpt, path)  # before the torch export: an unmodularized file fails at once
         self.input = InputSpec(shape=ckpt.spec.input_shape, dataset=ckpt.dataset, resize=ckpt.source.resize)
-        if streams is None:
-            streams = cost_model(model, ckpt.spec.input_shape).streams if self.gated else ()
-        self.streams = streams
+        self._cost: CostModel | None = None
+        if streams is None and self.gated:
+            self._cost = cost_model(model, ckpt.spec.input_shape)
+            streams = self._cost.streams
+        self.streams = streams or ()
         self._exported = export_with_gates(model, ckpt.spec.input_shape)
         self._imported = gs.export_onnx(import_graph(self._exported))  # constants folded, shapes inferred
         graph = gs.import_onnx(self._imported)
@@ -86,12 +89,20 @@ class ModuleCompiler:
         data-free) for a checkpoint trained for reuse, dynamic for any other."""
         return default_gates(self.ckpt)
 
+    @property
+    def cost(self) -> CostModel:
+        """The network's cost model (probed on first use when the caller gave only its streams)."""
+        if self._cost is None:
+            self._cost = cost_model(self.ckpt.build(), self.ckpt.spec.input_shape)
+        return self._cost
+
     def select(self, classes: str | Sequence[int | str], *, threshold: float = DEFAULT_THRESHOLD,
-               align: int = DEFAULT_ALIGN) -> ModuleSelection:
+               align: int = DEFAULT_ALIGN, pad_limit: float | None = None) -> ModuleSelection:
         """The module of `classes` (names or indices, as the CLI takes them); see ModuleSelection.of.
         A network without gates is selected whole."""
+        cost = self.cost if pad_limit is not None and self.gated else None
         return ModuleSelection.of(self.ckpt, classes, threshold=threshold, align=align, streams=self.streams,
-                                  whole=True, path=self.path)
+                                  whole=True, path=self.path, pad_limit=pad_limit, cost=cost)
 
     @cached_property
     def _full_logits(self) -> onnx.ModelProto:
@@ -137,13 +148,16 @@ class ModuleCompiler:
         self._write_metadata(proto, self.plain_cost, gates=None)
         return proto
 
-    def _gated_graph(self, selection: ModuleSelection, gates: GateMode) -> tuple[gs.Graph, float | None]:
+    def _gated_graph(self, selection: ModuleSelection, gates: GateMode) -> tuple[gs.Graph, float | None, set[str]]:
         """The graph with the selection's gates applied and only its classes' logits, before any
-        channel is removed; with folded gates, also their folding error."""
+        channel is removed; with folded gates, also their folding error; and the feature maps of
+        the layers the selection left unaligned (`ModuleSelection.unaligned`)."""
         folded = gates is GateMode.folded and selection.gated
         # Folded gates stay right after their convs (not sunk past ReLU and pooling) so that
         # fold_channel_scales can move them into the conv weights.
         graph = gs.import_onnx(self._imported if folded else self._prepared)
+        maps = gated_feature_maps(graph) if selection.unaligned else {}
+        unaligned = {maps[layer] for layer in selection.unaligned if layer in maps}
         folding = None
         if folded:
             mod = modularization_of(self.ckpt, self.path)
@@ -152,20 +166,21 @@ class ModuleCompiler:
         else:
             mask_gates(graph, dict(selection.kept))
         select_classes(graph, list(selection.indices))
-        return graph, folding
+        return graph, folding, unaligned
 
     def channel_plan(self, selection: ModuleSelection, gates: GateMode = GateMode.dynamic) -> ChannelPlan:
         """The channels the module of `selection` computes, per channel space of its graph (the
         analysis `compile` slices by; tests check it against the cost model's streams)."""
-        return plan_channels(self._gated_graph(selection, gates)[0], selection.align)
+        graph, _, unaligned = self._gated_graph(selection, gates)
+        return plan_channels(graph, selection.align, unaligned)
 
     def compile(self, selection: ModuleSelection, gates: GateMode | None = None) -> tuple[onnx.ModelProto, ExportReport]:
         """Compile the module of `selection` with `gates` (default: `default_gates`); see the class
         docstring for what it guarantees. The report holds the module's figures, none that need images."""
         gates = gates or self.default_gates
         start = time.perf_counter()
-        graph, folding = self._gated_graph(selection, gates)
-        apply_plan(graph, plan_channels(graph, selection.align))
+        graph, folding, unaligned = self._gated_graph(selection, gates)
+        apply_plan(graph, plan_channels(graph, selection.align, unaligned))
         remove_identity_muls(graph)
         fold_channel_scales(graph)
         module = finalize(graph, producer=PRODUCER)

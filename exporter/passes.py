@@ -88,6 +88,25 @@ def gate_tensors(graph: gs.Graph) -> dict[str, gs.Variable]:
     return {t.name[len(GATE_PREFIX):]: t for t in graph.outputs if t.name.startswith(GATE_PREFIX)}
 
 
+def gated_feature_maps(graph: gs.Graph) -> dict[str, str]:
+    """Layer name -> the tensor its gate multiplies (the gated layer's output feature map): the
+    first node downstream of the gate that also reads a tensor not computed from the gate.
+    Read before the gates are masked or frozen; the tensor keeps its name through both."""
+    maps: dict[str, str] = {}
+    for layer, gate in gate_tensors(graph).items():
+        derived, frontier = {gate.name}, [gate]
+        while frontier and layer not in maps:
+            tensor = frontier.pop(0)
+            for node in tensor.outputs:
+                if any(t.name not in derived and not isinstance(t, gs.Constant) for t in node.inputs):
+                    maps[layer] = node.outputs[0].name
+                    break
+                for t in node.outputs:
+                    derived.add(t.name)
+                    frontier.append(t)
+    return maps
+
+
 def _rewire(graph: gs.Graph, old: gs.Tensor, new: gs.Tensor) -> None:
     """Every consumer of `old` reads `new` instead."""
     for consumer in list(old.outputs):

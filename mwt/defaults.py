@@ -4,7 +4,7 @@ setting, defined once. Needs no torch (the CLI checks options with these before 
 from __future__ import annotations
 
 import math
-from numbers import Integral
+from numbers import Integral, Real
 
 from mwt.core.errors import MwtError
 
@@ -28,6 +28,13 @@ def check_channel_block(value: int, name: str, option: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or not 1 <= value <= MAX_ALIGN:
         raise MwtError(f"{name} must be a whole number in 1..{MAX_ALIGN}, got {value}", options=(option,))
     return int(value)
+
+
+def check_pad_limit(pad_limit: float) -> float:
+    """A pad limit (a fraction of a module's FLOPs) must be a finite number >= 0."""
+    if isinstance(pad_limit, bool) or not isinstance(pad_limit, Real) or not (math.isfinite(pad_limit) and pad_limit >= 0):
+        raise MwtError(f"the pad limit must be a finite number >= 0, got {pad_limit}", options=("pad_limit",))
+    return float(pad_limit)
 
 
 def check_align(align: int) -> int:

@@ -102,9 +102,10 @@ def _correct(model: nn.Module, data: Split, classes: list[int]) -> int:
 
 def score_subtasks(
     ckpt: Checkpoint, subtasks: Iterable[Sequence[int]], test_data: AnySplit, *, threshold: float = DEFAULT_THRESHOLD,
-    align: int = DEFAULT_ALIGN, show_progress: bool = False,
+    align: int = DEFAULT_ALIGN, pad_limit: float | None = None, show_progress: bool = False,
 ) -> list[SubtaskScore]:
-    """Score each sub-task's modules on its classes' test images (see the module docstring)."""
+    """Score each sub-task's modules on its classes' test images (see the module docstring);
+    `align` and `pad_limit` select their kernels as `ModuleSelection.of` does."""
     mod = ckpt.require_modularization()
     model = ckpt.build().eval()
     cost = cost_model(model, ckpt.spec.input_shape)
@@ -113,7 +114,8 @@ def score_subtasks(
     full_logits = _logits(model, test_data)
     scores = []
     for classes in progress(subtasks, total=len(subtasks), desc="sub-tasks", enable=show_progress):
-        kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=cost.streams).kept
+        kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=cost.streams,
+                                  pad_limit=pad_limit, cost=cost).kept
         data = test_data.where(classes).materialize()
         n = max(len(data), 1)
         rows = torch.isin(test_data.labels, torch.tensor(classes))

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from mwt.cost import Streams, as_mask, union_of
+from mwt.cost import CostModel, Streams, as_mask, union_of
 from mwt.core.metadata import LayerKeep
 from mwt.data import resolve_classes
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_align, check_threshold
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_align, check_pad_limit, check_threshold
 
 if TYPE_CHECKING:
     import torch
@@ -74,8 +74,17 @@ def pooled_statistic(mod: Modularization, statistic: str, layer: str, classes: S
 
 
 def module_kernels(mod: Modularization, classes: Sequence[int], threshold: float = DEFAULT_THRESHOLD,
-                   align: int = 1, streams: Streams = ()) -> dict[str, np.ndarray]:
-    """The kernels the module of `classes` keeps: {gated layer: (C,) bool}.
+                   align: int = 1, streams: Streams = (), pad_limit: float | None = None,
+                   cost: CostModel | None = None) -> dict[str, np.ndarray]:
+    """The kernels the module of `classes` keeps: {gated layer: (C,) bool} (see `aligned_kernels`)."""
+    return aligned_kernels(mod, classes, threshold, align, streams, pad_limit, cost)[0]
+
+
+def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: float = DEFAULT_THRESHOLD,
+                    align: int = 1, streams: Streams = (), pad_limit: float | None = None,
+                    cost: CostModel | None = None) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+    """The kernels the module of `classes` keeps, {gated layer: (C,) bool}, and the gated layers
+    whose stream was left at its exact width although it is at least `align` wide.
 
     With align 1, the union of the classes' modules (`retained_kernels`). With align N > 1, each
     channel stream at least N wide is rounded up to a multiple of N with the kernels these classes
@@ -84,13 +93,24 @@ def module_kernels(mod: Modularization, classes: Sequence[int], threshold: float
     Narrower streams stay as they are: onnxruntime pads a narrow output to its block anyway, and
     widening the input of the next conv only adds work (measured: 2.67x against 2.23x over the
     plain model at batch 32 for a sneaker/bag module, docs/results.md).
+
+    With `pad_limit` F (and the network's `cost` model), a stream is rounded up only if that adds
+    at most F x the unrounded module's MACs; a costlier one keeps its exact width. Rounding pays
+    in time but can cost a module much of its size where a narrow high-resolution layer has just
+    over N kernels (a quarter-width VGG16 on Fashion-MNIST, all 45 pairs: leaving its 32-kernel
+    layer exact where 11 of them became 16 took the mean from 13.42% to 12.01% of the plain
+    model's FLOPs and the median batch-32 speedup from 4.16x to 3.83x; docs/results.md, stop 37).
     """
     retained = retained_kernels(mod, classes, threshold)
     if align == 1:
-        return retained
+        return retained, frozenset()
+    if pad_limit is not None and cost is None:
+        raise ValueError("a pad limit needs the network's cost model")
+    base = cost.kept_macs(retained, len(classes)) if cost is not None and pad_limit is not None else 0
     in_stream = {layer for members in streams for layer in members}
     groups = [list(members) for members in streams] + [[layer] for layer in mod.layers if layer not in in_stream]
     out = dict(retained)
+    unaligned: set[str] = set()
     for members in groups:
         keep = union_of(members, retained)
         width = int(keep.sum())
@@ -98,10 +118,17 @@ def module_kernels(mod: Modularization, classes: Sequence[int], threshold: float
         if short and width >= align:
             frequency = sum(pooled_statistic(mod, "frequency", layer, classes) for layer in members).numpy()
             order = np.argsort(-frequency, kind="stable")
-            keep[order[~keep[order]][:short]] = True
+            padded = keep.copy()
+            padded[order[~keep[order]][:short]] = True
+            if cost is not None and pad_limit is not None:
+                added = cost.kept_macs({**retained, **{layer: padded for layer in members}}, len(classes)) - base
+                if added > pad_limit * base:
+                    padded = keep
+                    unaligned.update(members)
+            keep = padded
         for layer in members:
             out[layer] = keep.copy()
-    return out
+    return out, frozenset(unaligned)
 
 
 def krr(retained: Mapping[str, object]) -> float:
@@ -125,34 +152,46 @@ class ModuleSelection:
     threshold: float = DEFAULT_THRESHOLD
     align: int = DEFAULT_ALIGN  # each stream's kept kernel count rounded up to a multiple of this
     kept: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
+    pad_limit: float | None = None  # see `aligned_kernels`; None: every stream wide enough is rounded up
+    unaligned: frozenset[str] = frozenset()  # gated layers whose stream the pad limit left at its exact width
 
     @classmethod
     def of(cls, ckpt: Checkpoint, classes: str | Sequence[int | str], *, threshold: float = DEFAULT_THRESHOLD,
            align: int = DEFAULT_ALIGN, streams: Streams | None = None, whole: bool = False,
-           path: str | Path | None = None) -> ModuleSelection:
+           path: str | Path | None = None, pad_limit: float | None = None,
+           cost: CostModel | None = None) -> ModuleSelection:
         """The module of `classes` (names, case-insensitive, or indices; a comma-separated string
         as the CLI takes them) of `ckpt`.
 
         Raises MwtError for an empty list, an unknown or repeated class, a threshold outside
-        (0, 1], an alignment outside 1..1024 and a checkpoint never modularized (naming `path`).
-        `streams` are the cost model's (probed here when an alignment needs them and none are
-        given). With `whole`, a network without gates is its own module (the exporter's case);
-        without, it is an error: modules come from a modular checkpoint.
+        (0, 1], an alignment outside 1..1024, a negative or non-finite pad limit and a checkpoint
+        never modularized (naming `path`). `streams` (or the whole `cost` model, which a pad limit
+        needs) are the cost model's, probed here when needed and not given. With `whole`, a network
+        without gates is its own module (the exporter's case); without, it is an error: modules
+        come from a modular checkpoint.
         """
         indices = tuple(resolve_classes(ckpt.classes, classes))
         check_threshold(threshold)
         check_align(align)
+        if pad_limit is not None:
+            check_pad_limit(pad_limit)
         kept: dict[str, np.ndarray] = {}
+        unaligned: frozenset[str] = frozenset()
         if ckpt.spec.modular or not whole:
             mod = modularization_of(ckpt, path)
-            if align > 1 and streams is None:
+            needs_cost = align > 1 and pad_limit is not None
+            if align > 1 and (streams is None or needs_cost) and cost is None:
                 from mwt.cost import cost_model
 
-                streams = cost_model(ckpt.build(), ckpt.spec.input_shape).streams
-            kept = module_kernels(mod, indices, threshold, align, streams or ())
+                cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
+            if streams is None:
+                streams = cost.streams if cost is not None else ()
+            kept, unaligned = aligned_kernels(mod, indices, threshold, align, streams, pad_limit,
+                                              cost if needs_cost else None)
             for mask in kept.values():
                 mask.setflags(write=False)
-        return cls(indices, tuple(ckpt.classes[c] for c in indices), threshold, align, MappingProxyType(kept))
+        return cls(indices, tuple(ckpt.classes[c] for c in indices), threshold, align, MappingProxyType(kept),
+                   pad_limit, unaligned)
 
     @property
     def gated(self) -> bool:

@@ -6,11 +6,13 @@ import json
 import re
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 from mwt.checkpoint import load_checkpoint, save_checkpoint
+from mwt.core.metadata import ModuleMetadata
 from tests.conftest import TRAINED_IMAGES, needs_fashion_mnist, random_checkpoint, run
 
 
@@ -95,6 +97,28 @@ def test_bad_threshold(checkpoint_file, capsys, threshold):
     one_line_error(code, err, "Invalid value for '--threshold'")
     code, _, err = run(capsys, "modularize", str(checkpoint_file), "--threshold", threshold)
     one_line_error(code, err, "Invalid value for '--threshold'")
+
+
+@pytest.mark.parametrize("limit", ["-0.1", "nan", "inf", "lots"])
+def test_bad_pad_limit_is_refused_in_one_line_and_writes_nothing(tmp_path, checkpoint_file, capsys, limit):
+    out = tmp_path / "m.onnx"
+    code, _, err = run(capsys, "export", str(checkpoint_file), "--classes", "bag,coat", "--pad-limit", limit,
+                       "-o", str(out))
+    one_line_error(code, err, "Invalid value for '--pad-limit'")
+    assert not out.exists()
+
+
+def test_export_with_a_pad_limit_of_zero_keeps_every_layer_at_its_retained_width(tmp_path, checkpoint_file, capsys):
+    # A limit of 0 rounds no layer up: the file keeps what `--align 1` keeps.
+    widths = {}
+    for name, extra in (("exact", ["--align", "1"]), ("limited", ["--align", "4", "--pad-limit", "0"])):
+        out = tmp_path / f"{name}.onnx"
+        code, _, err = run(capsys, "export", str(checkpoint_file), "--classes", "bag,coat", "--gates", "dynamic",
+                           *extra, "-o", str(out))
+        assert code == 0, err
+        widths[name] = [(k.retained, k.total) for k in ModuleMetadata.read(onnx.load(str(out))).layers]
+    assert widths["limited"] == widths["exact"]
+    assert any(kept >= 4 and kept % 4 for kept, _ in widths["exact"])  # so the limit had work to do
 
 
 def test_bad_checkpoints_never_destroyed(tmp_path, capsys, checkpoint_file):

@@ -71,6 +71,58 @@ def test_alignment_widths_and_exactness(arch, align):
                                rtol=0)
 
 
+def _conv_widths(module: onnx.ModelProto) -> dict[str, int]:
+    """Output channels of each conv in a module file, by node name."""
+    weights = {w.name: w for w in module.graph.initializer}
+    return {n.name: weights[n.input[1]].dims[0] for n in module.graph.node if n.op_type == "Conv"}
+
+
+def _added_fraction(compiler, classes, selection, layer) -> float:
+    """What rounding `layer`'s stream up (as the alignment alone does) adds to the unrounded module's MACs."""
+    exact = compiler.select(classes, align=1).kept
+    rounded = compiler.select(classes, align=ALIGN).kept
+    base = compiler.cost.kept_macs(exact, len(classes))
+    stream = next((m for m in compiler.cost.streams if layer in m), (layer,))
+    return (compiler.cost.kept_macs({**exact, **{m: rounded[m] for m in stream}}, len(classes)) - base) / base
+
+
+ALIGN = 4  # the tiny test networks keep a few kernels per layer: rounding to 4 has work to do
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+@pytest.mark.parametrize("gates", [GateMode.dynamic, GateMode.folded])
+def test_a_pad_limit_leaves_costly_streams_exact_in_the_selection_and_the_file(arch, gates):
+    compiler = compiler_for(arch)
+    classes = (1, 7)
+    rounded = compiler.select(classes, align=ALIGN)
+    exact = compiler.select(classes, align=ALIGN, pad_limit=0.0)  # any rounding costs more than nothing
+    widened = [layer for layer in rounded.kept if rounded.kept[layer].sum() > exact.kept[layer].sum()]
+    assert widened and sorted(exact.unaligned) == sorted(widened)
+    # The rule: a stream is rounded up only where that adds at most the limit to the module's MACs.
+    added = {layer: _added_fraction(compiler, classes, exact, layer) for layer in widened}
+    limit = float(np.median(list(added.values())))
+    limited = compiler.select(classes, align=ALIGN, pad_limit=limit)
+    assert limited.unaligned == {layer for layer, a in added.items() if a > limit}
+    assert limited.unaligned and len(limited.unaligned) < len(widened) or len(set(added.values())) == 1
+    for layer, mask in limited.kept.items():
+        expected = exact.kept[layer] if layer in limited.unaligned else rounded.kept[layer]
+        np.testing.assert_array_equal(mask, expected)
+    # The file keeps the selection's widths (the plan re-pads no exact stream after folding), and
+    # answers as the simulation of the same kernels does.
+    module, report = compiler.compile(limited, gates)
+    widths = _conv_widths(module)
+    for layer in limited.unaligned:
+        convs = [w for name, w in widths.items() if f".{layer}." in name.replace("/", ".")]
+        assert convs and convs[0] == int(limited.kept[layer].sum()) and convs[0] % ALIGN
+    frozen = None
+    if gates is GateMode.folded:
+        kept = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+        frozen = folded_gate_values(compiler.ckpt.modularization, list(classes), kept)
+    np.testing.assert_allclose(run_onnx(module, X), simulate(compiler.ckpt, report.retained, classes, X, frozen),
+                               atol=1e-4, rtol=0)
+    assert report.module.flops < compiler.compile(rounded, gates)[1].module.flops
+
+
 @pytest.mark.parametrize("arch", sorted(MODELS))
 def test_folded_gates_equal_pytorch_with_the_same_constant_gates(arch):
     compiler = compiler_for(arch)

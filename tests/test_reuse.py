@@ -107,13 +107,17 @@ def test_reuse_training_trains_the_routed_rows_and_records_their_loss():
     assert 0 < history[-1]["decisiveness"] <= 1
 
 
-def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir):
-    # The reuse matrix's data-free gate-free figure is what the folded module file answers.
+@pytest.mark.parametrize(("align", "pad_limit"), [(8, None), (4, 0.0)])
+def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir, align, pad_limit):
+    # The reuse matrix's data-free gate-free figure is what the folded module file answers, with
+    # every stream rounded up or (a pad limit of 0) none.
     ckpt = random_checkpoint("vgg11", width=0.125, seed=4, retain=0.5)
     test = load_split("fashion-mnist", "test", tiny_fashion_dir)
-    (score,) = score_subtasks(ckpt, [(7, 8)], test)
+    (score,) = score_subtasks(ckpt, [(7, 8)], test, align=align, pad_limit=pad_limit)
     compiler = ModuleCompiler(ckpt)
-    module, _ = compiler.compile(compiler.select([7, 8]), GateMode.folded)
+    selection = compiler.select([7, 8], align=align, pad_limit=pad_limit)
+    assert bool(selection.unaligned) == (pad_limit is not None)
+    module, _ = compiler.compile(selection, GateMode.folded)
     data = test.where([7, 8]).materialize()
     logits = ComposedClassifier([module_from_model(module)]).logits(data.images.numpy().astype(np.float32) / 255)
     expected = float((logits.argmax(1) == (data.labels.numpy() == 8)).mean())
@@ -171,6 +175,7 @@ def test_eval_all_pairs_prints_the_matrix_and_json(tmp_path, capsys, tiny_fashio
     (["--all-pairs", "--classes", "sneaker,bag"], "either --classes"),
     ([], "either --classes"),
     (["--all-pairs", "--threshold", "1.5"], "threshold"),
+    (["--all-pairs", "--pad-limit", "-1"], "pad-limit"),
 ])
 def test_eval_bad_input_is_one_line(tmp_path, capsys, shared_checkpoint_file, args, message):
     code = main(["eval", str(shared_checkpoint_file), *args])
@@ -186,6 +191,9 @@ def test_reuse_benchmark_refuses_a_bad_alignment_in_one_line_and_writes_nothing(
     assert bench([str(shared_checkpoint_file), "--align", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "align must be a whole number" in err[0] and not out.exists()
+    assert bench([str(shared_checkpoint_file), "--pad-limit", "nan", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pad limit must be a finite number" in err[0] and not out.exists()
 
 
 def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):

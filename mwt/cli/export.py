@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mwt.cli.entrypoint import exit_process, run_app
-from mwt.cli.options import Align, Classes, DataDir, Threshold, choices
+from mwt.cli.options import Align, Classes, DataDir, PadLimit, Threshold, choices
 from mwt.core.metadata import GateMode, Precision
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 
@@ -33,6 +33,7 @@ def export(
         "into the weights (no generators). Default: folded for a checkpoint trained with the reuse recipe "
         "(a data-free gate-free module, as it was trained), else dynamic.", show_default=False)] = None,
     align: Align = DEFAULT_ALIGN,
+    pad_limit: PadLimit = None,
     force_folded: Annotated[bool, typer.Option(
         "--force-folded", help="Fold gates even where constant gates cannot represent the classes.")] = False,
     precision: Annotated[ExportPrecision, typer.Option(  # type: ignore[valid-type]
@@ -66,10 +67,11 @@ def export(
     settings = ExportSettings(gates=gates, precision=Precision(precision.value), force_folded=force_folded,
                               calibration_images=calibration_images)
     ckpt = load_checkpoint(checkpoint)
-    # the cost model's streams, probed once for the selection's alignment and the compiler
-    streams = cost_model(ckpt.build(), ckpt.spec.input_shape).streams if ckpt.spec.modular else ()
+    # the cost model, probed once for the selection's alignment and the compiler
+    cost = cost_model(ckpt.build(), ckpt.spec.input_shape) if ckpt.spec.modular else None
+    streams = cost.streams if cost is not None else ()
     selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=streams, whole=True,
-                                   path=checkpoint)
+                                   path=checkpoint, pad_limit=pad_limit, cost=cost)
     # the default name comes from the checkpoint's class names: made safe, it stays in this folder
     target = out or Path(safe_stem(list(selection.names)) + ".onnx")
     check_writable(target)  # before the (slow) torch export

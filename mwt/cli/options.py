@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from mwt.core.errors import MwtError
-from mwt.defaults import check_align, check_threshold
+from mwt.defaults import check_align, check_pad_limit, check_threshold
 
 
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
@@ -79,5 +79,9 @@ Align = Annotated[int, typer.Option(
     help="Round each layer's kept kernel count up to a multiple of N with its next most active kernels "
     "(odd widths run slowly in onnxruntime's CPU kernels); 1 keeps the exact retained set.",
     callback=rule(check_align))]
+PadLimit = Annotated[Optional[float], typer.Option(
+    help="Round a layer up to --align only if that adds at most this fraction to the module's FLOPs; a "
+    "costlier one keeps its exact width, smaller but off onnxruntime's blocked kernels (e.g. 0.05; "
+    "default: round every layer up).", callback=rule(check_pad_limit), show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Classes = Annotated[str, typer.Option(help="Classes by name or index, in output order: 'sneaker,bag'.")]

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mwt.cli.options import Align, Classes, DataDir, Download, Quiet, Threshold, choices, number
+from mwt.cli.options import Align, Classes, DataDir, Download, PadLimit, Quiet, Threshold, choices, number
 from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.core.errors import MwtError, MwtWarning
@@ -262,6 +262,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the random triples.", min=0)] = 0,
     threshold: Threshold = DEFAULT_THRESHOLD,
     align: Align = DEFAULT_ALIGN,
+    pad_limit: PadLimit = None,
     data_dir: DataDir = None,
     download: Download = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -297,7 +298,7 @@ def evaluate(
         return
     k = len(ckpt.classes)
     groups = {"pairs": every_pair(k) if all_pairs else [], "triples": random_subtasks(k, 3, triples, seed)}
-    scores = {name: score_subtasks(ckpt, subtasks, test_data, threshold=threshold, align=align,
+    scores = {name: score_subtasks(ckpt, subtasks, test_data, threshold=threshold, align=align, pad_limit=pad_limit,
                                    show_progress=not quiet and not as_json)
               for name, subtasks in groups.items() if subtasks}
     if as_json:
