@@ -77,16 +77,16 @@ def _conv_widths(module: onnx.ModelProto) -> dict[str, int]:
     return {n.name: weights[n.input[1]].dims[0] for n in module.graph.node if n.op_type == "Conv"}
 
 
-def _added_fraction(compiler, classes, selection, layer) -> float:
+ALIGN = 4  # the tiny test networks keep a few kernels per layer: rounding to 4 has work to do
+
+
+def _added_fraction(compiler, classes, layer) -> float:
     """What rounding `layer`'s stream up (as the alignment alone does) adds to the unrounded module's MACs."""
     exact = compiler.select(classes, align=1).kept
     rounded = compiler.select(classes, align=ALIGN).kept
     base = compiler.cost.kept_macs(exact, len(classes))
     stream = next((m for m in compiler.cost.streams if layer in m), (layer,))
     return (compiler.cost.kept_macs({**exact, **{m: rounded[m] for m in stream}}, len(classes)) - base) / base
-
-
-ALIGN = 4  # the tiny test networks keep a few kernels per layer: rounding to 4 has work to do
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
@@ -99,11 +99,11 @@ def test_a_pad_limit_leaves_costly_streams_exact_in_the_selection_and_the_file(a
     widened = [layer for layer in rounded.kept if rounded.kept[layer].sum() > exact.kept[layer].sum()]
     assert widened and sorted(exact.unaligned) == sorted(widened)
     # The rule: a stream is rounded up only where that adds at most the limit to the module's MACs.
-    added = {layer: _added_fraction(compiler, classes, exact, layer) for layer in widened}
+    added = {layer: _added_fraction(compiler, classes, layer) for layer in widened}
     limit = float(np.median(list(added.values())))
     limited = compiler.select(classes, align=ALIGN, pad_limit=limit)
     assert limited.unaligned == {layer for layer, a in added.items() if a > limit}
-    assert limited.unaligned and len(limited.unaligned) < len(widened) or len(set(added.values())) == 1
+    assert limited.unaligned and len(limited.unaligned) < len(widened)  # the median parts them
     for layer, mask in limited.kept.items():
         expected = exact.kept[layer] if layer in limited.unaligned else rounded.kept[layer]
         np.testing.assert_array_equal(mask, expected)
