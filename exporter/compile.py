@@ -56,9 +56,9 @@ class ModuleCompiler:
     """
 
     def __init__(self, ckpt: Checkpoint, source_sha256: str = "", path: str | Path | None = None, *,
-                 streams: Streams | None = None) -> None:
+                 cost: CostModel | None = None) -> None:
         """`path` names the checkpoint's file in errors; `source_sha256` goes into every module's
-        metadata; `streams` are the cost model's, when the caller has probed them already."""
+        metadata; `cost` is the network's cost model, when the caller has probed it already."""
         self.ckpt = ckpt
         self.source_sha256 = source_sha256
         self.path = path
@@ -67,11 +67,9 @@ class ModuleCompiler:
         if self.gated:
             modularization_of(ckpt, path)  # before the torch export: an unmodularized file fails at once
         self.input = InputSpec(shape=ckpt.spec.input_shape, dataset=ckpt.dataset, resize=ckpt.source.resize)
-        self._cost: CostModel | None = None
-        if streams is None and self.gated:
-            self._cost = cost_model(model, ckpt.spec.input_shape)
-            streams = self._cost.streams
-        self.streams = streams or ()
+        if cost is None and self.gated:
+            cost = cost_model(model, ckpt.spec.input_shape)
+        self.cost = cost  # None for a network without gates: it has no modules to price
         self._exported = export_with_gates(model, ckpt.spec.input_shape)
         self._imported = gs.export_onnx(import_graph(self._exported))  # constants folded, shapes inferred
         graph = gs.import_onnx(self._imported)
@@ -90,19 +88,16 @@ class ModuleCompiler:
         return default_gates(self.ckpt)
 
     @property
-    def cost(self) -> CostModel:
-        """The network's cost model (probed on first use when the caller gave only its streams)."""
-        if self._cost is None:
-            self._cost = cost_model(self.ckpt.build(), self.ckpt.spec.input_shape)
-        return self._cost
+    def streams(self) -> Streams:
+        """The cost model's channel streams (none for a network without gates)."""
+        return self.cost.streams if self.cost is not None else ()
 
     def select(self, classes: str | Sequence[int | str], *, threshold: float = DEFAULT_THRESHOLD,
                align: int = DEFAULT_ALIGN, pad_limit: float | None = None) -> ModuleSelection:
         """The module of `classes` (names or indices, as the CLI takes them); see ModuleSelection.of.
         A network without gates is selected whole."""
-        cost = self.cost if pad_limit is not None and self.gated else None
-        return ModuleSelection.of(self.ckpt, classes, threshold=threshold, align=align, streams=self.streams,
-                                  whole=True, path=self.path, pad_limit=pad_limit, cost=cost)
+        return ModuleSelection.of(self.ckpt, classes, threshold=threshold, align=align, cost=self.cost,
+                                  whole=True, path=self.path, pad_limit=pad_limit)
 
     @cached_property
     def _full_logits(self) -> onnx.ModelProto:

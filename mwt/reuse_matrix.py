@@ -114,8 +114,8 @@ def score_subtasks(
     full_logits = _logits(model, test_data)
     scores = []
     for classes in progress(subtasks, total=len(subtasks), desc="sub-tasks", enable=show_progress):
-        kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=cost.streams,
-                                  pad_limit=pad_limit, cost=cost).kept
+        kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, cost=cost,
+                                  pad_limit=pad_limit).kept
         data = test_data.where(classes).materialize()
         n = max(len(data), 1)
         rows = torch.isin(test_data.labels, torch.tensor(classes))

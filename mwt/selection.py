@@ -107,6 +107,13 @@ def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: floa
     if pad_limit is not None and cost is None:
         raise ValueError("a pad limit needs the network's cost model")
     base = cost.kept_macs(retained, len(classes)) if cost is not None and pad_limit is not None else 0
+
+    def too_costly(members: list[str], padded: np.ndarray) -> bool:
+        """Whether rounding this stream up adds more than the pad limit allows (never without one)."""
+        if pad_limit is None or cost is None:
+            return False
+        return cost.kept_macs({**retained, **dict.fromkeys(members, padded)}, len(classes)) - base > pad_limit * base
+
     in_stream = {layer for members in streams for layer in members}
     groups = [list(members) for members in streams] + [[layer] for layer in mod.layers if layer not in in_stream]
     out = dict(retained)
@@ -120,12 +127,10 @@ def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: floa
             order = np.argsort(-frequency, kind="stable")
             padded = keep.copy()
             padded[order[~keep[order]][:short]] = True
-            if cost is not None and pad_limit is not None:
-                added = cost.kept_macs({**retained, **{layer: padded for layer in members}}, len(classes)) - base
-                if added > pad_limit * base:
-                    padded = keep
-                    unaligned.update(members)
-            keep = padded
+            if too_costly(members, padded):
+                unaligned.update(members)
+            else:
+                keep = padded
         for layer in members:
             out[layer] = keep.copy()
     return out, frozenset(unaligned)
@@ -152,21 +157,19 @@ class ModuleSelection:
     threshold: float = DEFAULT_THRESHOLD
     align: int = DEFAULT_ALIGN  # each stream's kept kernel count rounded up to a multiple of this
     kept: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
-    pad_limit: float | None = None  # see `aligned_kernels`; None: every stream wide enough is rounded up
     unaligned: frozenset[str] = frozenset()  # gated layers whose stream the pad limit left at its exact width
 
     @classmethod
     def of(cls, ckpt: Checkpoint, classes: str | Sequence[int | str], *, threshold: float = DEFAULT_THRESHOLD,
-           align: int = DEFAULT_ALIGN, streams: Streams | None = None, whole: bool = False,
-           path: str | Path | None = None, pad_limit: float | None = None,
-           cost: CostModel | None = None) -> ModuleSelection:
+           align: int = DEFAULT_ALIGN, cost: CostModel | None = None, whole: bool = False,
+           path: str | Path | None = None, pad_limit: float | None = None) -> ModuleSelection:
         """The module of `classes` (names, case-insensitive, or indices; a comma-separated string
         as the CLI takes them) of `ckpt`.
 
         Raises MwtError for an empty list, an unknown or repeated class, a threshold outside
         (0, 1], an alignment outside 1..1024, a negative or non-finite pad limit and a checkpoint
-        never modularized (naming `path`). `streams` (or the whole `cost` model, which a pad limit
-        needs) are the cost model's, probed here when needed and not given. With `whole`, a network
+        never modularized (naming `path`). `cost` is the network's cost model (its streams and
+        costs), probed here when an alignment needs it and none is given. With `whole`, a network
         without gates is its own module (the exporter's case); without, it is an error: modules
         come from a modular checkpoint.
         """
@@ -179,19 +182,16 @@ class ModuleSelection:
         unaligned: frozenset[str] = frozenset()
         if ckpt.spec.modular or not whole:
             mod = modularization_of(ckpt, path)
-            needs_cost = align > 1 and pad_limit is not None
-            if align > 1 and (streams is None or needs_cost) and cost is None:
+            if align > 1 and cost is None:
                 from mwt.cost import cost_model
 
                 cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
-            if streams is None:
-                streams = cost.streams if cost is not None else ()
-            kept, unaligned = aligned_kernels(mod, indices, threshold, align, streams, pad_limit,
-                                              cost if needs_cost else None)
+            streams = cost.streams if cost is not None else ()
+            kept, unaligned = aligned_kernels(mod, indices, threshold, align, streams, pad_limit, cost)
             for mask in kept.values():
                 mask.setflags(write=False)
         return cls(indices, tuple(ckpt.classes[c] for c in indices), threshold, align, MappingProxyType(kept),
-                   pad_limit, unaligned)
+                   unaligned)
 
     @property
     def gated(self) -> bool:

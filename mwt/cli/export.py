@@ -69,9 +69,8 @@ def export(
     ckpt = load_checkpoint(checkpoint)
     # the cost model, probed once for the selection's alignment and the compiler
     cost = cost_model(ckpt.build(), ckpt.spec.input_shape) if ckpt.spec.modular else None
-    streams = cost.streams if cost is not None else ()
-    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=streams, whole=True,
-                                   path=checkpoint, pad_limit=pad_limit, cost=cost)
+    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, cost=cost, whole=True,
+                                   path=checkpoint, pad_limit=pad_limit)
     # the default name comes from the checkpoint's class names: made safe, it stays in this folder
     target = out or Path(safe_stem(list(selection.names)) + ".onnx")
     check_writable(target)  # before the (slow) torch export
@@ -81,7 +80,7 @@ def export(
     if settings.precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
         typer.echo("warning: an FP16 module gains nothing on a CPU (onnxruntime computes it through float32); "
                    "it is meant for GPUs", err=True)
-    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint), checkpoint, streams=streams)
+    compiler = ModuleCompiler(ckpt, file_sha256(checkpoint), checkpoint, cost=cost)
     report = export_module_file(compiler, selection, target, settings, images)
     print(report.table())
     print(f"wrote {target}")

@@ -344,7 +344,7 @@ def finetune(
     config.validate()
     ckpt = load_checkpoint(checkpoint)
     cost = cost_model(ckpt.build(), ckpt.spec.input_shape)  # probed once: for the selection and the compact network
-    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, streams=cost.streams,
+    selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, cost=cost,
                                    path=checkpoint)
     out = out or Path(safe_stem(list(selection.names)) + ".pt")  # stays in this folder
     check_writable(out)
