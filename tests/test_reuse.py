@@ -107,16 +107,21 @@ def test_reuse_training_trains_the_routed_rows_and_records_their_loss():
     assert 0 < history[-1]["decisiveness"] <= 1
 
 
-@pytest.mark.parametrize(("align", "pad_limit"), [(8, None), (4, 0.0)])
-def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir, align, pad_limit):
+@pytest.mark.parametrize(("align", "pad_limit", "threshold"), [(8, None, 0.9), (4, 0.0, 0.9), (8, None, 0.98)])
+def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir, align, pad_limit, threshold):
     # The reuse matrix's data-free gate-free figure is what the folded module file answers, with
-    # every stream rounded up or (a pad limit of 0) none.
+    # every stream rounded up or (a pad limit of 0) none, at the default or a stricter threshold.
     ckpt = random_checkpoint("vgg11", width=0.125, seed=4, retain=0.5)
     test = load_split("fashion-mnist", "test", tiny_fashion_dir)
-    (score,) = score_subtasks(ckpt, [(7, 8)], test, align=align, pad_limit=pad_limit)
+    (score,) = score_subtasks(ckpt, [(7, 8)], test, threshold=threshold, align=align, pad_limit=pad_limit)
     compiler = ModuleCompiler(ckpt)
-    selection = compiler.select([7, 8], align=align, pad_limit=pad_limit)
+    selection = compiler.select([7, 8], threshold=threshold, align=align, pad_limit=pad_limit)
     assert bool(selection.unaligned) == (pad_limit is not None)
+    if threshold != 0.9:  # a stricter threshold keeps fewer kernels, and the score is priced on them
+        default = compiler.select([7, 8], align=align, pad_limit=pad_limit)
+        assert sum(map(int, (k.sum() for k in selection.kept.values()))) < sum(
+            map(int, (k.sum() for k in default.kept.values())))
+        assert score.flops_kept == pytest.approx(compiler.cost.kept_fraction(selection.kept, 2))
     module, _ = compiler.compile(selection, GateMode.folded)
     data = test.where([7, 8]).materialize()
     logits = ComposedClassifier([module_from_model(module)]).logits(data.images.numpy().astype(np.float32) / 255)
@@ -194,6 +199,9 @@ def test_reuse_benchmark_refuses_a_bad_alignment_in_one_line_and_writes_nothing(
     assert bench([str(shared_checkpoint_file), "--pad-limit", "nan", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pad limit must be a finite number" in err[0] and not out.exists()
+    assert bench([str(shared_checkpoint_file), "--threshold", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "threshold must be a finite number" in err[0] and not out.exists()
 
 
 def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):
