@@ -74,27 +74,28 @@ def pooled_statistic(mod: Modularization, statistic: str, layer: str, classes: S
 
 
 def module_kernels(mod: Modularization, classes: Sequence[int], threshold: float = DEFAULT_THRESHOLD,
-                   align: int = 1, streams: Streams = (), pad_limit: float | None = None,
-                   cost: CostModel | None = None) -> dict[str, np.ndarray]:
+                   align: int = 1, cost: CostModel | None = None,
+                   pad_limit: float | None = None) -> dict[str, np.ndarray]:
     """The kernels the module of `classes` keeps: {gated layer: (C,) bool} (see `aligned_kernels`)."""
-    return aligned_kernels(mod, classes, threshold, align, streams, pad_limit, cost)[0]
+    return aligned_kernels(mod, classes, threshold, align, cost, pad_limit)[0]
 
 
 def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: float = DEFAULT_THRESHOLD,
-                    align: int = 1, streams: Streams = (), pad_limit: float | None = None,
-                    cost: CostModel | None = None) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+                    align: int = 1, cost: CostModel | None = None,
+                    pad_limit: float | None = None) -> tuple[dict[str, np.ndarray], frozenset[str]]:
     """The kernels the module of `classes` keeps, {gated layer: (C,) bool}, and the gated layers
     whose stream was left at its exact width although it is at least `align` wide.
 
     With align 1, the union of the classes' modules (`retained_kernels`). With align N > 1, each
     channel stream at least N wide is rounded up to a multiple of N with the kernels these classes
-    use most often (real kernels, not zero padding), and every writer of a residual stream
-    (`streams`, from the cost model) keeps the whole stream: those channels are computed anyway.
+    use most often (real kernels, not zero padding), and every writer of a residual stream (the
+    network's `cost` model's streams; without one, every layer is its own stream) keeps the whole
+    stream: those channels are computed anyway.
     Narrower streams stay as they are: onnxruntime pads a narrow output to its block anyway, and
     widening the input of the next conv only adds work (measured: 2.67x against 2.23x over the
     plain model at batch 32 for a sneaker/bag module, docs/results.md).
 
-    With `pad_limit` F (and the network's `cost` model), a stream is rounded up only if that adds
+    With `pad_limit` F (which needs the `cost` model), a stream is rounded up only if that adds
     at most F x the unrounded module's MACs; a costlier one keeps its exact width. Rounding pays
     in time but can cost a module much of its size where a narrow high-resolution layer has just
     over N kernels (a quarter-width VGG16 on Fashion-MNIST, all 45 pairs: leaving its 32-kernel
@@ -106,6 +107,7 @@ def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: floa
         return retained, frozenset()
     if pad_limit is not None and cost is None:
         raise ValueError("a pad limit needs the network's cost model")
+    streams: Streams = cost.streams if cost is not None else ()
     base = cost.kept_macs(retained, len(classes)) if cost is not None and pad_limit is not None else 0
 
     def too_costly(members: list[str], padded: np.ndarray) -> bool:
@@ -186,8 +188,7 @@ class ModuleSelection:
                 from mwt.cost import cost_model
 
                 cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
-            streams = cost.streams if cost is not None else ()
-            kept, unaligned = aligned_kernels(mod, indices, threshold, align, streams, pad_limit, cost)
+            kept, unaligned = aligned_kernels(mod, indices, threshold, align, cost, pad_limit)
             for mask in kept.values():
                 mask.setflags(write=False)
         return cls(indices, tuple(ckpt.classes[c] for c in indices), threshold, align, MappingProxyType(kept),

@@ -8,7 +8,7 @@ ck=load_checkpoint(path); cm=cost_model(ck.build(), ck.spec.input_shape); mod=mo
 pairs=list(itertools.combinations(range(10),2)); S=cm.streams
 save=np.zeros(len(S)); base=[]
 for p in pairs:
-    k1=module_kernels(mod,p,0.9,1,S); k8=module_kernels(mod,p,0.9,8,S)
+    k1=module_kernels(mod,p,0.9,1,cm); k8=module_kernels(mod,p,0.9,8,cm)
     b=cm.kept_fraction(k8,2); base.append(b)
     for i,members in enumerate(S):
         k=dict(k8)

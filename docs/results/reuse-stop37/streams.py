@@ -42,8 +42,8 @@ def exact_set(p):
     return {int(s) for s in p.split(",")}
 res = {p: {"flops": [], "speedup": []} for p in policies}
 for task in pick:
-    k1 = module_kernels(mod, task, 0.9, 1, streams)
-    k8 = module_kernels(mod, task, 0.9, 8, streams)
+    k1 = module_kernels(mod, task, 0.9, 1, cm)
+    k8 = module_kernels(mod, task, 0.9, 8, cm)
     cands = {"plain": plain.logits}
     for p in policies:
         ex = exact_set(p)
