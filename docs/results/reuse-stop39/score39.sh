@@ -1,5 +1,5 @@
 #!/bin/bash
-# score38.sh NAME [reuse-benchmark options...]: modularize /work/runs/s35/NAME.pt (once), print the pairs' FLOPs
+# score39.sh NAME [reuse-benchmark options...] (stop 38's score38.sh, writing to /work/runs/s39): modularize /work/runs/s35/NAME.pt (once), print the pairs' FLOPs
 # at each threshold and pad limit (selection only, no timing), then the reuse benchmark (align 8, 2 threads) with
 # the given options into NAME-<tag>; run on a quiet machine
 set -e
