@@ -124,6 +124,36 @@ def gate_preactivations(model: nn.Module) -> Iterator[list[torch.Tensor]]:
             h.remove()
 
 
+@dataclass
+class GeneratorOnlyGates:
+    """Each gated layer's gates and generator pre-activations, as the forward computed them but
+    with the generator's input detached (`MaskGenerator.detached`), in gate order."""
+
+    gates: list[torch.Tensor]
+    preactivations: list[torch.Tensor]
+
+
+@contextlib.contextmanager
+def generator_only_gates(model: nn.Module) -> Iterator[GeneratorOnlyGates]:
+    """Within the block, each forward of `model` also records every gated layer's gates with the
+    generator's input detached: losses on them (cohesion, coupling, FLOPs, decisiveness) train the
+    mask generators only, and the network's weights learn from the task's losses alone
+    (TrainConfig.gate_losses = "generators"). The hooks go on exit."""
+    found = GeneratorOnlyGates([], [])
+
+    def record(gen: nn.Module, inputs: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        z, g = gen.detached(inputs[0])  # type: ignore[operator]
+        found.preactivations.append(z)
+        found.gates.append(g)
+
+    handles = [block.gate.register_forward_hook(record) for _, block in gated_layers(model)]  # type: ignore[union-attr]
+    try:
+        yield found
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def decisiveness(preactivations: list[torch.Tensor], labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """How undecided the classes' kernels are, averaged over layers: 0 when every kernel is open for
     all of a class's samples or closed for all of them.

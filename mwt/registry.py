@@ -82,6 +82,9 @@ MAX_WIDTH = 4.0
 # "torchvision:<registry name>"; their stem can be adapted to small images.
 TORCHVISION_PREFIX = "torchvision:"
 STEMS = ("default", "cifar")
+# What the gate losses train (TrainConfig.gate_losses): the whole network, as in MwT, or the mask
+# generators only.
+GATE_LOSS_SCOPES = ("network", "generators")
 
 
 # A user's own network: "code:<function>" in a checkpoint, rebuilt only from the file the command

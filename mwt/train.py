@@ -34,11 +34,11 @@ from mwt.core.atomic import WriteFailed
 from mwt.defaults import check_channel_block
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import distillation_loss, load_teacher
-from mwt.losses import decisiveness, gate_preactivations, kernel_rate, modular_loss
+from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
 from mwt.registry import (
-    STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_constructed, is_torchvision,
+    GATE_LOSS_SCOPES, STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_constructed, is_torchvision,
     is_user_code,
 )
 from mwt.registry import recipe as registry_recipe
@@ -78,6 +78,10 @@ class TrainConfig:
     free_channels: int = 0  # the FLOPs term leaves each layer's first N open channels uncounted (mwt.cost)
     flops_target: float = 0.0  # > 0: the FLOPs term is a budget, charged per sample only above this fraction
     coupling_by_cost: bool = False  # weigh each layer's coupling by what one of its kernels costs
+    # What the gate losses (cohesion, coupling, FLOPs, decisiveness) train: "network", as in MwT (their
+    # gradients reach every layer through each generator's input), or "generators" only (the network's
+    # weights then learn from the task's losses alone: cross-entropy, the sub-task route, the teacher).
+    gate_losses: str = "network"
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
@@ -199,6 +203,12 @@ class TrainConfig:
         if self.coupling_by_cost and not (self.modular and self.beta):
             raise MwtError("coupling by cost weighs the coupling loss, which this run does not have "
                            f"({'no gates' if not self.modular else 'beta 0'})", options=("coupling_by_cost",))
+        if self.gate_losses not in GATE_LOSS_SCOPES:
+            raise MwtError(f"the gate losses train one of: {', '.join(GATE_LOSS_SCOPES)}; got '{self.gate_losses}'",
+                           options=("gate_losses",))
+        if self.gate_losses != "network" and not self.modular:
+            raise MwtError("--gate-losses applies to gated runs; a standard model has no gates",
+                           options=("gate_losses",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
                            options=("teacher",))
@@ -710,8 +720,15 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             with contextlib.ExitStack() as hooks:
                 if plan is not None:
                     hooks.enter_context(run.route.routing(run.model, plan))
-                preactivations = hooks.enter_context(gate_preactivations(run.model)) if config.delta else []
+                local = (hooks.enter_context(generator_only_gates(run.model))
+                         if config.gate_losses == "generators" else None)
+                preactivations = (hooks.enter_context(gate_preactivations(run.model))
+                                  if config.delta and local is None else [])
                 logits, gates = run.forward(x)
+            if local is not None:  # the same values; their gradients stop at each generator's input
+                loss_gates, preactivations = local.gates, local.preactivations if config.delta else []
+            else:
+                loss_gates = gates
             if run.teacher is not None:
                 with torch.no_grad():
                     taught = run.teacher(x)[0].float()
@@ -724,8 +741,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 routed_logits, members, routed_y = logits[plan.routed], plan.members, y[plan.routed]
                 keep = ~plan.routed
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
-            pairs = ([dist.all_gather_rows(g) for g in gates], dist.all_gather_rows(y)) if dist.active else None
-            parts = modular_loss(logits.float(), gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
+                loss_gates = [g[keep] for g in loss_gates]
+            pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
+            parts = modular_loss(logits.float(), loss_gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
                                  target=config.flops_target, coupling_weights=run.coupling_weights)
             if plan is not None:

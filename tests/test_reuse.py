@@ -15,7 +15,7 @@ from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode
 from mwt.data import Split, load_split
 from mwt.evaluate import accuracy
-from mwt.losses import decisiveness, gate_preactivations
+from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, gate_similarity_losses
 from mwt.models import build_model, gated_layers
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
@@ -155,6 +155,30 @@ def test_gate_preactivations_are_the_generators_and_hooks_go():
     assert len(found) == len(gates)
 
 
+def test_generator_only_gates_equal_the_forwards_and_train_only_the_generators():
+    model, _ = _route()
+    x = torch.rand(6, 1, 28, 28)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    with generator_only_gates(model) as local, gate_preactivations(model) as found:
+        _, gates = model(x)
+    assert len(local.gates) == len(gates) == len(found) == len(local.preactivations)
+    assert all(torch.allclose(a, b) for a, b in zip(local.gates, gates))
+    assert all(torch.allclose(a, b) for a, b in zip(local.preactivations, found))  # the real forward's hooks only
+    cohesion, coupling = gate_similarity_losses(local.gates, labels)
+    (cohesion + coupling + decisiveness(local.preactivations, labels, 3)).backward()
+    generators = [p for _, b in gated_layers(model) for p in b.gate.parameters()]
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in generators)
+    rest = [p for n, p in model.named_parameters() if ".gate." not in n]
+    assert rest and all(p.grad is None for p in rest)  # no gate loss reaches a conv, BN or classifier weight
+    model.zero_grad(set_to_none=True)
+    cohesion, coupling = gate_similarity_losses(gates, labels)
+    (cohesion + coupling).backward()  # the forward's own gates (MwT): the losses reach the convs too
+    assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in rest)
+    with torch.no_grad():
+        model(x)
+    assert len(local.gates) == len(gates)  # the hooks went with the block
+
+
 def test_subtask_lists():
     assert len(all_pairs(10)) == 45 and all(a < b for a, b in all_pairs(10))
     triples = random_subtasks(10, 3, 20, seed=0)
@@ -228,6 +252,8 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--flops-target", "0.2"], "FLOPs term"),
     (["--standard", "--coupling-by-cost"], "--coupling-by-cost"),
     (["--beta", "0", "--coupling-by-cost"], "--coupling-by-cost"),
+    (["--gate-losses", "backbone"], "--gate-losses"),
+    (["--standard", "--gate-losses", "generators"], "--gate-losses"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"

@@ -237,6 +237,23 @@ def test_the_blocked_flops_term_trains_and_bad_blocks_free_channels_or_targets_a
             train(TrainConfig.from_recipe("cost", epochs=1, **{**TINY, **bad}), data, data, show_progress=False)
 
 
+def test_gate_losses_on_the_generators_only_train_another_network_and_bad_scopes_are_refused():
+    data = _data(32)
+    config = TrainConfig.from_recipe("reuse", epochs=1, **TINY)
+    network = train(config, data, data, show_progress=False)
+    generators = train(replace(config, gate_losses="generators"), data, data, show_progress=False)
+    assert generators.training["config"]["gate_losses"] == "generators"
+    last = generators.training["history"][-1]
+    assert last["loss"] == last["loss"] and last["decisiveness"] > 0
+    # the same seed and data: only where the gate losses' gradients go differs, and the convs see it
+    conv = next(k for k in network.state_dict if k.endswith("conv.weight"))
+    assert not torch.equal(network.state_dict[conv], generators.state_dict[conv])
+    for bad, message in ((dict(gate_losses="backbone"), "gate losses train one of"),
+                         (dict(gate_losses="generators", modular=False), "standard model has no gates")):
+        with pytest.raises(MwtError, match=message):
+            train(replace(config, **bad), data, data, show_progress=False)
+
+
 @pytest.mark.parametrize("teacher, message", [("missing.pt", "is not a file"), ("other.pt", "answers the classes")])
 def test_a_teacher_that_cannot_teach_is_one_line(tmp_path, capsys, tiny_fashion_dir, teacher, message):
     import dataclasses

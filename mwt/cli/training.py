@@ -14,7 +14,7 @@ from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.core.errors import MwtError, MwtWarning
 from mwt.registry import (
-    DATASETS, MAX_WIDTH, MODELS, RECIPES, STEMS, TORCHVISION_PREFIX, is_code_reference, is_torchvision,
+    DATASETS, GATE_LOSS_SCOPES, MAX_WIDTH, MODELS, RECIPES, STEMS, TORCHVISION_PREFIX, is_code_reference, is_torchvision,
 )
 
 app = typer.Typer()
@@ -33,6 +33,7 @@ def model_name(value: str) -> str:
 RecipeName = choices(RECIPES)
 Amp = choices(["off", "bf16", "fp16"])
 Storage = choices(["auto", "memory", "stream"])
+GateLosses = choices(GATE_LOSS_SCOPES)
 
 
 @app.command()
@@ -102,6 +103,11 @@ def train(
         "--coupling-by-cost", help="Weigh each layer's coupling loss by what one of its kernels costs (the "
         "full-resolution first convs most), so classes part in the layers that make a module expensive "
         "instead of in the cheap last ones (default: every layer the same, as in MwT).")] = False,
+    gate_losses: Annotated[GateLosses, typer.Option(  # type: ignore[valid-type]
+        help="What the gate losses (cohesion, coupling, FLOPs, decisiveness) train: 'network', as in MwT "
+        "(their gradients reach every layer through each mask generator's input), or 'generators' only, so "
+        "the network's weights learn from the task's losses alone (cross-entropy, the sub-task route, the "
+        "teacher).")] = GateLosses("network"),
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
@@ -159,6 +165,7 @@ def train(
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
                  free_channels=free_channels, flops_target=flops_target, coupling_by_cost=coupling_by_cost,
+                 gate_losses=gate_losses.value,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
                  seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,

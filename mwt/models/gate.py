@@ -28,6 +28,15 @@ class MaskGenerator(nn.Module):
         s = x.mean(dim=(2, 3))  # (B, C_in)
         return F.relu(torch.tanh(self.fc2(F.relu(self.fc1(s)))))  # (B, C_out)
 
+    def detached(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-activation, gates) for input `x` as `forward` computes them, but with `x` detached:
+        a loss on them trains this generator's weights only, never the layers that made `x`.
+        Computed without calling the submodules, so hooks on them (mwt.losses.gate_preactivations,
+        a sub-task route) see only the real forward."""
+        s = x.detach().mean(dim=(2, 3))
+        z = F.linear(F.relu(F.linear(s, self.fc1.weight)), self.fc2.weight, self.fc2.bias)
+        return z, F.relu(torch.tanh(z))
+
 
 class GatedConv(nn.Module):
     """conv -> BN -> gate (no activation: callers apply ReLU, or add a residual first).
