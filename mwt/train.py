@@ -38,8 +38,8 @@ from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, 
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
 from mwt.registry import (
-    GATE_LOSS_SCOPES, STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_constructed, is_torchvision,
-    is_user_code,
+    GATE_LOSS_SCOPES, STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_constructed,
+    is_torchvision, is_user_code,
 )
 from mwt.registry import recipe as registry_recipe
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy

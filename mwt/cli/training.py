@@ -14,7 +14,8 @@ from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.core.errors import MwtError, MwtWarning
 from mwt.registry import (
-    DATASETS, GATE_LOSS_SCOPES, MAX_WIDTH, MODELS, RECIPES, STEMS, TORCHVISION_PREFIX, is_code_reference, is_torchvision,
+    DATASETS, GATE_LOSS_SCOPES, MAX_WIDTH, MODELS, RECIPES, STEMS, TORCHVISION_PREFIX, is_code_reference,
+    is_torchvision,
 )
 
 app = typer.Typer()
