@@ -725,10 +725,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 preactivations = (hooks.enter_context(gate_preactivations(run.model))
                                   if config.delta and local is None else [])
                 logits, gates = run.forward(x)
+            loss_gates = gates
             if local is not None:  # the same values; their gradients stop at each generator's input
-                loss_gates, preactivations = local.gates, local.preactivations if config.delta else []
-            else:
-                loss_gates = gates
+                loss_gates = local.gates
+                if config.delta:
+                    preactivations = local.preactivations
             if run.teacher is not None:
                 with torch.no_grad():
                     taught = run.teacher(x)[0].float()

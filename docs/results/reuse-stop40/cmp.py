@@ -1,5 +1,5 @@
 """Stop 40: R6 (seed 0) and R10 epoch by epoch: test acc, train acc, FLOPs per sample, cohesion/coupling (loss terms)."""
-import json, sys
+import json
 def rows(p):
     out = {}
     for l in open(p):
