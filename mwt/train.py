@@ -82,6 +82,9 @@ class TrainConfig:
     # gradients reach every layer through each generator's input), or "generators" only (the network's
     # weights then learn from the task's losses alone: cross-entropy, the sub-task route, the teacher).
     gate_losses: str = "network"
+    # The last N epochs train the network's weights under the gates it has: the gate losses (cohesion,
+    # coupling, FLOPs, decisiveness) are off and the mask generators frozen; the route and teacher stay.
+    settle_epochs: int = 0
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
@@ -209,6 +212,15 @@ class TrainConfig:
         if self.gate_losses != "network" and not self.modular:
             raise MwtError("--gate-losses applies to gated runs; a standard model has no gates",
                            options=("gate_losses",))
+        if isinstance(self.settle_epochs, bool) or not isinstance(self.settle_epochs, int) or self.settle_epochs < 0:
+            raise MwtError(f"the settle epochs must be a whole number >= 0, got {self.settle_epochs}",
+                           options=("settle_epochs",))
+        if self.settle_epochs and not self.modular:
+            raise MwtError("--settle-epochs trains under the gates; a standard model has none",
+                           options=("settle_epochs",))
+        if self.settle_epochs >= self.epochs:
+            raise MwtError(f"--settle-epochs {self.settle_epochs} leaves no epoch to train the gates in "
+                           f"(of {self.epochs}); use fewer than --epochs", options=("settle_epochs",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
                            options=("teacher",))
@@ -691,8 +703,14 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             _restore(run, state)
     run.forward.train()
     info = run.info
-    beta = _ramped(config.beta, epoch, config.beta_warmup)
-    gamma = _ramped(config.gamma, epoch, config.gamma_warmup)
+    settling = epoch > config.epochs - config.settle_epochs
+    # Frozen by dropping their gradients after each backward (SGD skips a weight with none, momentum and
+    # decay included); toggling requires_grad instead would upset DistributedDataParallel's hooks.
+    frozen = [p for _, block in gated_layers(run.model) for p in block.gate.parameters()] if settling else []  # type: ignore[union-attr]
+    alpha = 0.0 if settling else config.alpha
+    beta = 0.0 if settling else _ramped(config.beta, epoch, config.beta_warmup)
+    gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup)
+    delta = 0.0 if settling else config.delta
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
         order = state.order
     else:
@@ -723,12 +741,12 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 local = (hooks.enter_context(generator_only_gates(run.model))
                          if config.gate_losses == "generators" else None)
                 preactivations = (hooks.enter_context(gate_preactivations(run.model))
-                                  if config.delta and local is None else [])
+                                  if delta and local is None else [])
                 logits, gates = run.forward(x)
             loss_gates = gates
             if local is not None:  # the same values; their gradients stop at each generator's input
                 loss_gates = local.gates
-                if config.delta:
+                if delta:
                     preactivations = local.preactivations
             if run.teacher is not None:
                 with torch.no_grad():
@@ -744,7 +762,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
                 loss_gates = [g[keep] for g in loss_gates]
             pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
-            parts = modular_loss(logits.float(), loss_gates, y, config.alpha, beta, gamma, run.cost, run.gate_names,
+            parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, gamma, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
                                  target=config.flops_target, coupling_weights=run.coupling_weights)
             if plan is not None:
@@ -756,17 +774,21 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 if dist.active:
                     rows = [dist.all_gather_rows(z) for z in rows]
                 parts.decisiveness = decisiveness(rows, pairs[1] if pairs is not None else y, len(run.classes))
-                parts.total = parts.total + config.delta * parts.decisiveness
+                parts.total = parts.total + delta * parts.decisiveness
             if run.teacher is not None:
                 parts.distill = distilled
                 parts.total = parts.total + config.distill * distilled
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
             run.scaler.scale(parts.total).backward()
+            for p in frozen:
+                p.grad = None
             run.scaler.step(run.optimizer)
             run.scaler.update()
         else:
             parts.total.backward()
+            for p in frozen:
+                p.grad = None
             run.optimizer.step()
         run.scheduler.step()
         n = int(y.shape[0])
@@ -797,6 +819,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     record["train_acc"] = record.pop("correct")
     record["seconds"] = time.perf_counter() - start
     record["lr"] = float(run.optimizer.param_groups[0]["lr"])
+    record["alpha"] = alpha
     record["beta"] = beta
     record["gamma"] = gamma
     record["epoch"] = epoch

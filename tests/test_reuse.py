@@ -254,6 +254,9 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--beta", "0", "--coupling-by-cost"], "--coupling-by-cost"),
     (["--gate-losses", "backbone"], "--gate-losses"),
     (["--standard", "--gate-losses", "generators"], "--gate-losses"),
+    (["--settle-epochs", "-1"], "--settle-epochs"),
+    (["--settle-epochs", "1"], "--settle-epochs"),  # of --epochs 1: no epoch left to train the gates
+    (["--standard", "--settle-epochs", "1", "--epochs", "2"], "--settle-epochs"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"

@@ -254,6 +254,39 @@ def test_gate_losses_on_the_generators_only_train_another_network_and_bad_scopes
             train(replace(config, **bad), data, data, show_progress=False)
 
 
+def test_settle_epochs_freeze_the_generators_turn_the_gate_losses_off_and_bad_counts_are_refused():
+    data = _data(32)
+    config = TrainConfig.from_recipe("reuse", epochs=3, settle_epochs=2, **TINY)
+
+    def weights_by_epoch(config: TrainConfig) -> tuple[dict[int, dict[str, torch.Tensor]], list[dict]]:
+        seen: dict[int, dict[str, torch.Tensor]] = {}
+
+        def keep(epoch: int, model: torch.nn.Module) -> dict:
+            seen[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return {}
+        history = train(config, data, data, show_progress=False, on_epoch_end=keep).training["history"]
+        return seen, history
+
+    settled, history = weights_by_epoch(config)
+    plain, _ = weights_by_epoch(replace(config, settle_epochs=0))
+    generators = [k for k in settled[1] if ".gate." in k]
+    convs = [k for k in settled[1] if k.endswith("conv.weight")]
+    assert generators and convs
+    # Settling: the generators stay as epoch 1 left them while the convs go on learning
+    assert all(torch.equal(settled[1][k], settled[3][k]) for k in generators)
+    assert any(not torch.equal(settled[1][k], settled[3][k]) for k in convs)
+    # without it, the same run's generators do change
+    assert any(not torch.equal(plain[1][k], plain[3][k]) for k in generators)
+    assert history[0]["beta"] > 0 and history[0]["decisiveness"] > 0
+    assert [(h["alpha"], h["beta"], h["gamma"], h["decisiveness"]) for h in history[1:]] == [(0.0, 0.0, 0.0, 0.0)] * 2
+    assert history[-1]["subtask_ce"] > 0  # the sub-task route still trains
+    for bad, message in ((dict(settle_epochs=3), "leaves no epoch"), (dict(settle_epochs=-1), "settle epochs"),
+                         (dict(settle_epochs=1.5), "settle epochs"), (dict(settle_epochs=True), "settle epochs"),
+                         (dict(settle_epochs=1, modular=False, reuse=0.0), "standard model has none")):
+        with pytest.raises(MwtError, match=message):
+            train(replace(config, **bad), data, data, show_progress=False)
+
+
 @pytest.mark.parametrize("teacher, message", [("missing.pt", "is not a file"), ("other.pt", "answers the classes")])
 def test_a_teacher_that_cannot_teach_is_one_line(tmp_path, capsys, tiny_fashion_dir, teacher, message):
     import dataclasses

@@ -109,6 +109,11 @@ def train(
         "(their gradients reach every layer through each mask generator's input), or 'generators' only, so "
         "the network's weights learn from the task's losses alone (cross-entropy, the sub-task route, the "
         "teacher).")] = GateLosses("network"),
+    settle_epochs: Annotated[int, typer.Option(
+        help="Train the last N epochs under the gates the run has: the gate losses (cohesion, coupling, FLOPs, "
+        "decisiveness) off and the mask generators frozen, so the network's weights fit the task (cross-entropy, "
+        "the sub-task route, the teacher) with the kernels its modules will keep (0: off).", min=0,
+        max=100_000)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
@@ -166,7 +171,7 @@ def train(
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
                  free_channels=free_channels, flops_target=flops_target, coupling_by_cost=coupling_by_cost,
-                 gate_losses=gate_losses.value,
+                 gate_losses=gate_losses.value, settle_epochs=settle_epochs,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
                  seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
