@@ -706,7 +706,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     settling = epoch > config.epochs - config.settle_epochs
     # Frozen by dropping their gradients after each backward (SGD skips a weight with none, momentum and
     # decay included); toggling requires_grad instead would upset DistributedDataParallel's hooks.
-    frozen = [p for _, block in gated_layers(run.model) for p in block.gate.parameters()] if settling else []  # type: ignore[union-attr]
+    frozen = ([p for _, block in gated_layers(run.model) for p in block.gate.parameters()]  # type: ignore[union-attr]
+              if settling else [])
     alpha = 0.0 if settling else config.alpha
     beta = 0.0 if settling else _ramped(config.beta, epoch, config.beta_warmup)
     gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup)
