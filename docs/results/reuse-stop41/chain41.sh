@@ -5,7 +5,7 @@
 # (--settle-epochs 5), modularize R12
 D=/work/runs/s41; M=/work/main/.venv/bin; PY=$M/python
 cd $D
-epochs() { $PY -c "import torch,sys; print(len(torch.load(sys.argv[1], weights_only=False, map_location='cpu')['training']['history']))" "$1" 2>/dev/null | tail -1; }
+epochs() { $PY -c "import sys; from mwt.checkpoint import load_checkpoint; print(len(load_checkpoint(sys.argv[1]).training['history']))" "$1" 2>/dev/null | tail -1; }
 keep() {  # keep(RUN, EPOCH): copy RUN.pt to RUN-eEPOCH.pt when it holds EPOCH epochs
   local last=0
   until [ -f $1-e$2.pt ]; do
