@@ -9,6 +9,7 @@ import os
 # fresh clones on M3 (2 cores): 688 s with torch's default of 2 threads (partly beside a training
 # run), 252 s with 1 on the quiet machine. A value the caller sets wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+import tests.children  # noqa: E402,F401  (first: it turns gRPC's fork handlers off before grpc loads)
 
 import contextlib
 import gzip
