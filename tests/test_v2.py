@@ -6,9 +6,12 @@ metadata against the Triton repository `mwt triton-repo` writes for the same mod
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import ssl
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -250,6 +253,40 @@ def test_bad_grpc_requests_get_status_codes_and_the_server_keeps_serving(server)
     tensor = tc_grpc.InferInput("input", [1, 1, 28, 28], "FP32")
     tensor.set_data_from_numpy(images(1))
     assert client.infer("bag", [tensor]).as_numpy("logits").shape == (1, 1)
+
+
+_FORK_WHILE_CALLING = """
+import subprocess, sys, threading
+import tests.children  # first, as the suite and the benchmarks import it
+from tests.children import _die_with_parent
+import tritonclient.grpc as tc
+client, stop = tc.InferenceServerClient(sys.argv[1]), threading.Event()
+def call():
+    while not stop.is_set():
+        client.is_server_live()
+threading.Thread(target=call, daemon=True).start()
+codes = [subprocess.Popen(["true"], preexec_fn=_die_with_parent).wait() for _ in range(300)]
+stop.set()
+print(sum(c != 0 for c in codes))
+"""
+
+
+def test_children_start_while_a_grpc_client_is_live(server):
+    # The harness forks its servers (Popen with preexec_fn) from processes whose gRPC clients may be
+    # live. With gRPC's fork handlers on, about 1 child in 100 aborted before exec (grpc/grpc#43055;
+    # CI lost a TLS test to it) and some hung there, so Popen never returned: the harness turns the
+    # handlers off (tests/children.py). Run in a child of its own so that a hang fails, within a deadline.
+    root = Path(__file__).resolve().parent.parent
+    probe = subprocess.Popen([sys.executable, "-c", _FORK_WHILE_CALLING, server.grpc], cwd=root, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = probe.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(probe.pid, signal.SIGKILL)
+        probe.communicate()
+        pytest.fail("forking beside a live gRPC client hung (a child stuck before exec)")
+    assert probe.returncode == 0, err[-2000:]
+    assert out.split() == ["0"], f"children that died before exec, of 300: {out.strip()}"
 
 
 def test_an_infer_on_a_model_that_is_not_ready_is_refused(modules):
