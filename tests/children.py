@@ -5,13 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-
-# gRPC's fork handlers (grpcio 1.80-1.85, grpc/grpc#43055) restart its poller in a child forked
-# while a client in this process is live; Popen then closes the poller's epoll fd before exec and
-# the child aborts before it becomes a server (1 of 599 tests in a CI run; 3 of 300 forks in
-# docs/results/ci-grpc-fork/repro.py, 0 of 1,100 with this off). Children here exec at once and
-# never use gRPC before, so they need no handlers. Set before grpc loads: import this module first.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import queue
 import signal
 import ssl
@@ -27,6 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mwt.core.errors import MwtError
+
+# gRPC's fork handlers (grpcio 1.80-1.85, grpc/grpc#43055) restart its poller in a child forked
+# while a client in this process is live; Popen then closes the poller's epoll fd before exec and
+# the child aborts (or hangs) before it becomes a server (1 of 599 tests in a CI run; 3 of 300 forks
+# in docs/results/ci-grpc-fork/repro.py, 0 of 1,100 with this off). Children here exec at once and
+# never use gRPC before, so they need no handlers. Set before grpc loads: import this module first.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 
 def _die_with_parent() -> None:
