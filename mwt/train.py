@@ -52,6 +52,12 @@ SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct",
         "distill")
 
 
+def _check_count(value: object, what: str, option: str) -> None:
+    """A count (of channels, of epochs) must be a whole number >= 0; a bool is not one."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MwtError(f"{what} must be a whole number >= 0, got {value}", options=(option,))
+
+
 @dataclass
 class TrainConfig:
     """Settings of one training run (defaults: the paper's recipe)."""
@@ -187,9 +193,7 @@ class TrainConfig:
         if self.cost_block > 1 and not self.gamma:
             raise MwtError("--cost-block shapes the FLOPs term, which this run does not have (gamma 0); "
                            "use --recipe cost or reuse, or --gamma", options=("cost_block",))
-        if isinstance(self.free_channels, bool) or not isinstance(self.free_channels, int) or self.free_channels < 0:
-            raise MwtError(f"the free channels must be a whole number >= 0, got {self.free_channels}",
-                           options=("free_channels",))
+        _check_count(self.free_channels, "the free channels", "free_channels")
         if self.free_channels and not self.gamma:
             raise MwtError("--free-channels shapes the FLOPs term, which this run does not have (gamma 0); "
                            "use --recipe cost or reuse, or --gamma", options=("free_channels",))
@@ -212,9 +216,7 @@ class TrainConfig:
         if self.gate_losses != "network" and not self.modular:
             raise MwtError("--gate-losses applies to gated runs; a standard model has no gates",
                            options=("gate_losses",))
-        if isinstance(self.settle_epochs, bool) or not isinstance(self.settle_epochs, int) or self.settle_epochs < 0:
-            raise MwtError(f"the settle epochs must be a whole number >= 0, got {self.settle_epochs}",
-                           options=("settle_epochs",))
+        _check_count(self.settle_epochs, "the settle epochs", "settle_epochs")
         if self.settle_epochs and not self.modular:
             raise MwtError("--settle-epochs trains under the gates; a standard model has none",
                            options=("settle_epochs",))
