@@ -33,7 +33,8 @@ from mwt.core.atomic import write_atomic, write_bytes_atomic
 from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode
 from mwt.data import Split, load_split
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_align, check_pad_limit, check_threshold
+from mwt.defaults import (DEFAULT_ALIGN, DEFAULT_ROUNDING, DEFAULT_THRESHOLD, ROUNDINGS, check_align, check_pad_limit,
+                          check_rounding, check_threshold)
 from mwt.progress import progress
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
 from runtime.composed import ComposedClassifier
@@ -67,9 +68,9 @@ def module_accuracy(runner: ComposedClassifier, test: Split, classes: list[int])
 
 def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_seconds: float,
                      timed: int | None, align: int = DEFAULT_ALIGN, pad_limit: float | None = None,
-                     threshold: float = DEFAULT_THRESHOLD) -> dict[str, object]:
+                     threshold: float = DEFAULT_THRESHOLD, rounding: str = DEFAULT_ROUNDING) -> dict[str, object]:
     """Every figure of one checkpoint's reuse matrix (see the module docstring); the modules keep
-    the kernels `threshold`, `align` and `pad_limit` select, as `mwt-export` would."""
+    the kernels `threshold`, `align`, `pad_limit` and `rounding` select, as `mwt-export` would."""
     ckpt = load_checkpoint(path)
     ckpt.require_modularization(path)
     test = load_split(ckpt.source, "test", None, False, classes=ckpt.classes)
@@ -81,10 +82,12 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
     out: dict[str, object] = {"checkpoint": str(path), "recipe": ckpt.training.get("config", {}).get("recipe"),
                               "test_acc": ckpt.training.get("test_acc")}
     for group, tasks in subtasks.items():
-        scores = score_subtasks(ckpt, tasks, test, threshold=threshold, align=align, pad_limit=pad_limit)
+        scores = score_subtasks(ckpt, tasks, test, threshold=threshold, align=align, pad_limit=pad_limit,
+                                rounding=rounding)
         rows = []
         for n, (task, score) in enumerate(progress(list(zip(tasks, scores)), total=len(tasks), desc=f"{path.name} {group}")):
-            selection = compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit)
+            selection = compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,
+                                        rounding=rounding)
             module, _ = compiler.compile(selection, GateMode.folded)
             runner = ComposedClassifier([module_from_model(module)], settings=settings)
             names = [ckpt.classes[c] for c in task]
@@ -182,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pad-limit", type=float, default=None,
                    help="round a layer up to --align only if that adds at most this fraction to the module's "
                    "FLOPs (default: every layer)")
+    p.add_argument("--rounding", default=DEFAULT_ROUNDING,
+                   help=f"how each layer meets --align: {', '.join(ROUNDINGS)} (default {DEFAULT_ROUNDING}; "
+                   "see mwt-export --help)")
     args = p.parse_args(argv)
     names = args.names.split(",") if args.names else [c.stem for c in args.checkpoints]
     if len(names) != len(args.checkpoints):
@@ -192,14 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         check_threshold(args.threshold)
         if args.pad_limit is not None:
             check_pad_limit(args.pad_limit)
+        check_rounding(args.rounding)
         start = time.perf_counter()
         results = {n: bench_checkpoint(c, triples=args.triples, seed=args.seed, threads=args.threads,
                                        min_seconds=args.min_seconds, timed=args.timed, align=args.align,
-                                       pad_limit=args.pad_limit, threshold=args.threshold)
+                                       pad_limit=args.pad_limit, threshold=args.threshold, rounding=args.rounding)
                    for n, c in zip(names, args.checkpoints)}
         summaries = {n: summarize(r) for n, r in results.items()}
         report = {"machine": machine(), "threads": args.threads, "batch": BATCH, "align": args.align,
-                  "threshold": args.threshold, "pad_limit": args.pad_limit, "seconds": time.perf_counter() - start,
+                  "threshold": args.threshold, "pad_limit": args.pad_limit,
+                  "rounding": args.rounding, "seconds": time.perf_counter() - start,
                   "results": results, "summary": summaries}
         args.out.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(args.out / "reuse.json", json.dumps(report, indent=1).encode())
@@ -209,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     limit = "" if args.pad_limit is None else f", pad limit {args.pad_limit}"
+    limit += "" if args.rounding == DEFAULT_ROUNDING else f", rounded {args.rounding}"
     print(f"machine: {report['machine']}, onnxruntime {args.threads} threads, batch {BATCH}, threshold {args.threshold}, "
           f"align {args.align}{limit}")
     for n, s in summaries.items():

@@ -39,7 +39,7 @@ from exporter.torch_export import export_with_gates
 from mwt.checkpoint import Checkpoint, file_sha256, load_checkpoint
 from mwt.core.metadata import LOGITS, GateMode, InputSpec, ModuleMetadata
 from mwt.cost import CostModel, Streams, cost_model
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_ROUNDING, DEFAULT_THRESHOLD
 from mwt.models import gated_layers
 from mwt.modularize import folded_gate_values, folding_error
 from mwt.selection import ModuleSelection, modularization_of
@@ -93,11 +93,12 @@ class ModuleCompiler:
         return self.cost.streams if self.cost is not None else ()
 
     def select(self, classes: str | Sequence[int | str], *, threshold: float = DEFAULT_THRESHOLD,
-               align: int = DEFAULT_ALIGN, pad_limit: float | None = None) -> ModuleSelection:
+               align: int = DEFAULT_ALIGN, pad_limit: float | None = None,
+               rounding: str = DEFAULT_ROUNDING) -> ModuleSelection:
         """The module of `classes` (names or indices, as the CLI takes them); see ModuleSelection.of.
         A network without gates is selected whole."""
         return ModuleSelection.of(self.ckpt, classes, threshold=threshold, align=align, cost=self.cost,
-                                  whole=True, path=self.path, pad_limit=pad_limit)
+                                  whole=True, path=self.path, pad_limit=pad_limit, rounding=rounding)
 
     @cached_property
     def _full_logits(self) -> onnx.ModelProto:
@@ -206,6 +207,7 @@ class ModuleCompiler:
             threshold=selection.threshold if per_module else None,  # type: ignore[union-attr]
             gates=gates,
             align=selection.align if per_module else None,  # type: ignore[union-attr]
+            rounding=selection.rounding if per_module else None,  # type: ignore[union-attr]
             krr=selection.krr if selection else None,
             layers=selection.layers if selection else (),
             folding_error=folding,

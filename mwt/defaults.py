@@ -14,6 +14,11 @@ DEFAULT_THRESHOLD = 0.9
 # work in channel blocks of 8 (AVX2) or 16 (AVX-512), and odd widths fall out of them.
 DEFAULT_ALIGN = 8
 MAX_ALIGN = 1024
+# How a stream's kept kernel count meets the alignment: "up" adds the next most frequent kernels
+# (nothing is lost), "down" drops the weakest kept ones (smaller, at some accuracy), "nearest"
+# takes whichever of the two moves fewer kernels.
+ROUNDINGS = ("up", "nearest", "down")
+DEFAULT_ROUNDING = "up"
 
 
 def check_threshold(threshold: float) -> float:
@@ -35,6 +40,13 @@ def check_pad_limit(pad_limit: float) -> float:
     if isinstance(pad_limit, bool) or not isinstance(pad_limit, Real) or not (math.isfinite(pad_limit) and pad_limit >= 0):
         raise MwtError(f"the pad limit must be a finite number >= 0, got {pad_limit}", options=("pad_limit",))
     return float(pad_limit)
+
+
+def check_rounding(rounding: str) -> str:
+    """A rounding must be one of ROUNDINGS."""
+    if rounding not in ROUNDINGS:
+        raise MwtError(f"the rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}", options=("rounding",))
+    return rounding
 
 
 def check_align(align: int) -> int:

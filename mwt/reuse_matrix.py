@@ -24,7 +24,7 @@ from torch import nn
 from mwt.checkpoint import Checkpoint
 from mwt.cost import cost_model
 from mwt.data import AnySplit, Split, batches_in_order
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_ROUNDING, DEFAULT_THRESHOLD
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.progress import progress
 from mwt.selection import ModuleSelection
@@ -102,10 +102,11 @@ def _correct(model: nn.Module, data: Split, classes: list[int]) -> int:
 
 def score_subtasks(
     ckpt: Checkpoint, subtasks: Iterable[Sequence[int]], test_data: AnySplit, *, threshold: float = DEFAULT_THRESHOLD,
-    align: int = DEFAULT_ALIGN, pad_limit: float | None = None, show_progress: bool = False,
+    align: int = DEFAULT_ALIGN, pad_limit: float | None = None, rounding: str = DEFAULT_ROUNDING,
+    show_progress: bool = False,
 ) -> list[SubtaskScore]:
     """Score each sub-task's modules on its classes' test images (see the module docstring);
-    `align` and `pad_limit` select their kernels as `ModuleSelection.of` does."""
+    `align`, `pad_limit` and `rounding` select their kernels as `ModuleSelection.of` does."""
     mod = ckpt.require_modularization()
     model = ckpt.build().eval()
     cost = cost_model(model, ckpt.spec.input_shape)
@@ -115,7 +116,7 @@ def score_subtasks(
     scores = []
     for classes in progress(subtasks, total=len(subtasks), desc="sub-tasks", enable=show_progress):
         kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, cost=cost,
-                                  pad_limit=pad_limit).kept
+                                  pad_limit=pad_limit, rounding=rounding).kept
         data = test_data.where(classes).materialize()
         n = max(len(data), 1)
         rows = torch.isin(test_data.labels, torch.tensor(classes))

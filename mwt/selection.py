@@ -19,7 +19,8 @@ import numpy as np
 from mwt.cost import CostModel, Streams, as_mask, union_of
 from mwt.core.metadata import LayerKeep
 from mwt.data import resolve_classes
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, check_align, check_pad_limit, check_threshold
+from mwt.defaults import (DEFAULT_ALIGN, DEFAULT_ROUNDING, DEFAULT_THRESHOLD, check_align, check_pad_limit, check_rounding,
+                          check_threshold)
 
 if TYPE_CHECKING:
     import torch
@@ -75,14 +76,15 @@ def pooled_statistic(mod: Modularization, statistic: str, layer: str, classes: S
 
 def module_kernels(mod: Modularization, classes: Sequence[int], threshold: float = DEFAULT_THRESHOLD,
                    align: int = 1, cost: CostModel | None = None,
-                   pad_limit: float | None = None) -> dict[str, np.ndarray]:
+                   pad_limit: float | None = None, rounding: str = DEFAULT_ROUNDING) -> dict[str, np.ndarray]:
     """The kernels the module of `classes` keeps: {gated layer: (C,) bool} (see `aligned_kernels`)."""
-    return aligned_kernels(mod, classes, threshold, align, cost, pad_limit)[0]
+    return aligned_kernels(mod, classes, threshold, align, cost, pad_limit, rounding)[0]
 
 
 def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: float = DEFAULT_THRESHOLD,
                     align: int = 1, cost: CostModel | None = None,
-                    pad_limit: float | None = None) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+                    pad_limit: float | None = None,
+                    rounding: str = DEFAULT_ROUNDING) -> tuple[dict[str, np.ndarray], frozenset[str]]:
     """The kernels the module of `classes` keeps, {gated layer: (C,) bool}, and the gated layers
     whose stream was left at its exact width although it is at least `align` wide.
 
@@ -101,6 +103,12 @@ def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: floa
     over N kernels (a quarter-width VGG16 on Fashion-MNIST, all 45 pairs: leaving its 32-kernel
     layer exact where 11 of them became 16 took the mean from 13.42% to 12.01% of the plain
     model's FLOPs and the median batch-32 speedup from 4.16x to 3.83x; docs/results.md, stop 37).
+
+    `rounding` "down" meets the alignment the other way: a stream drops its `width % N` weakest
+    kept kernels, those with the lowest mean gate over these classes' samples (what the folded
+    module scales them by; zero where a sample closes them), so the module is smaller and still
+    on the blocked kernels, with no data at hand; "nearest" drops where that moves fewer kernels
+    than adding would (ties add). The pad limit applies to the streams rounded up.
     """
     retained = retained_kernels(mod, classes, threshold)
     if align == 1:
@@ -123,16 +131,23 @@ def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: floa
     for members in groups:
         keep = union_of(members, retained)
         width = int(keep.sum())
+        extra = width % align
         short = (-width) % align
         if short and width >= align:
-            frequency = sum(pooled_statistic(mod, "frequency", layer, classes) for layer in members).numpy()
-            order = np.argsort(-frequency, kind="stable")
-            padded = keep.copy()
-            padded[order[~keep[order]][:short]] = True
-            if too_costly(members, padded):
-                unaligned.update(members)
+            if rounding == "down" or (rounding == "nearest" and extra < short):
+                strength = sum(pooled_statistic(mod, "gate_mean", layer, classes) for layer in members).numpy()
+                order = np.argsort(strength, kind="stable")
+                keep = keep.copy()
+                keep[order[keep[order]][:extra]] = False
             else:
-                keep = padded
+                frequency = sum(pooled_statistic(mod, "frequency", layer, classes) for layer in members).numpy()
+                order = np.argsort(-frequency, kind="stable")
+                padded = keep.copy()
+                padded[order[~keep[order]][:short]] = True
+                if too_costly(members, padded):
+                    unaligned.update(members)
+                else:
+                    keep = padded
         for layer in members:
             out[layer] = keep.copy()
     return out, frozenset(unaligned)
@@ -160,17 +175,19 @@ class ModuleSelection:
     align: int = DEFAULT_ALIGN  # each stream's kept kernel count rounded up to a multiple of this
     kept: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
     unaligned: frozenset[str] = frozenset()  # gated layers whose stream the pad limit left at its exact width
+    rounding: str = DEFAULT_ROUNDING  # how each stream met the alignment ("up", "nearest", "down")
 
     @classmethod
     def of(cls, ckpt: Checkpoint, classes: str | Sequence[int | str], *, threshold: float = DEFAULT_THRESHOLD,
            align: int = DEFAULT_ALIGN, cost: CostModel | None = None, whole: bool = False,
-           path: str | Path | None = None, pad_limit: float | None = None) -> ModuleSelection:
+           path: str | Path | None = None, pad_limit: float | None = None,
+           rounding: str = DEFAULT_ROUNDING) -> ModuleSelection:
         """The module of `classes` (names, case-insensitive, or indices; a comma-separated string
         as the CLI takes them) of `ckpt`.
 
         Raises MwtError for an empty list, an unknown or repeated class, a threshold outside
-        (0, 1], an alignment outside 1..1024, a negative or non-finite pad limit and a checkpoint
-        never modularized (naming `path`). `cost` is the network's cost model (its streams and
+        (0, 1], an alignment outside 1..1024, a negative or non-finite pad limit, an unknown
+        rounding and a checkpoint never modularized (naming `path`). `cost` is the network's cost model (its streams and
         costs), probed here when an alignment needs it and none is given. With `whole`, a network
         without gates is its own module (the exporter's case); without, it is an error: modules
         come from a modular checkpoint.
@@ -180,6 +197,7 @@ class ModuleSelection:
         check_align(align)
         if pad_limit is not None:
             check_pad_limit(pad_limit)
+        check_rounding(rounding)
         kept: dict[str, np.ndarray] = {}
         unaligned: frozenset[str] = frozenset()
         if ckpt.spec.modular or not whole:
@@ -188,11 +206,11 @@ class ModuleSelection:
                 from mwt.cost import cost_model
 
                 cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
-            kept, unaligned = aligned_kernels(mod, indices, threshold, align, cost, pad_limit)
+            kept, unaligned = aligned_kernels(mod, indices, threshold, align, cost, pad_limit, rounding)
             for mask in kept.values():
                 mask.setflags(write=False)
         return cls(indices, tuple(ckpt.classes[c] for c in indices), threshold, align, MappingProxyType(kept),
-                   unaligned)
+                   unaligned, rounding)
 
     @property
     def gated(self) -> bool:

@@ -108,6 +108,31 @@ def test_bad_pad_limit_is_refused_in_one_line_and_writes_nothing(tmp_path, check
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["export", "eval"])
+def test_unknown_rounding_is_refused_in_one_line_and_writes_nothing(tmp_path, checkpoint_file, capsys, command):
+    out = tmp_path / "m.onnx"
+    extra = ["--classes", "bag,coat", "-o", str(out)] if command == "export" else ["--all-pairs"]
+    code, _, err = run(capsys, command, str(checkpoint_file), *extra, "--rounding", "sideways")
+    one_line_error(code, err, "Invalid value for '--rounding'")
+    assert not out.exists()
+
+
+def test_export_rounded_down_keeps_whole_blocks_and_says_so(tmp_path, checkpoint_file, capsys):
+    layers = {}
+    for rounding in ("up", "down"):
+        out = tmp_path / f"{rounding}.onnx"
+        code, _, err = run(capsys, "export", str(checkpoint_file), "--classes", "bag,coat", "--align", "4",
+                           "--rounding", rounding, "-o", str(out))
+        assert code == 0, err
+        meta = ModuleMetadata.read(onnx.load(str(out)))
+        assert meta.rounding == rounding
+        layers[rounding] = meta.layers
+    for up, down in zip(layers["up"], layers["down"]):
+        assert down.retained % 4 == 0 or down.retained < 4
+        assert down.retained <= up.retained
+    assert sum(k.retained for k in layers["down"]) < sum(k.retained for k in layers["up"])
+
+
 def test_export_with_a_pad_limit_of_zero_keeps_every_layer_at_its_retained_width(tmp_path, checkpoint_file, capsys):
     # A limit of 0 rounds no layer up: the file keeps what `--align 1` keeps.
     widths = {}

@@ -19,6 +19,7 @@ from mwt.checkpoint import save_checkpoint
 from mwt.models import build_model
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 from mwt.registry import MODELS
+from mwt.selection import pooled_statistic
 from mwt.core.metadata import GateMode, ModuleMetadata
 from tests.conftest import compiler_for, needs_fashion_mnist, random_checkpoint
 from tests.digests import module_digests
@@ -121,6 +122,48 @@ def test_a_pad_limit_leaves_costly_streams_exact_in_the_selection_and_the_file(a
     np.testing.assert_allclose(run_onnx(module, X), simulate(compiler.ckpt, report.retained, classes, X, frozen),
                                atol=1e-4, rtol=0)
     assert report.module.flops < compiler.compile(rounded, gates)[1].module.flops
+
+
+def _stream_of(compiler, layer) -> tuple[str, ...]:
+    return next((tuple(m) for m in compiler.cost.streams if layer in m), (layer,))
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
+def test_rounding_down_drops_each_streams_weakest_kernels_to_a_whole_block(arch):
+    compiler = compiler_for(arch)
+    classes = (1, 7)
+    mod = compiler.ckpt.modularization
+    exact = compiler.select(classes, align=1)
+    down = compiler.select(classes, align=ALIGN, rounding="down")
+    nearest = compiler.select(classes, align=ALIGN, rounding="nearest")
+    up = compiler.select(classes, align=ALIGN)
+    trimmed = 0
+    for layer, kept in down.kept.items():
+        was = np.logical_or.reduce([exact.kept[m] for m in _stream_of(compiler, layer)])  # a stream keeps its union
+        width = int(was.sum())
+        assert not (kept & ~was).any()  # only kernels the classes' modules keep
+        if width < ALIGN:
+            np.testing.assert_array_equal(kept, was)
+            continue
+        assert int(kept.sum()) == width - width % ALIGN
+        dropped = was & ~kept
+        trimmed += int(dropped.any())
+        if dropped.any():  # the weakest: no kept kernel has a lower mean gate than a dropped one
+            strength = sum(pooled_statistic(mod, "gate_mean", m, classes) for m in _stream_of(compiler, layer)).numpy()
+            assert strength[dropped].max() <= strength[kept].min()
+        # nearest: down where that moves fewer kernels than up, else up (ties go up)
+        expected = kept if width % ALIGN < ALIGN - width % ALIGN else up.kept[layer]
+        np.testing.assert_array_equal(nearest.kept[layer], expected)
+    assert trimmed  # the tiny network keeps odd widths: the rule had work to do
+    assert not down.unaligned and down.rounding == "down"
+    module, report = compiler.compile(down, GateMode.folded)
+    assert all(w % ALIGN == 0 or w < ALIGN for w in _conv_widths(module).values())
+    kept_t = {k: torch.from_numpy(v) for k, v in report.retained.items()}
+    frozen = folded_gate_values(mod, list(classes), kept_t)
+    np.testing.assert_allclose(run_onnx(module, X), simulate(compiler.ckpt, report.retained, classes, X, frozen),
+                               atol=1e-4, rtol=0)
+    assert ModuleMetadata.read(module).rounding == "down"
+    assert report.module.flops < compiler.compile(exact, GateMode.folded)[1].module.flops
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))

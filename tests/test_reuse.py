@@ -107,15 +107,18 @@ def test_reuse_training_trains_the_routed_rows_and_records_their_loss():
     assert 0 < history[-1]["decisiveness"] <= 1
 
 
-@pytest.mark.parametrize(("align", "pad_limit", "threshold"), [(8, None, 0.9), (4, 0.0, 0.9), (8, None, 0.98)])
-def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir, align, pad_limit, threshold):
+@pytest.mark.parametrize(("align", "pad_limit", "threshold", "rounding"),
+                         [(8, None, 0.9, "up"), (4, 0.0, 0.9, "up"), (8, None, 0.98, "up"), (4, None, 0.9, "down")])
+def test_gate_free_score_is_the_exported_module_file_on_the_same_images(tiny_fashion_dir, align, pad_limit, threshold,
+                                                                        rounding):
     # The reuse matrix's data-free gate-free figure is what the folded module file answers, with
-    # every stream rounded up or (a pad limit of 0) none, at the default or a stricter threshold.
+    # every stream rounded up, (a pad limit of 0) none, or down, at the default or a stricter threshold.
     ckpt = random_checkpoint("vgg11", width=0.125, seed=4, retain=0.5)
     test = load_split("fashion-mnist", "test", tiny_fashion_dir)
-    (score,) = score_subtasks(ckpt, [(7, 8)], test, threshold=threshold, align=align, pad_limit=pad_limit)
+    (score,) = score_subtasks(ckpt, [(7, 8)], test, threshold=threshold, align=align, pad_limit=pad_limit,
+                              rounding=rounding)
     compiler = ModuleCompiler(ckpt)
-    selection = compiler.select([7, 8], threshold=threshold, align=align, pad_limit=pad_limit)
+    selection = compiler.select([7, 8], threshold=threshold, align=align, pad_limit=pad_limit, rounding=rounding)
     assert bool(selection.unaligned) == (pad_limit is not None)
     if threshold != 0.9:  # a stricter threshold keeps fewer kernels, and the score is priced on them
         default = compiler.select([7, 8], align=align, pad_limit=pad_limit)

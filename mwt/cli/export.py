@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mwt.cli.entrypoint import exit_process, run_app
-from mwt.cli.options import Align, Classes, DataDir, PadLimit, Threshold, choices
+from mwt.cli.options import ROUNDING_DEFAULT, Align, Classes, DataDir, PadLimit, Rounding, Threshold, choices
 from mwt.core.metadata import GateMode, Precision
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 
@@ -34,6 +34,7 @@ def export(
         "(a data-free gate-free module, as it was trained), else dynamic.", show_default=False)] = None,
     align: Align = DEFAULT_ALIGN,
     pad_limit: PadLimit = None,
+    rounding: Rounding = ROUNDING_DEFAULT,
     force_folded: Annotated[bool, typer.Option(
         "--force-folded", help="Fold gates even where constant gates cannot represent the classes.")] = False,
     precision: Annotated[ExportPrecision, typer.Option(  # type: ignore[valid-type]
@@ -70,7 +71,7 @@ def export(
     # the cost model, probed once for the selection's alignment and the compiler
     cost = cost_model(ckpt.build(), ckpt.spec.input_shape) if ckpt.spec.modular else None
     selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, cost=cost, whole=True,
-                                   path=checkpoint, pad_limit=pad_limit)
+                                   path=checkpoint, pad_limit=pad_limit, rounding=str(rounding.value))
     # the default name comes from the checkpoint's class names: made safe, it stays in this folder
     target = out or Path(safe_stem(list(selection.names)) + ".onnx")
     check_writable(target)  # before the (slow) torch export

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from mwt.core.errors import MwtError
-from mwt.defaults import check_align, check_pad_limit, check_threshold
+from mwt.defaults import DEFAULT_ROUNDING, ROUNDINGS, check_align, check_pad_limit, check_threshold
 
 
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
@@ -83,5 +83,11 @@ PadLimit = Annotated[Optional[float], typer.Option(
     help="Round a layer up to --align only if that adds at most this fraction to the module's FLOPs; a "
     "costlier one keeps its exact width, smaller but off onnxruntime's blocked kernels (e.g. 0.05; "
     "default: round every layer up).", callback=rule(check_pad_limit), show_default=False)]
+RoundingChoice = choices(ROUNDINGS)
+Rounding = Annotated[RoundingChoice, typer.Option(  # type: ignore[valid-type]
+    help="How each layer meets --align: up adds its next most frequent kernels (nothing lost); down drops "
+    "its weakest kept kernels, those with the lowest mean gate (smaller and faster, at some accuracy: "
+    "check it with mwt eval --all-pairs); nearest moves whichever is fewer.")]
+ROUNDING_DEFAULT = RoundingChoice(DEFAULT_ROUNDING)
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Classes = Annotated[str, typer.Option(help="Classes by name or index, in output order: 'sneaker,bag'.")]

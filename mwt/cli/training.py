@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mwt.cli.options import Align, Classes, DataDir, Download, PadLimit, Quiet, Threshold, choices, number
+from mwt.cli.options import (ROUNDING_DEFAULT, Align, Classes, DataDir, Download, PadLimit, Quiet, Rounding, Threshold,
+                             choices, number)
 from mwt.core.atomic import check_writable
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 from mwt.core.errors import MwtError, MwtWarning
@@ -276,6 +277,7 @@ def evaluate(
     threshold: Threshold = DEFAULT_THRESHOLD,
     align: Align = DEFAULT_ALIGN,
     pad_limit: PadLimit = None,
+    rounding: Rounding = ROUNDING_DEFAULT,
     data_dir: DataDir = None,
     download: Download = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -312,7 +314,7 @@ def evaluate(
     k = len(ckpt.classes)
     groups = {"pairs": every_pair(k) if all_pairs else [], "triples": random_subtasks(k, 3, triples, seed)}
     scores = {name: score_subtasks(ckpt, subtasks, test_data, threshold=threshold, align=align, pad_limit=pad_limit,
-                                   show_progress=not quiet and not as_json)
+                                   rounding=str(rounding.value), show_progress=not quiet and not as_json)
               for name, subtasks in groups.items() if subtasks}
     if as_json:
         print(json.dumps({name: {"subtasks": [s.to_dict() for s in found],

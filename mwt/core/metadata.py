@@ -18,6 +18,7 @@ import onnx
 from mwt import __version__
 from mwt.core.errors import MwtError
 from mwt.core.names import check_class_names
+from mwt.defaults import ROUNDINGS
 
 FORMAT = "mwt-module/1"
 INPUT = "input"  # the image batch, (N, C, H, W) float32 in [0, 1]
@@ -117,6 +118,7 @@ class ModuleMetadata:
     threshold: float | None = None
     gates: GateMode | None = None  # None: a gate-free network (a plain model, or a fine-tuned module)
     align: int | None = None
+    rounding: str | None = None  # how each layer met the alignment: "up", "nearest" or "down" (mwt.selection)
     krr: float | None = None
     layers: tuple[LayerKeep, ...] = ()
     precision: Precision = Precision.fp32
@@ -153,6 +155,7 @@ class ModuleMetadata:
             "mwt.threshold": None if self.threshold is None else repr(self.threshold),
             "mwt.gates": None if self.gates is None else self.gates.value,
             "mwt.align": None if self.align is None else str(self.align),
+            "mwt.rounding": self.rounding,
             "mwt.krr": None if self.krr is None else f"{self.krr:.6f}",
             "mwt.layers": json.dumps([[k.name, k.retained, k.total] for k in self.layers]) if self.layers else None,
             "mwt.folding_error": None if self.folding_error is None else f"{self.folding_error:.6f}",
@@ -191,6 +194,7 @@ class ModuleMetadata:
                 threshold=optional("mwt.threshold", float),
                 gates=optional("mwt.gates", GateMode),
                 align=optional("mwt.align", int),
+                rounding=optional("mwt.rounding", _rounding),
                 krr=optional("mwt.krr", float),
                 layers=tuple(LayerKeep(str(n), int(r), int(t)) for n, r, t in json.loads(props.get("mwt.layers", "[]"))),
                 precision=Precision(props.get("mwt.precision", "fp32")),
@@ -220,6 +224,12 @@ class ModuleMetadata:
 
 
 ORIGINS = ("data-free", "fine-tuned")
+
+
+def _rounding(text: str) -> str:
+    if text not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {text[:40]!r}")
+    return text
 
 
 def _origin(text: str) -> str:
