@@ -7,6 +7,7 @@ import math
 from numbers import Integral, Real
 
 from mwt.core.errors import MwtError
+from mwt.core.metadata import ROUNDINGS
 
 # A kernel joins a class's module when its frequency >= this (MwT's default).
 DEFAULT_THRESHOLD = 0.9
@@ -14,10 +15,8 @@ DEFAULT_THRESHOLD = 0.9
 # work in channel blocks of 8 (AVX2) or 16 (AVX-512), and odd widths fall out of them.
 DEFAULT_ALIGN = 8
 MAX_ALIGN = 1024
-# How a stream's kept kernel count meets the alignment: "up" adds the next most frequent kernels
-# (nothing is lost), "down" drops the weakest kept ones (smaller, at some accuracy), "nearest"
-# takes whichever of the two moves fewer kernels.
-ROUNDINGS = ("up", "nearest", "down")
+# How a stream's kept kernel count meets the alignment (mwt.core.metadata.ROUNDINGS): by default
+# up, adding the next most frequent kernels, so nothing the classes use is lost.
 DEFAULT_ROUNDING = "up"
 
 

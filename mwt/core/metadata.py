@@ -18,7 +18,6 @@ import onnx
 from mwt import __version__
 from mwt.core.errors import MwtError
 from mwt.core.names import check_class_names
-from mwt.defaults import ROUNDINGS
 
 FORMAT = "mwt-module/1"
 INPUT = "input"  # the image batch, (N, C, H, W) float32 in [0, 1]
@@ -224,6 +223,9 @@ class ModuleMetadata:
 
 
 ORIGINS = ("data-free", "fine-tuned")
+# How a module's streams met the alignment (mwt.selection.aligned_kernels): "up" adds the next most
+# frequent kernels, "down" drops the weakest kept ones, "nearest" moves whichever is fewer.
+ROUNDINGS = ("up", "nearest", "down")
 
 
 def _rounding(text: str) -> str:
