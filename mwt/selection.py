@@ -172,7 +172,7 @@ class ModuleSelection:
     indices: tuple[int, ...]  # into the checkpoint's classes
     names: tuple[str, ...]
     threshold: float = DEFAULT_THRESHOLD
-    align: int = DEFAULT_ALIGN  # each stream's kept kernel count rounded up to a multiple of this
+    align: int = DEFAULT_ALIGN  # each stream's kept kernel count rounded to a multiple of this (see `rounding`)
     kept: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
     unaligned: frozenset[str] = frozenset()  # gated layers whose stream the pad limit left at its exact width
     rounding: str = DEFAULT_ROUNDING  # how each stream met the alignment ("up", "nearest", "down")

@@ -81,13 +81,18 @@ def _conv_widths(module: onnx.ModelProto) -> dict[str, int]:
 ALIGN = 4  # the tiny test networks keep a few kernels per layer: rounding to 4 has work to do
 
 
+def _stream_of(compiler, layer) -> tuple[str, ...]:
+    """The gated layers sharing `layer`'s channel stream (itself alone outside a residual stream)."""
+    return next((tuple(m) for m in compiler.cost.streams if layer in m), (layer,))
+
+
 def _added_fraction(compiler, classes, layer) -> float:
     """What rounding `layer`'s stream up (as the alignment alone does) adds to the unrounded module's MACs."""
     exact = compiler.select(classes, align=1).kept
     rounded = compiler.select(classes, align=ALIGN).kept
     base = compiler.cost.kept_macs(exact, len(classes))
-    stream = next((m for m in compiler.cost.streams if layer in m), (layer,))
-    return (compiler.cost.kept_macs({**exact, **{m: rounded[m] for m in stream}}, len(classes)) - base) / base
+    return (compiler.cost.kept_macs({**exact, **{m: rounded[m] for m in _stream_of(compiler, layer)}}, len(classes))
+            - base) / base
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])
@@ -122,10 +127,6 @@ def test_a_pad_limit_leaves_costly_streams_exact_in_the_selection_and_the_file(a
     np.testing.assert_allclose(run_onnx(module, X), simulate(compiler.ckpt, report.retained, classes, X, frozen),
                                atol=1e-4, rtol=0)
     assert report.module.flops < compiler.compile(rounded, gates)[1].module.flops
-
-
-def _stream_of(compiler, layer) -> tuple[str, ...]:
-    return next((tuple(m) for m in compiler.cost.streams if layer in m), (layer,))
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "resnet18"])

@@ -77,7 +77,8 @@ Threshold = Annotated[float, typer.Option(
     help="A kernel joins a class's module when its frequency >= this.", callback=rule(check_threshold))]
 Align = Annotated[int, typer.Option(
     help="Round each layer's kept kernel count up to a multiple of N with its next most active kernels "
-    "(odd widths run slowly in onnxruntime's CPU kernels); 1 keeps the exact retained set.",
+    "(odd widths run slowly in onnxruntime's CPU kernels; --rounding can round down instead); 1 keeps the "
+    "exact retained set.",
     callback=rule(check_align))]
 PadLimit = Annotated[Optional[float], typer.Option(
     help="Round a layer up to --align only if that adds at most this fraction to the module's FLOPs; a "
