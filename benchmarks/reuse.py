@@ -36,7 +36,7 @@ from mwt.data import Split, load_split
 from mwt.defaults import (DEFAULT_ALIGN, DEFAULT_ROUNDING, DEFAULT_THRESHOLD, ROUNDINGS, check_align, check_pad_limit,
                           check_rounding, check_threshold)
 from mwt.progress import progress
-from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
+from mwt.reuse_matrix import all_pairs, random_subtasks, score_selections
 from runtime.composed import ComposedClassifier
 from runtime.latency import compare_latency, side_by_side_settings
 from runtime.module_file import module_from_model
@@ -82,12 +82,13 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
     out: dict[str, object] = {"checkpoint": str(path), "recipe": ckpt.training.get("config", {}).get("recipe"),
                               "test_acc": ckpt.training.get("test_acc")}
     for group, tasks in subtasks.items():
-        scores = score_subtasks(ckpt, tasks, test, threshold=threshold, align=align, pad_limit=pad_limit,
-                                rounding=rounding)
+        # Selected once: the same kernels are scored in PyTorch and compiled into the timed file.
+        selections = [compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,
+                                      rounding=rounding) for task in tasks]
+        scores = score_selections(ckpt, selections, test)
         rows = []
-        for n, (task, score) in enumerate(progress(list(zip(tasks, scores)), total=len(tasks), desc=f"{path.name} {group}")):
-            selection = compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,
-                                        rounding=rounding)
+        for n, (task, selection, score) in enumerate(progress(list(zip(tasks, selections, scores)), total=len(tasks),
+                                                              desc=f"{path.name} {group}")):
             module, _ = compiler.compile(selection, GateMode.folded)
             runner = ComposedClassifier([module_from_model(module)], settings=settings)
             names = [ckpt.classes[c] for c in task]

@@ -107,16 +107,24 @@ def score_subtasks(
 ) -> list[SubtaskScore]:
     """Score each sub-task's modules on its classes' test images (see the module docstring);
     `align`, `pad_limit` and `rounding` select their kernels as `ModuleSelection.of` does."""
+    cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
+    selections = [ModuleSelection.of(ckpt, list(classes), threshold=threshold, align=align, cost=cost,
+                                     pad_limit=pad_limit, rounding=rounding) for classes in subtasks]
+    return score_selections(ckpt, selections, test_data, show_progress=show_progress)
+
+
+def score_selections(ckpt: Checkpoint, selections: Sequence[ModuleSelection], test_data: AnySplit, *,
+                     show_progress: bool = False) -> list[SubtaskScore]:
+    """Score modules already selected from `ckpt` (e.g. those a benchmark also compiles, so each
+    module's kernels are worked out once) on their classes' test images."""
     mod = ckpt.require_modularization()
     model = ckpt.build().eval()
     cost = cost_model(model, ckpt.spec.input_shape)
-    subtasks = [list(s) for s in subtasks]
     # The full model answers the same for every sub-task: one pass over the test images serves all.
     full_logits = _logits(model, test_data)
     scores = []
-    for classes in progress(subtasks, total=len(subtasks), desc="sub-tasks", enable=show_progress):
-        kept = ModuleSelection.of(ckpt, classes, threshold=threshold, align=align, cost=cost,
-                                  pad_limit=pad_limit, rounding=rounding).kept
+    for selection in progress(selections, total=len(selections), desc="sub-tasks", enable=show_progress):
+        classes, kept = list(selection.indices), selection.kept
         data = test_data.where(classes).materialize()
         n = max(len(data), 1)
         rows = torch.isin(test_data.labels, torch.tensor(classes))
