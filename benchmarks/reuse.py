@@ -85,7 +85,7 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
         # Selected once: the same kernels are scored in PyTorch and compiled into the timed file.
         selections = [compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,
                                       rounding=rounding) for task in tasks]
-        scores = score_selections(ckpt, selections, test)
+        scores = score_selections(ckpt, selections, test, cost=compiler.cost)
         rows = []
         for n, (task, selection, score) in enumerate(progress(list(zip(tasks, selections, scores)), total=len(tasks),
                                                               desc=f"{path.name} {group}")):

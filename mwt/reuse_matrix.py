@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mwt.checkpoint import Checkpoint
-from mwt.cost import cost_model
+from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, Split, batches_in_order
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_ROUNDING, DEFAULT_THRESHOLD
 from mwt.modularize import folded_gate_values, frozen_gates, retain_only
@@ -110,16 +110,18 @@ def score_subtasks(
     cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
     selections = [ModuleSelection.of(ckpt, list(classes), threshold=threshold, align=align, cost=cost,
                                      pad_limit=pad_limit, rounding=rounding) for classes in subtasks]
-    return score_selections(ckpt, selections, test_data, show_progress=show_progress)
+    return score_selections(ckpt, selections, test_data, cost=cost, show_progress=show_progress)
 
 
 def score_selections(ckpt: Checkpoint, selections: Sequence[ModuleSelection], test_data: AnySplit, *,
-                     show_progress: bool = False) -> list[SubtaskScore]:
+                     cost: CostModel | None = None, show_progress: bool = False) -> list[SubtaskScore]:
     """Score modules already selected from `ckpt` (e.g. those a benchmark also compiles, so each
-    module's kernels are worked out once) on their classes' test images."""
+    module's kernels are worked out once) on their classes' test images; `cost` is the network's
+    cost model where the caller probed it already (else probed here)."""
     mod = ckpt.require_modularization()
     model = ckpt.build().eval()
-    cost = cost_model(model, ckpt.spec.input_shape)
+    if cost is None:
+        cost = cost_model(model, ckpt.spec.input_shape)
     # The full model answers the same for every sub-task: one pass over the test images serves all.
     full_logits = _logits(model, test_data)
     scores = []
