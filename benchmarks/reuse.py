@@ -39,6 +39,7 @@ from mwt.progress import progress
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_selections
 from runtime.composed import ComposedClassifier
 from runtime.latency import compare_latency, side_by_side_settings
+from runtime.session import Parallelism
 from runtime.module_file import module_from_model
 
 BATCH = 32
@@ -68,7 +69,8 @@ def module_accuracy(runner: ComposedClassifier, test: Split, classes: list[int])
 
 def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_seconds: float,
                      timed: int | None, align: int = DEFAULT_ALIGN, pad_limit: float | None = None,
-                     threshold: float = DEFAULT_THRESHOLD, rounding: str = DEFAULT_ROUNDING) -> dict[str, object]:
+                     threshold: float = DEFAULT_THRESHOLD, rounding: str = DEFAULT_ROUNDING,
+                     parallelism: Parallelism = Parallelism.ops) -> dict[str, object]:
     """Every figure of one checkpoint's reuse matrix (see the module docstring); the modules keep
     the kernels `threshold`, `align`, `pad_limit` and `rounding` select, as `mwt-export` would."""
     ckpt = load_checkpoint(path)
@@ -77,7 +79,7 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
     k = len(ckpt.classes)
     subtasks = {"pairs": all_pairs(k), "triples": random_subtasks(k, 3, triples, seed)}
     compiler = ModuleCompiler.from_file(path)
-    settings = side_by_side_settings(threads, ("CPUExecutionProvider",))
+    settings = side_by_side_settings(threads, ("CPUExecutionProvider",), parallelism)
     plain = ComposedClassifier([module_from_model(compiler.plain_model)], settings=settings)
     out: dict[str, object] = {"checkpoint": str(path), "recipe": ckpt.training.get("config", {}).get("recipe"),
                               "test_acc": ckpt.training.get("test_acc")}
@@ -177,10 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--triples", type=int, default=20, help="seeded random triples (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="onnxruntime threads")
+    p.add_argument("--parallelism", default=Parallelism.ops.value, choices=[m.value for m in Parallelism],
+                   help="ops: one session splits each op across the threads (default); batch: one one-thread "
+                   "session per thread, each on a slice of the batch (both the plain model and the modules)")
     p.add_argument("--min-seconds", type=float, default=1.0, help="timing per sub-task")
     p.add_argument("--timed", type=int, default=None, help="time only the first N sub-tasks of each group")
     p.add_argument("--align", type=int, default=DEFAULT_ALIGN,
-                   help=f"channel alignment of the modules (default {DEFAULT_ALIGN}, AVX2's block; 16 for AVX-512)")
+                   help=f"channel alignment of the modules (default {DEFAULT_ALIGN}, AVX2's block; 16, AVX-512's, "
+                   "ran slower on an AVX-512 Xeon: narrow layers stay off the block either way)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"a kernel joins a class's module when its frequency >= this (default {DEFAULT_THRESHOLD})")
     p.add_argument("--pad-limit", type=float, default=None,
@@ -203,10 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         results = {n: bench_checkpoint(c, triples=args.triples, seed=args.seed, threads=args.threads,
                                        min_seconds=args.min_seconds, timed=args.timed, align=args.align,
-                                       pad_limit=args.pad_limit, threshold=args.threshold, rounding=args.rounding)
+                                       pad_limit=args.pad_limit, threshold=args.threshold, rounding=args.rounding,
+                                       parallelism=Parallelism(args.parallelism))
                    for n, c in zip(names, args.checkpoints)}
         summaries = {n: summarize(r) for n, r in results.items()}
-        report = {"machine": machine(), "threads": args.threads, "batch": BATCH, "align": args.align,
+        report = {"machine": machine(), "threads": args.threads, "parallelism": args.parallelism, "batch": BATCH,
+                  "align": args.align,
                   "threshold": args.threshold, "pad_limit": args.pad_limit,
                   "rounding": args.rounding, "seconds": time.perf_counter() - start,
                   "results": results, "summary": summaries}
@@ -219,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     limit = "" if args.pad_limit is None else f", pad limit {args.pad_limit}"
     limit += "" if args.rounding == DEFAULT_ROUNDING else f", rounded {args.rounding}"
-    print(f"machine: {report['machine']}, onnxruntime {args.threads} threads, batch {BATCH}, threshold {args.threshold}, "
-          f"align {args.align}{limit}")
+    print(f"machine: {report['machine']}, onnxruntime {args.threads} threads ({args.parallelism} parallelism), "
+          f"batch {BATCH}, threshold {args.threshold}, align {args.align}{limit}")
     for n, s in summaries.items():
         print(table(n, s))
     print(f"wrote {args.out / 'reuse.json'} and {args.out / 'reuse.png'}")

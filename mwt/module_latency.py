@@ -31,7 +31,7 @@ from runtime.composed import ComposedClassifier, Composition
 from runtime.latency import compare_latency, side_by_side_settings
 from mwt.core.metadata import GateMode, Precision
 from runtime.module_file import ModuleFile, module_from_model
-from runtime.session import providers_for
+from runtime.session import Parallelism, providers_for
 
 BASELINE = "plain full"
 
@@ -53,12 +53,14 @@ class LatencyResult:
     classes: list[str]
     threads: int
     provider: str
+    parallelism: str = Parallelism.ops.value
     rows: list[Row] = field(default_factory=list)
     accuracy: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
 
     def table(self) -> str:
-        lines = [f"classes: {', '.join(self.classes)}   onnxruntime {self.provider}, {self.threads} threads; "
+        lines = [f"classes: {', '.join(self.classes)}   onnxruntime {self.provider}, {self.threads} threads "
+                 f"({self.parallelism} parallelism); "
                  f"speedup over the {BASELINE} model (no gates)",
                  f"{'config':<24} {'batch':>5} {'median ms':>10} {'p90 ms':>8} {'MFLOPs':>8} {'speedup':>8} "
                  f"{'FLOPs ratio':>11} {'of limit':>8}"]
@@ -128,7 +130,7 @@ def latency_benchmark(
     checkpoint: Path, class_spec: str, *, batches: tuple[int, ...] = (1, 32, 256), threads: int = 2,
     align: int = DEFAULT_ALIGN, min_seconds: float = 2.0, data_dir: Path | None = None,
     accuracy_samples: int | None = None, compiler: ModuleCompiler | None = None, provider: str = "cpu",
-    extra: dict[str, ModuleFile] | None = None,
+    extra: dict[str, ModuleFile] | None = None, parallelism: Parallelism = Parallelism.ops,
 ) -> LatencyResult:
     """Measure every configuration at every batch size; see the module docstring. `extra` adds
     module files of the same classes (say, a fine-tuned module) as rows of their own."""
@@ -141,7 +143,7 @@ def latency_benchmark(
         check_extra(name, module, names, compiler.ckpt.spec.input_shape)
     configs = build_configs(compiler, union, _images(compiler, names, "train", data_dir))
     configs.update({name: [module] for name, module in (extra or {}).items()})
-    settings = side_by_side_settings(threads, providers_for(provider))
+    settings = side_by_side_settings(threads, providers_for(provider), Parallelism(parallelism))
     runners = {
         name: ComposedClassifier(modules, settings=settings,
                                  mode=Composition.sessions if name == "composed sessions" else Composition.merged)
@@ -149,7 +151,7 @@ def latency_benchmark(
     }
     flops = {name: sum(m.flops for m in mods) for name, mods in configs.items()}
     used = next(iter(runners.values())).providers[0].removesuffix("ExecutionProvider")
-    result = LatencyResult(classes=names, threads=threads, provider=used)
+    result = LatencyResult(classes=names, threads=threads, provider=used, parallelism=Parallelism(parallelism).value)
     result.sizes = {name: sum(m.model.ByteSize() for m in mods) for name, mods in configs.items()}
     rows = compare_latency({name: r.logits for name, r in runners.items()}, compiler.ckpt.spec.input_shape, batches,
                            BASELINE, min_seconds=min_seconds)

@@ -18,6 +18,7 @@ from runtime.merge import merge_modules
 from mwt.core.metadata import LOGITS
 from runtime.module_file import ModuleFile, logits_mismatch, read_module
 from runtime.session import SessionSettings, make_session
+from runtime.sliced import SlicedSession
 
 
 class Composition(str, Enum):
@@ -125,7 +126,7 @@ class ComposedClassifier:
         return cls([read_module(p) for p in paths], **kwargs)  # type: ignore[arg-type]
 
     @property
-    def sessions(self) -> tuple[ort.InferenceSession, ...]:
+    def sessions(self) -> tuple[ort.InferenceSession | SlicedSession, ...]:
         """The onnxruntime sessions it runs: one for a merged composition, else one per module
         (for inspecting their providers and options; run them through `logits`)."""
         return tuple(self._sessions)
@@ -195,5 +196,9 @@ class ComposedClassifier:
         return Prediction(logits, softmax(logits), logits.argmax(axis=1), list(self.classes))
 
     def close(self) -> None:
+        """Stop its threads (the parallel sessions' pool, the batch slices' workers)."""
         if self._pool is not None:
             self._pool.shutdown()
+        for session in self._sessions:
+            if isinstance(session, SlicedSession):
+                session.close()

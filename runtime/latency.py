@@ -9,13 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.session import SessionSettings
+from runtime.session import Parallelism, SessionSettings
 
 
-def side_by_side_settings(threads: int, providers: tuple[str, ...]) -> SessionSettings:
+def side_by_side_settings(threads: int, providers: tuple[str, ...],
+                          parallelism: Parallelism = Parallelism.ops) -> SessionSettings:
     """Session settings for candidates timed in turn in one process: threads that do not spin,
     or each session's idle threads take the cores from the next one timed."""
-    return SessionSettings(intra_op_threads=threads, providers=providers, spin_wait=False)
+    return SessionSettings(intra_op_threads=threads, providers=providers, spin_wait=False, parallelism=parallelism)
 
 
 @dataclass(frozen=True)

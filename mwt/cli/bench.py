@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from mwt.cli.options import Align, Classes, DataDir, number, numbers
+from mwt.cli.options import Align, Classes, DataDir, ParallelismOption, number, numbers
 from mwt.defaults import DEFAULT_ALIGN
-from runtime.session import Provider
+from runtime.session import Parallelism, Provider
 
 app = typer.Typer(help="Measured benchmarks: latency of modules against the full model.", no_args_is_help=True)
 
@@ -21,6 +21,7 @@ def latency(
     batch: Annotated[list[int], typer.Option(help="Batch sizes (repeat the option).",
                                              callback=numbers(1, 65536))] = [1, 32, 256],  # noqa: B006
     threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.", min=0, max=1024)] = 2,
+    parallelism: ParallelismOption = Parallelism.ops,
     align: Align = DEFAULT_ALIGN,
     seconds: Annotated[float, typer.Option(help="Minimum measuring time per batch size.",
                                            callback=number(0, 3600, low_open=True))] = 2.0,
@@ -39,6 +40,7 @@ def latency(
     check_output_folder(out)
     extra = {path.name: read_module(path) for path in module}
     result = latency_benchmark(checkpoint, classes, batches=tuple(batch), threads=threads, align=align,
+                               parallelism=parallelism,
                                min_seconds=seconds, data_dir=data_dir, provider=provider.value, extra=extra)
     print(result.table())
     paths = save_result(result, out)

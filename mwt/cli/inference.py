@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from mwt.cli.options import choices, number
+from mwt.cli.options import ParallelismOption, choices, number
 from runtime.batching import BatchingConfig
 from runtime.composed import Composition
-from runtime.session import Provider
+from runtime.session import Parallelism, Provider
 
 app = typer.Typer()
 TritonInstance = choices(["cpu", "gpu"])
@@ -51,6 +51,7 @@ def predict(
     inputs: Annotated[list[Path], typer.Argument(help="Images (PNG, JPEG, ...), folders of them, or .npy batches.")],
     mode: Mode = Composition.merged,
     threads: Threads = 0,
+    parallelism: ParallelismOption = Parallelism.ops,
     provider: ProviderOption = Provider.auto,
     top: Annotated[int, typer.Option(help="Show this many most likely classes per image.", min=1)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -61,7 +62,7 @@ def predict(
     from mwt.core.names import printable
     from runtime.session import SessionSettings, providers_for
 
-    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider))
+    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider), parallelism=parallelism)
     clf = ComposedClassifier.from_files([model], mode=mode, settings=settings)
     batch, names = load_inputs(inputs, clf.input_spec)
     result = clf.predict(batch)
@@ -118,6 +119,7 @@ def serve(
     tls_key: Annotated[Optional[Path], typer.Option(help="PEM private key of --tls-cert.")] = None,
     mode: Mode = Composition.merged,
     threads: Threads = 0,
+    parallelism: ParallelismOption = Parallelism.ops,
     provider: ProviderOption = Provider.auto,
     allow_mixed_sources: Annotated[bool, typer.Option(
         "--allow-mixed-sources", help="Allow modules from different checkpoints (their logits are not on one scale).")] = False,
@@ -143,7 +145,8 @@ def serve(
     token = read_token(token_file) if token_file is not None else None
     # No spin-waiting: the event loop, the decoding threads and onnxruntime share the cores, and
     # spinning threads took them from the others (32 clients: 743 against 449 requests/s, measured).
-    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider), spin_wait=False)
+    settings = SessionSettings(intra_op_threads=threads, providers=providers_for(provider), spin_wait=False,
+                               parallelism=parallelism)
     parts = [read_module(p) for p in modules]
     config = ServerConfig(BatchingConfig(max_batch, max_wait_ms, queue_size, inline_max_ms),
                           int(max_body_mb * (1 << 20)),

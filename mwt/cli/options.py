@@ -18,6 +18,7 @@ import typer
 
 from mwt.core.errors import MwtError
 from mwt.defaults import DEFAULT_ROUNDING, ROUNDINGS, check_align, check_pad_limit, check_threshold
+from runtime.session import Parallelism
 
 
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False,
@@ -92,3 +93,7 @@ Rounding = Annotated[RoundingChoice, typer.Option(  # type: ignore[valid-type]
 ROUNDING_DEFAULT = RoundingChoice(DEFAULT_ROUNDING)
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Classes = Annotated[str, typer.Option(help="Classes by name or index, in output order: 'sneaker,bag'.")]
+ParallelismOption = Annotated[Parallelism, typer.Option(
+    help="How the CPU threads share the work: ops: onnxruntime splits each op across them; batch: each of "
+    "--threads one-thread sessions runs a slice of the batch, one hand-off per call instead of one per op "
+    "(faster for small modules on few cores; a GPU runs the whole batch in one session).")]
