@@ -93,9 +93,11 @@ def aligned_kernels(mod: Modularization, classes: Sequence[int], threshold: floa
     use most often (real kernels, not zero padding), and every writer of a residual stream (the
     network's `cost` model's streams; without one, every layer is its own stream) keeps the whole
     stream: those channels are computed anyway.
-    Narrower streams stay as they are: onnxruntime pads a narrow output to its block anyway, and
-    widening the input of the next conv only adds work (measured: 2.67x against 2.23x over the
-    plain model at batch 32 for a sneaker/bag module, docs/results.md).
+    Narrower streams stay as they are: rounding one up to a single block costs the most where
+    layers are narrow, at full resolution, and widening the input of the next conv only adds work
+    (measured: 2.67x against 2.23x over the plain model at batch 32 for a sneaker/bag module,
+    docs/results.md). Such a layer runs off onnxruntime's blocked (NCHWc) convs, which need a
+    multiple of the block in output channels.
 
     With `pad_limit` F (which needs the `cost` model), a stream is rounded up only if that adds
     at most F x the unrounded module's MACs; a costlier one keeps its exact width. Rounding pays
