@@ -141,10 +141,12 @@ def kserve_server(python: str, module: Path, name: str, threads: int, timeout: f
 
 
 @contextlib.contextmanager
-def mwt_server(module: Path, threads: int, max_batch: int, inline_max_ms: float) -> Iterator[Endpoint]:
+def mwt_server(module: Path, threads: int, max_batch: int, inline_max_ms: float,
+               parallelism: str = "ops") -> Iterator[Endpoint]:
     grpc_port = free_port()
     with local_server([module], "--grpc-port", str(grpc_port), "--threads", str(threads), "--max-batch",
-                      str(max_batch), "--queue-size", "1024", "--inline-max-ms", str(inline_max_ms)) as server:
+                      str(max_batch), "--queue-size", "1024", "--inline-max-ms", str(inline_max_ms),
+                      "--parallelism", parallelism) as server:
         models = json.loads(urllib.request.urlopen(server.url + "/v2/models").read())["models"]
         yield Endpoint("mwt", server.url.removeprefix("http://"), f"127.0.0.1:{grpc_port}", models[0],
                        server.process.pid)
@@ -370,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="spread each point's clients over this many processes (1: threads of one process, "
                    "sharing its GIL)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads, both servers")
+    p.add_argument("--parallelism", default="ops", choices=["ops", "batch"],
+                   help="mwt serve --parallelism: how mwt's threads share a batch (see mwt serve --help)")
     p.add_argument("--max-batch", type=int, default=BatchingConfig.max_batch,
                    help="mwt's dynamic batching (KServe's server has none; default: mwt serve's)")
     p.add_argument("--inline-max-ms", type=float, default=BatchingConfig.inline_max_ms,
@@ -390,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'server':<7} {'protocol':<12} {'clients':>7} {'req':>6} {'err':>4} {'req/s':>8} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'RSS MiB':>8}", flush=True)
     servers: list[Callable[[], contextlib.AbstractContextManager[Endpoint]]] = [
-        lambda: mwt_server(module, args.threads, args.max_batch, args.inline_max_ms)]
+        lambda: mwt_server(module, args.threads, args.max_batch, args.inline_max_ms, args.parallelism)]
     if args.kserve_python:
         from runtime.module_file import read_module
         from runtime.triton import model_name
@@ -422,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"p99 {mwt.p99_ms:.2f} vs {peer.p99_ms:.2f} ms")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve.json").write_text(json.dumps({"points": [asdict(pt) for pt in points], "vs_kserve": summary,
-                                                     "machine": {"cpus": os.cpu_count()}}, indent=2))
+                                                     "machine": {"cpus": os.cpu_count()}, "threads": args.threads,
+                                                     "parallelism": args.parallelism}, indent=2))
     return 1 if any(pt.errors for pt in points) else 0
 
 
