@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from runtime.batching import BatchingConfig
+from runtime.session import Parallelism
 from tests.children import ready_child
 from tests.local_server import free_port, local_server
 
@@ -142,7 +143,7 @@ def kserve_server(python: str, module: Path, name: str, threads: int, timeout: f
 
 @contextlib.contextmanager
 def mwt_server(module: Path, threads: int, max_batch: int, inline_max_ms: float,
-               parallelism: str = "ops") -> Iterator[Endpoint]:
+               parallelism: str = Parallelism.ops.value) -> Iterator[Endpoint]:
     grpc_port = free_port()
     with local_server([module], "--grpc-port", str(grpc_port), "--threads", str(threads), "--max-batch",
                       str(max_batch), "--queue-size", "1024", "--inline-max-ms", str(inline_max_ms),
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="spread each point's clients over this many processes (1: threads of one process, "
                    "sharing its GIL)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads, both servers")
-    p.add_argument("--parallelism", default="ops", choices=["ops", "batch"],
+    p.add_argument("--parallelism", default=Parallelism.ops.value, choices=[m.value for m in Parallelism],
                    help="mwt serve --parallelism: how mwt's threads share a batch (see mwt serve --help)")
     p.add_argument("--max-batch", type=int, default=BatchingConfig.max_batch,
                    help="mwt's dynamic batching (KServe's server has none; default: mwt serve's)")

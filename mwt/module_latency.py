@@ -143,7 +143,8 @@ def latency_benchmark(
         check_extra(name, module, names, compiler.ckpt.spec.input_shape)
     configs = build_configs(compiler, union, _images(compiler, names, "train", data_dir))
     configs.update({name: [module] for name, module in (extra or {}).items()})
-    settings = side_by_side_settings(threads, providers_for(provider), Parallelism(parallelism))
+    parallelism = Parallelism(parallelism)
+    settings = side_by_side_settings(threads, providers_for(provider), parallelism)
     runners = {
         name: ComposedClassifier(modules, settings=settings,
                                  mode=Composition.sessions if name == "composed sessions" else Composition.merged)
@@ -151,7 +152,7 @@ def latency_benchmark(
     }
     flops = {name: sum(m.flops for m in mods) for name, mods in configs.items()}
     used = next(iter(runners.values())).providers[0].removesuffix("ExecutionProvider")
-    result = LatencyResult(classes=names, threads=threads, provider=used, parallelism=Parallelism(parallelism).value)
+    result = LatencyResult(classes=names, threads=threads, provider=used, parallelism=parallelism.value)
     result.sizes = {name: sum(m.model.ByteSize() for m in mods) for name, mods in configs.items()}
     rows = compare_latency({name: r.logits for name, r in runners.items()}, compiler.ckpt.spec.input_shape, batches,
                            BASELINE, min_seconds=min_seconds)
