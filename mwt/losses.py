@@ -66,7 +66,7 @@ def modular_loss(
     logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float,
     gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
     pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None, block: int = 1, free: int = 0,
-    target: float = 0.0, coupling_weights: Sequence[float] | None = None,
+    target: float | torch.Tensor = 0.0, coupling_weights: Sequence[float] | None = None,
 ) -> LossParts:
     """cross-entropy + alpha * cohesion + beta * coupling + gamma * expected FLOPs fraction.
 
@@ -77,7 +77,8 @@ def modular_loss(
     what cohesion and coupling compare; by default the local batch. `block` > 1 counts each conv's
     channels in whole blocks, as a blocked runtime computes them, and `free` > 0 leaves each stream's
 first `free` channels uncounted (`CostModel.expected_fraction`). `target` > 0 makes the FLOPs
-    term a budget: each sample pays gamma * (fraction - target) above it and nothing below it.
+    term a budget: each sample pays gamma * (fraction - target) above it and nothing below it;
+    a (rows,) tensor gives each row its own target (mwt.class_budget).
     `coupling_weights` weigh each layer's coupling (`gate_similarity_losses`).
     """
     gates = [g.float() for g in gates]
@@ -91,7 +92,8 @@ first `free` channels uncounted (`CostModel.expected_fraction`). `target` > 0 ma
         flops = fraction.mean()
         if gamma:
             # A budget leaves the cross-entropy free to use every FLOP below the target.
-            total = total + gamma * (F.relu(fraction - target).mean() if target else flops)
+            budget = isinstance(target, torch.Tensor) or target > 0
+            total = total + gamma * (F.relu(fraction - target).mean() if budget else flops)
     return LossParts(total, ce, cohesion, coupling, flops)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mwt.class_budget import BudgetSettings, ClassBudget
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
@@ -83,6 +84,9 @@ class TrainConfig:
     cost_block: int = 1  # the FLOPs term counts conv channels in blocks of this many (mwt.cost.blocked_rate)
     free_channels: int = 0  # the FLOPs term leaves each layer's first N open channels uncounted (mwt.cost)
     flops_target: float = 0.0  # > 0: the FLOPs term is a budget, charged per sample only above this fraction
+    # > 0: each class's budget is flops_target * (its running cross-entropy / the mean) ** budget_by_loss,
+    # within 0.5-2x (mwt.class_budget), so hard classes may keep more kernels and easy ones fewer
+    budget_by_loss: float = 0.0
     coupling_by_cost: bool = False  # weigh each layer's coupling by what one of its kernels costs
     # What the gate losses (cohesion, coupling, FLOPs, decisiveness) train: "network", as in MwT (their
     # gradients reach every layer through each generator's input), or "generators" only (the network's
@@ -204,6 +208,12 @@ class TrainConfig:
         if self.flops_target and not self.gamma:
             raise MwtError("--flops-target shapes the FLOPs term, which this run does not have (gamma 0); "
                            "use --recipe cost or reuse, or --gamma", options=("flops_target",))
+        if not (_number(self.budget_by_loss) and 0 <= self.budget_by_loss <= 4):
+            raise MwtError(f"--budget-by-loss must be a number in [0, 4], got {self.budget_by_loss}",
+                           options=("budget_by_loss",))
+        if self.budget_by_loss and not self.flops_target:
+            raise MwtError("--budget-by-loss scales the FLOPs target per class; give one with --flops-target",
+                           options=("budget_by_loss",))
         if not isinstance(self.coupling_by_cost, bool):
             raise MwtError(f"coupling by cost is on or off, got {self.coupling_by_cost!r}",
                            options=("coupling_by_cost",))
@@ -288,13 +298,14 @@ class RunState:
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
     route: dict[str, Any] | None = None  # the reuse recipe's running sub-task statistics
+    budget: dict[str, Any] | None = None  # the running per-class losses of --budget-by-loss
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: object, epochs: int | None = None) -> RunState:
-        """The state, with every field but `route` checked (its loader checks that one); what
+        """The state, with every field but `route` and `budget` checked (their loaders check those); what
         needs the run itself (optimizer, scheduler, order) is checked by `check_against`."""
         if not isinstance(d, dict):
             raise MwtError("the checkpoint's resume state is not a dict")
@@ -469,6 +480,7 @@ class _Run:
     info: DatasetInfo
     data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
     route: SubtaskRoute | None = None  # the reuse recipe's static sub-task gates
+    budget: ClassBudget | None = None  # per-class FLOPs targets (TrainConfig.budget_by_loss)
     coupling_weights: list[float] | None = None  # per gated layer (TrainConfig.coupling_by_cost); None: equal
     teacher: nn.Module | None = None  # distilled from (mwt.distill)
     resumed: bool = False  # continues a resumable checkpoint's run (its state is restored)
@@ -674,6 +686,10 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
         if state.route is not None:
             run.route.load_state_dict(state.route)
+    if config.budget_by_loss and gate_names:
+        run.budget = ClassBudget(spec.num_classes, BudgetSettings(config.flops_target, config.budget_by_loss), device)
+        if state.budget is not None:
+            run.budget.load_state_dict(state.budget)
     return run, state
 
 
@@ -765,9 +781,13 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
                 loss_gates = [g[keep] for g in loss_gates]
             pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
+            target = run.budget.targets(y) if run.budget is not None else config.flops_target
             parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, gamma, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
-                                 target=config.flops_target, coupling_weights=run.coupling_weights)
+                                 target=target, coupling_weights=run.coupling_weights)
+            if run.budget is not None:
+                run.budget.update(nn.functional.cross_entropy(logits.detach().float(), y, reduction="none"), y,
+                                  run.dist.all_reduce_sum if dist.active else None)
             if plan is not None:
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask
@@ -825,6 +845,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     record["alpha"] = alpha
     record["beta"] = beta
     record["gamma"] = gamma
+    if run.budget is not None:  # how far the per-class targets have moved apart
+        scales = run.budget.scales()
+        record["budget_scale_min"], record["budget_scale_max"] = float(scales.min()), float(scales.max())
     record["epoch"] = epoch
     return record
 
@@ -866,6 +889,7 @@ def _save_resumable(run: _Run, state: RunState, path: Path, periodic: bool = Fal
     if run.dist.main:
         state.generator = run.generator.get_state()
         state.route = run.route.state_dict() if run.route is not None else None
+        state.budget = run.budget.state_dict() if run.budget is not None else None
         state.torch_rng = torch.get_rng_state()
         state.optimizer = run.optimizer.state_dict()
         state.scheduler = run.scheduler.state_dict()
