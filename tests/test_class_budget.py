@@ -8,7 +8,6 @@ import torch
 
 from mwt.checkpoint import load_checkpoint
 from mwt.class_budget import DECAY, BudgetSettings, ClassBudget
-from mwt.cli import main
 from mwt.core.errors import MwtError
 from mwt.cost import cost_model
 from mwt.losses import modular_loss
@@ -89,17 +88,3 @@ def test_a_budgeted_run_logs_its_spread_and_resumes_exactly(tmp_path):
                   show_progress=False)
     assert "budget_scale_min" not in plain.training["history"][0]
     assert not _equal(whole.state_dict, plain.state_dict)
-
-
-@pytest.mark.parametrize(("args", "message"), [
-    (["--recipe", "reuse", "--budget-by-loss", "1"], "--flops-target"),
-    (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "-1"], "--budget-by-loss"),
-    (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "5"], "--budget-by-loss"),
-    (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "nan"], "--budget-by-loss"),
-])
-def test_bad_budget_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
-    out = tmp_path / "m.pt"
-    code = main(["train", "--data-dir", str(tiny_fashion_dir), "--epochs", "1", "-o", str(out), "-q", *args])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
-    assert not out.exists()
