@@ -57,7 +57,8 @@ class ClassBudget:
     def update(self, per_row_loss: torch.Tensor, labels: torch.Tensor,
                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """Fold a batch's per-row cross-entropy into the running per-class losses; `reduce` (a
-        `Dist`'s all_reduce_sum under torchrun) sums the batch's class totals over processes first."""
+        `Dist`'s all_reduce_sum, the tensor itself when alone) sums the batch's class totals over
+        processes first."""
         with torch.no_grad():
             sums = torch.zeros(2, self.num_classes, dtype=torch.float64, device=self.loss.device)
             sums[0].index_add_(0, labels, per_row_loss.detach().double())

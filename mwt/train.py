@@ -787,7 +787,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                                  target=target, coupling_weights=run.coupling_weights)
             if run.budget is not None:
                 run.budget.update(nn.functional.cross_entropy(logits.detach().float(), y, reduction="none"), y,
-                                  run.dist.all_reduce_sum if dist.active else None)
+                                  dist.all_reduce_sum)
             if plan is not None:
                 parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
                 parts.total = parts.total + parts.subtask
