@@ -1,4 +1,5 @@
-"""Per-class FLOPs budgets that follow each class's difficulty (`mwt train --budget-by-loss`).
+"""Per-class FLOPs budgets and coupling weights that follow each class's difficulty
+(`mwt train --budget-by-loss`, `--coupling-by-loss`).
 
 With a FLOPs target, every sample may spend the same fraction of the network. Measured on the
 reuse recipe (docs/results.md, stops 28 and 45), that splits the kernels evenly: every class's
@@ -8,6 +9,11 @@ target is the run's target scaled by how hard the class is, as its running cross
 hard classes may keep more kernels, easy ones are held to fewer. Measured on R14's command (stop
 46): the modules came out as even as before, because coupling keeps every sample below the run's
 target and so the per-class targets leave nothing to spend; off by default.
+
+Coupling by loss acts where that measurement points: the coupling loss, which parts the classes'
+kernels and so sizes their modules, weighs each pair of samples of two classes by the geometric
+mean of the classes' factors, (loss / mean loss) ** -power within SCALE_RANGE, as a weighted mean
+(the same total pressure, moved off the hard classes and onto the easy ones).
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ DECAY = 0.99
 class BudgetSettings:
     target: float  # the run's FLOPs target (mwt.losses.modular_loss)
     power: float  # a class's target is target * (its loss / the mean loss) ** power, clipped to SCALE_RANGE
+    coupling_power: float = 0.0  # a class's coupling factor is (its loss / the mean loss) ** -coupling_power
 
 
 class ClassBudget:
-    """Running per-class cross-entropy and the per-sample FLOPs targets it gives."""
+    """Running per-class cross-entropy and the per-sample FLOPs targets and per-class coupling
+    factors it gives."""
 
     def __init__(self, num_classes: int, settings: BudgetSettings, device: torch.device) -> None:
         self.settings = settings
@@ -41,14 +49,22 @@ class ClassBudget:
         self.loss = torch.zeros(num_classes, dtype=torch.float64, device=device)
         self.seen = torch.zeros(num_classes, dtype=torch.bool, device=device)
 
-    def scales(self) -> torch.Tensor:
-        """Each class's factor on the run's target: (num_classes,) float64 (1 before any loss is seen)."""
+    def _relative(self, power: float) -> torch.Tensor:
+        """(each class's loss / the mean) ** power within SCALE_RANGE; 1 before any loss is seen."""
         if not bool(self.seen.any()):
             return torch.ones_like(self.loss)
         # a class not seen yet counts as average
         loss = torch.where(self.seen, self.loss, self.loss[self.seen].mean())
         relative = loss / loss.mean().clamp(min=1e-12)
-        return relative.clamp(min=1e-12).pow(self.settings.power).clamp(*SCALE_RANGE)
+        return relative.clamp(min=1e-12).pow(power).clamp(*SCALE_RANGE)
+
+    def scales(self) -> torch.Tensor:
+        """Each class's factor on the run's target: (num_classes,) float64 (1 before any loss is seen)."""
+        return self._relative(self.settings.power)
+
+    def coupling_factors(self) -> torch.Tensor:
+        """Each class's weight in the coupling loss: (num_classes,) float32, the hard classes lowest."""
+        return self._relative(-self.settings.coupling_power).float()
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """Each row's FLOPs target, by its label: (rows,) float32, below 1."""

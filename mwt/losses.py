@@ -30,7 +30,8 @@ class LossParts:
 
 
 def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
-                           coupling_weights: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           coupling_weights: Sequence[float] | None = None,
+                           class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(cohesion, coupling) averaged over layers.
 
     Per layer, with gate vectors L2-normalized and S their pairwise cosine similarities:
@@ -39,6 +40,8 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
     A layer with no such pairs contributes 0 to that term (never NaN). `coupling_weights` (one
     per layer, mean 1) weigh the layers' coupling, e.g. by what their kernels cost
     (`CostModel.kernel_costs`); by default every layer counts the same, as in MwT.
+    `class_weights` ((num_classes,), positive) make coupling a weighted mean over the pairs, a pair of
+    labels a and b weighing sqrt(w[a] * w[b]) (mwt.class_budget); by default every pair the same.
     """
     zero = labels.new_zeros((), dtype=torch.float32)
     if not gates:
@@ -49,6 +52,10 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
     diff_pairs = ~same
     n_same = same_pairs.sum()
     n_diff = diff_pairs.sum()
+    pair_weight = None
+    if class_weights is not None:
+        w = class_weights.to(gates[0].device, torch.float32)[labels]
+        pair_weight = (w[:, None] * w[None, :]).sqrt()[diff_pairs]
     cohesion = zero.to(gates[0].device)
     coupling = zero.to(gates[0].device)
     weights = [1.0] * len(gates) if coupling_weights is None else coupling_weights
@@ -58,7 +65,10 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
         if n_same > 0:
             cohesion = cohesion + (1.0 - sim[same_pairs].sum() / n_same)
         if n_diff > 0:
-            coupling = coupling + weight * sim[diff_pairs].sum() / n_diff
+            if pair_weight is None:
+                coupling = coupling + weight * sim[diff_pairs].sum() / n_diff
+            else:
+                coupling = coupling + weight * (pair_weight * sim[diff_pairs]).sum() / pair_weight.sum()
     return cohesion / len(gates), coupling / len(gates)
 
 
@@ -67,6 +77,7 @@ def modular_loss(
     gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
     pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None, block: int = 1, free: int = 0,
     target: float | torch.Tensor = 0.0, coupling_weights: Sequence[float] | None = None,
+    class_weights: torch.Tensor | None = None,
 ) -> LossParts:
     """cross-entropy + alpha * cohesion + beta * coupling + gamma * expected FLOPs fraction.
 
@@ -79,12 +90,14 @@ def modular_loss(
 first `free` channels uncounted (`CostModel.expected_fraction`). `target` > 0 makes the FLOPs
     term a budget: each sample pays gamma * (fraction - target) above it and nothing below it;
     a (rows,) tensor gives each row its own target (mwt.class_budget).
-    `coupling_weights` weigh each layer's coupling (`gate_similarity_losses`).
+    `coupling_weights` weigh each layer's coupling, `class_weights` each pair of classes'
+    (`gate_similarity_losses`).
     """
     gates = [g.float() for g in gates]
     ce = F.cross_entropy(logits, labels)
     pair_gates, pair_labels = pairs if pairs is not None else (gates, labels)
-    cohesion, coupling = gate_similarity_losses([g.float() for g in pair_gates], pair_labels, coupling_weights)
+    cohesion, coupling = gate_similarity_losses([g.float() for g in pair_gates], pair_labels, coupling_weights,
+                                                class_weights)
     total = ce + alpha * cohesion + beta * coupling
     flops = torch.ones((), device=logits.device)
     if cost is not None and gates:

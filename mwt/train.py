@@ -87,6 +87,9 @@ class TrainConfig:
     # > 0: each class's budget is flops_target * (its running cross-entropy / the mean) ** budget_by_loss,
     # within 0.5-2x (mwt.class_budget), so hard classes may keep more kernels and easy ones fewer
     budget_by_loss: float = 0.0
+    # > 0: each pair of classes weighs sqrt(f_a * f_b) in the coupling loss, f = (running cross-entropy /
+    # the mean) ** -coupling_by_loss within 0.5-2x, so hard classes are parted less (mwt.class_budget)
+    coupling_by_loss: float = 0.0
     coupling_by_cost: bool = False  # weigh each layer's coupling by what one of its kernels costs
     # What the gate losses (cohesion, coupling, FLOPs, decisiveness) train: "network", as in MwT (their
     # gradients reach every layer through each generator's input), or "generators" only (the network's
@@ -214,6 +217,12 @@ class TrainConfig:
         if self.budget_by_loss and not self.flops_target:
             raise MwtError("--budget-by-loss scales the FLOPs target per class; give one with --flops-target",
                            options=("budget_by_loss",))
+        if not (_number(self.coupling_by_loss) and 0 <= self.coupling_by_loss <= 4):
+            raise MwtError(f"--coupling-by-loss must be a number in [0, 4], got {self.coupling_by_loss}",
+                           options=("coupling_by_loss",))
+        if self.coupling_by_loss and not (self.modular and self.beta):
+            raise MwtError("--coupling-by-loss weighs the coupling loss, which this run does not have (beta 0)",
+                           options=("coupling_by_loss",))
         if not isinstance(self.coupling_by_cost, bool):
             raise MwtError(f"coupling by cost is on or off, got {self.coupling_by_cost!r}",
                            options=("coupling_by_cost",))
@@ -686,8 +695,9 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
         if state.route is not None:
             run.route.load_state_dict(state.route)
-    if config.budget_by_loss and gate_names:
-        run.budget = ClassBudget(spec.num_classes, BudgetSettings(config.flops_target, config.budget_by_loss), device)
+    if (config.budget_by_loss or config.coupling_by_loss) and gate_names:
+        settings = BudgetSettings(config.flops_target, config.budget_by_loss, config.coupling_by_loss)
+        run.budget = ClassBudget(spec.num_classes, settings, device)
         if state.budget is not None:
             run.budget.load_state_dict(state.budget)
     return run, state
@@ -781,10 +791,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
                 loss_gates = [g[keep] for g in loss_gates]
             pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
-            target = run.budget.targets(y) if run.budget is not None else config.flops_target
+            target = run.budget.targets(y) if run.budget is not None and config.budget_by_loss else config.flops_target
+            class_weights = run.budget.coupling_factors() if run.budget is not None and config.coupling_by_loss else None
             parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, gamma, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
-                                 target=target, coupling_weights=run.coupling_weights)
+                                 target=target, coupling_weights=run.coupling_weights, class_weights=class_weights)
             if run.budget is not None:
                 run.budget.update(nn.functional.cross_entropy(logits.detach().float(), y, reduction="none"), y,
                                   dist.all_reduce_sum)
@@ -845,9 +856,12 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     record["alpha"] = alpha
     record["beta"] = beta
     record["gamma"] = gamma
-    if run.budget is not None:  # how far the per-class targets have moved apart
+    if run.budget is not None and config.budget_by_loss:  # how far the per-class targets have moved apart
         scales = run.budget.scales()
         record["budget_scale_min"], record["budget_scale_max"] = float(scales.min()), float(scales.max())
+    if run.budget is not None and config.coupling_by_loss:  # and the per-class coupling weights
+        factors = run.budget.coupling_factors()
+        record["coupling_scale_min"], record["coupling_scale_max"] = float(factors.min()), float(factors.max())
     record["epoch"] = epoch
     return record
 

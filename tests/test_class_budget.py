@@ -1,5 +1,6 @@
-"""Per-class FLOPs budgets (`mwt train --budget-by-loss`): targets that follow each class's running
-cross-entropy, the per-row charge they make, and a run that keeps them across a resume."""
+"""Per-class FLOPs budgets and coupling weights (`mwt train --budget-by-loss`, `--coupling-by-loss`):
+targets and factors that follow each class's running cross-entropy, the per-row charge they make,
+and runs that keep them across a resume."""
 
 from __future__ import annotations
 
@@ -17,8 +18,23 @@ from tests.conftest import tiny_spec
 from tests.test_training import TINY, _data, _equal
 
 
-def _budget(power: float = 1.0, classes: int = 4) -> ClassBudget:
-    return ClassBudget(classes, BudgetSettings(target=0.2, power=power), torch.device("cpu"))
+def _budget(power: float = 1.0, classes: int = 4, coupling_power: float = 0.0) -> ClassBudget:
+    return ClassBudget(classes, BudgetSettings(target=0.2, power=power, coupling_power=coupling_power),
+                       torch.device("cpu"))
+
+
+def test_coupling_factors_fall_with_the_class_loss_within_the_range():
+    budget = _budget(coupling_power=1.0)
+    assert torch.equal(budget.coupling_factors(), torch.ones(4))  # no loss seen yet: every class the same
+    # class 0 twice the mean loss, class 1 the mean, class 2 a quarter of it; class 3 not seen (counts as average)
+    budget.update(torch.tensor([2.0, 1.0, 0.25]), torch.tensor([0, 1, 2]))
+    mean = (2.0 + 1.0 + 0.25 + 3.25 / 3) / 4
+    relative = torch.tensor([2.0, 1.0, 0.25, 3.25 / 3]) / mean
+    assert torch.allclose(budget.coupling_factors(), (1 / relative).clamp(0.5, 2.0))
+    assert float(budget.coupling_factors()[2]) == 2.0  # the easiest class is parted at most twice as hard
+    half = _budget(coupling_power=0.5)
+    half.update(torch.tensor([2.0, 1.0, 0.25]), torch.tensor([0, 1, 2]))
+    assert torch.allclose(half.coupling_factors(), relative.pow(-0.5).clamp(0.5, 2.0))
 
 
 def test_every_class_has_the_runs_target_until_a_loss_is_seen():
@@ -87,4 +103,21 @@ def test_a_budgeted_run_logs_its_spread_and_resumes_exactly(tmp_path):
     plain = train(TrainConfig.from_recipe("reuse", epochs=2, seed=1, flops_target=0.8, **TINY), data, data,
                   show_progress=False)
     assert "budget_scale_min" not in plain.training["history"][0]
+    assert not _equal(whole.state_dict, plain.state_dict)
+
+
+def test_a_run_with_coupling_by_loss_logs_its_factors_and_resumes_exactly(tmp_path):
+    data = _data()
+    config = TrainConfig.from_recipe("reuse", epochs=2, seed=1, coupling_by_loss=1.0, **TINY)
+    saved = tmp_path / "run.pt"
+    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
+    halfway = load_checkpoint(saved)
+    assert halfway.resume["budget"]["seen"].all()
+    resumed = train(config, data, data, show_progress=False, resume=halfway)
+    assert _equal(whole.state_dict, resumed.state_dict)
+    for record in whole.training["history"]:
+        assert 0.5 <= record["coupling_scale_min"] <= record["coupling_scale_max"] <= 2.0
+        assert record["coupling_scale_min"] < record["coupling_scale_max"]  # the classes' losses differ
+        assert "budget_scale_min" not in record  # the FLOPs targets stay the run's
+    plain = train(TrainConfig.from_recipe("reuse", epochs=2, seed=1, **TINY), data, data, show_progress=False)
     assert not _equal(whole.state_dict, plain.state_dict)

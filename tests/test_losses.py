@@ -46,6 +46,20 @@ def test_coupling_weights_weigh_each_layers_coupling_and_leave_cohesion_alone():
     assert torch.equal(gate_similarity_losses([layer1, layer2], labels, coupling_weights=[1.0, 1.0])[1], plain[1])
 
 
+def test_class_weights_make_coupling_a_weighted_mean_over_pairs_of_classes():
+    # a=(1,0), b=(1,1)/sqrt2, c=(0,1), one class each: cos(a,b)=R, cos(a,c)=0, cos(b,c)=R
+    gates = [torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])]
+    labels = torch.tensor([0, 1, 2])
+    # pair weights sqrt(w_a * w_b): (0,1) 2, (0,2) 1, (1,2) 2
+    coh, coup = gate_similarity_losses(gates, labels, class_weights=torch.tensor([1.0, 4.0, 1.0]))
+    assert coup.item() == pytest.approx((2 * R + 1 * 0 + 2 * R) / 5, abs=1e-6)
+    assert coh.item() == 0.0
+    plain = gate_similarity_losses(gates, labels)[1]
+    assert plain.item() == pytest.approx(2 * R / 3, abs=1e-6)
+    # equal weights, whatever their level, are the plain mean
+    assert gate_similarity_losses(gates, labels, class_weights=torch.full((3,), 0.5))[1].item() == pytest.approx(plain.item())
+
+
 @pytest.mark.parametrize("labels", [[0, 0, 0, 0], [0, 1, 2, 3], [5]])
 def test_degenerate_batches_never_nan(labels):
     gates = [torch.rand(len(labels), 6), torch.zeros(len(labels), 3)]

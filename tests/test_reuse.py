@@ -264,6 +264,11 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "-1"], "--budget-by-loss"),
     (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "5"], "--budget-by-loss"),
     (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "nan"], "--budget-by-loss"),
+    (["--recipe", "reuse", "--coupling-by-loss", "-1"], "--coupling-by-loss"),
+    (["--recipe", "reuse", "--coupling-by-loss", "5"], "--coupling-by-loss"),
+    (["--recipe", "reuse", "--coupling-by-loss", "nan"], "--coupling-by-loss"),
+    (["--recipe", "reuse", "--beta", "0", "--coupling-by-loss", "1"], "--coupling-by-loss"),
+    (["--standard", "--coupling-by-loss", "1"], "--coupling-by-loss"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"

@@ -106,6 +106,11 @@ def train(
         "cross-entropy / the mean over classes) to this power, within 0.5-2x, so the classes the network finds "
         "hard may keep more kernels and the easy ones fewer (0: every class the same target).",
         callback=number(0, 4))] = 0.0,
+    coupling_by_loss: Annotated[float, typer.Option(
+        help="Weigh each pair of classes in the coupling loss by its classes' running cross-entropy relative "
+        "to the mean, to minus this power (within 0.5-2x), so the classes the network finds hard are parted "
+        "less and keep larger modules, the easy ones are parted more (0: every pair the same, as in MwT).",
+        callback=number(0, 4))] = 0.0,
     coupling_by_cost: Annotated[bool, typer.Option(
         "--coupling-by-cost", help="Weigh each layer's coupling loss by what one of its kernels costs (the "
         "full-resolution first convs most), so classes part in the layers that make a module expensive "
@@ -177,7 +182,7 @@ def train(
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
                  free_channels=free_channels, flops_target=flops_target, budget_by_loss=budget_by_loss,
-                 coupling_by_cost=coupling_by_cost,
+                 coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
                  seed=seed, train_limit=limit, recipe=recipe.value,
