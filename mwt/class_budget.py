@@ -13,7 +13,10 @@ target and so the per-class targets leave nothing to spend; off by default.
 Coupling by loss acts where that measurement points: the coupling loss, which parts the classes'
 kernels and so sizes their modules, weighs each pair of samples of two classes by the geometric
 mean of the classes' factors, (loss / mean loss) ** -power within SCALE_RANGE, as a weighted mean
-(the same total pressure, moved off the hard classes and onto the easy ones).
+(the same total pressure, moved off the hard classes and onto the easy ones). Measured on R14's
+command (stop 47): the hard classes did not keep larger modules and lost the most accuracy (whole
+model 2.4-2.5 pp under the standard, against R14's 1.1); with power 0.5 the classes stopped parting
+at all. Off by default.
 """
 
 from __future__ import annotations

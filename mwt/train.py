@@ -221,7 +221,8 @@ class TrainConfig:
             raise MwtError(f"--coupling-by-loss must be a number in [0, 4], got {self.coupling_by_loss}",
                            options=("coupling_by_loss",))
         if self.coupling_by_loss and not (self.modular and self.beta):
-            raise MwtError("--coupling-by-loss weighs the coupling loss, which this run does not have (beta 0)",
+            raise MwtError("--coupling-by-loss weighs the coupling loss, which this run does not have "
+                           "(a standard model, or beta 0)",
                            options=("coupling_by_loss",))
         if not isinstance(self.coupling_by_cost, bool):
             raise MwtError(f"coupling by cost is on or off, got {self.coupling_by_cost!r}",
