@@ -584,8 +584,8 @@ def test_a_rank_pointed_at_a_foreign_port_stops_on_sigint(tmp_path, tiny_fashion
                    "--device", "cpu", "--out", str(tmp_path / "m.pt")]
         # The rank starts as a terminal's foreground command does, with SIGINT at its default: a suite
         # run in the background (`cmd &` in a script, as CI runs it) hands its children SIGINT ignored,
-        # and a process that inherits it ignored rightly keeps ignoring it (stop 47: this alone made
-        # the test fail in every fresh-clone CI run and pass when run by hand).
+        # and a process that inherits it ignored rightly keeps ignoring it (stop 47: a suite started so
+        # failed this test, and with SIGINT ignored in pytest's parent it failed alone too).
         start = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
                  "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); os.execv(sys.executable, sys.argv[1:])")
         proc = subprocess.Popen([sys.executable, "-c", start, *command],
