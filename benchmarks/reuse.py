@@ -70,7 +70,7 @@ def module_accuracy(runner: ComposedClassifier, test: Split, classes: list[int])
 def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_seconds: float,
                      timed: int | None, align: int = DEFAULT_ALIGN, pad_limit: float | None = None,
                      threshold: float = DEFAULT_THRESHOLD, rounding: str = DEFAULT_ROUNDING,
-                     parallelism: Parallelism = Parallelism.ops) -> dict[str, object]:
+                     parallelism: Parallelism = Parallelism.ops, calls_per_turn: int = 1) -> dict[str, object]:
     """Every figure of one checkpoint's reuse matrix (see the module docstring); the modules keep
     the kernels `threshold`, `align`, `pad_limit` and `rounding` select, as `mwt-export` would."""
     ckpt = load_checkpoint(path)
@@ -98,7 +98,8 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
             row = {**score.to_dict(), "gate_free_onnx_acc": onnx_acc, "speedup": None}
             if timed is None or n < timed:
                 timing = compare_latency({"plain": plain.logits, "module": runner.logits}, ckpt.spec.input_shape,
-                                         (BATCH,), "plain", min_seconds=min_seconds)
+                                         (BATCH,), "plain", min_seconds=min_seconds,
+                                         calls_per_turn=calls_per_turn)
                 row["speedup"] = next(r.speedup for r in timing if r.config == "module")
             row["classes"] = names
             rows.append(row)
@@ -183,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="ops: one session splits each op across the threads (default); batch: one one-thread "
                    "session per thread, each on a slice of the batch (both the plain model and the modules)")
     p.add_argument("--min-seconds", type=float, default=1.0, help="timing per sub-task")
+    p.add_argument("--calls-per-turn", type=int, default=1,
+                   help="calls of the plain model, then of the module, in a row, in alternating turns (default 1: "
+                   "call by call, each starting with the other's weights in the caches; more: each warm, as "
+                   "deployed)")
     p.add_argument("--timed", type=int, default=None, help="time only the first N sub-tasks of each group")
     p.add_argument("--align", type=int, default=DEFAULT_ALIGN,
                    help=f"channel alignment of the modules (default {DEFAULT_ALIGN}, AVX2's block; 16, AVX-512's, "
@@ -206,15 +211,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.pad_limit is not None:
             check_pad_limit(args.pad_limit)
         check_rounding(args.rounding)
+        if args.calls_per_turn < 1:
+            raise MwtError(f"--calls-per-turn must be at least 1, got {args.calls_per_turn}")
         start = time.perf_counter()
         results = {n: bench_checkpoint(c, triples=args.triples, seed=args.seed, threads=args.threads,
                                        min_seconds=args.min_seconds, timed=args.timed, align=args.align,
                                        pad_limit=args.pad_limit, threshold=args.threshold, rounding=args.rounding,
-                                       parallelism=Parallelism(args.parallelism))
+                                       parallelism=Parallelism(args.parallelism),
+                                       calls_per_turn=args.calls_per_turn)
                    for n, c in zip(names, args.checkpoints)}
         summaries = {n: summarize(r) for n, r in results.items()}
         report = {"machine": machine(), "threads": args.threads, "parallelism": args.parallelism, "batch": BATCH,
-                  "align": args.align,
+                  "calls_per_turn": args.calls_per_turn, "align": args.align,
                   "threshold": args.threshold, "pad_limit": args.pad_limit,
                   "rounding": args.rounding, "seconds": time.perf_counter() - start,
                   "results": results, "summary": summaries}
@@ -228,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = "" if args.pad_limit is None else f", pad limit {args.pad_limit}"
     limit += "" if args.rounding == DEFAULT_ROUNDING else f", rounded {args.rounding}"
     print(f"machine: {report['machine']}, onnxruntime {args.threads} threads ({args.parallelism} parallelism), "
-          f"batch {BATCH}, threshold {args.threshold}, align {args.align}{limit}")
+          f"batch {BATCH}, {args.calls_per_turn} calls per turn, threshold {args.threshold}, align {args.align}{limit}")
     for n, s in summaries.items():
         print(table(n, s))
     print(f"wrote {args.out / 'reuse.json'} and {args.out / 'reuse.png'}")

@@ -54,13 +54,14 @@ class LatencyResult:
     threads: int
     provider: str
     parallelism: str = Parallelism.ops.value
+    calls_per_turn: int = 1  # each configuration's calls in a row before the next one's (measure_side_by_side)
     rows: list[Row] = field(default_factory=list)
     accuracy: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
 
     def table(self) -> str:
         lines = [f"classes: {', '.join(self.classes)}   onnxruntime {self.provider}, {self.threads} threads "
-                 f"({self.parallelism} parallelism); "
+                 f"({self.parallelism} parallelism, {self.calls_per_turn} calls per turn); "
                  f"speedup over the {BASELINE} model (no gates)",
                  f"{'config':<24} {'batch':>5} {'median ms':>10} {'p90 ms':>8} {'MFLOPs':>8} {'speedup':>8} "
                  f"{'FLOPs ratio':>11} {'of limit':>8}"]
@@ -131,13 +132,14 @@ def latency_benchmark(
     align: int = DEFAULT_ALIGN, min_seconds: float = 2.0, data_dir: Path | None = None,
     accuracy_samples: int | None = None, compiler: ModuleCompiler | None = None, provider: str = "cpu",
     extra: dict[str, ModuleFile] | None = None, parallelism: Parallelism = Parallelism.ops,
+    calls_per_turn: int = 1,
 ) -> LatencyResult:
     """Measure every configuration at every batch size; see the module docstring. `extra` adds
     module files of the same classes (say, a fine-tuned module) as rows of their own."""
     compiler = compiler or ModuleCompiler.from_file(checkpoint)
     union = compiler.select(class_spec, align=align)
-    if threads < 0 or any(b < 1 for b in batches):
-        raise MwtError("threads must be >= 0 and batch sizes >= 1")
+    if threads < 0 or any(b < 1 for b in batches) or calls_per_turn < 1:
+        raise MwtError("threads must be >= 0, batch sizes and calls per turn >= 1")
     names = list(union.names)
     for name, module in (extra or {}).items():
         check_extra(name, module, names, compiler.ckpt.spec.input_shape)
@@ -152,10 +154,11 @@ def latency_benchmark(
     }
     flops = {name: sum(m.flops for m in mods) for name, mods in configs.items()}
     used = next(iter(runners.values())).providers[0].removesuffix("ExecutionProvider")
-    result = LatencyResult(classes=names, threads=threads, provider=used, parallelism=parallelism.value)
+    result = LatencyResult(classes=names, threads=threads, provider=used, parallelism=parallelism.value,
+                           calls_per_turn=calls_per_turn)
     result.sizes = {name: sum(m.model.ByteSize() for m in mods) for name, mods in configs.items()}
     rows = compare_latency({name: r.logits for name, r in runners.items()}, compiler.ckpt.spec.input_shape, batches,
-                           BASELINE, min_seconds=min_seconds)
+                           BASELINE, min_seconds=min_seconds, calls_per_turn=calls_per_turn)
     for r in rows:
         ratio = flops[BASELINE] / max(flops[r.config], 1)
         result.rows.append(Row(r.config, r.batch, r.median_ms, r.p90_ms, flops[r.config], r.speedup, ratio,

@@ -189,6 +189,8 @@ class TrainConfig:
                            f"use a multiple of {world}")
         if not 0 < self.lr < float("inf"):
             raise MwtError(f"learning rate must be a positive number, got {self.lr}")
+        if not 0 <= self.weight_decay < 1:
+            raise MwtError(f"weight decay must be a number in [0, 1), got {self.weight_decay}")
         for name in ("alpha", "beta", "gamma", "delta", "distill"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")

@@ -347,7 +347,7 @@ def test_bench_latency_cli(tmp_path, shared_checkpoint_file, tiny_fashion_dir, c
     assert main(["export", str(shared_checkpoint_file), "--classes", "sneaker,bag", "--align", "1", "-o", str(mine)]) == 0
     code = main(["bench", "latency", str(shared_checkpoint_file), "--classes", "sneaker,bag", "--batch", "2",
                  "--seconds", "0.01", "--out", str(out), "--module", str(mine), "--data-dir", str(tiny_fashion_dir),
-                 "--parallelism", "batch"])
+                 "--parallelism", "batch", "--calls-per-turn", "3"])
     assert code == 0, capsys.readouterr().err
     text = capsys.readouterr().out
     for config in ("plain full", "full modular", "union (align 8)", "union (align 1)", "composed merged",
@@ -365,6 +365,7 @@ def test_bench_latency_cli(tmp_path, shared_checkpoint_file, tiny_fashion_dir, c
     data = json.loads((out / "latency.json").read_text())
     assert {r["batch"] for r in data["rows"]} == {2} and all(r["median_ms"] > 0 for r in data["rows"])
     assert data["parallelism"] == "batch" and "batch parallelism" in text
+    assert data["calls_per_turn"] == 3 and "3 calls per turn" in text
     plain = next(r for r in data["rows"] if r["config"] == "plain full")
     assert plain["speedup"] == 1.0 and plain["flops_ratio"] == 1.0
     assert (out / "latency.png").stat().st_size > 1000

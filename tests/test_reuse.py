@@ -228,6 +228,9 @@ def test_reuse_benchmark_refuses_a_bad_alignment_in_one_line_and_writes_nothing(
     assert bench([str(shared_checkpoint_file), "--threshold", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "threshold must be a finite number" in err[0] and not out.exists()
+    assert bench([str(shared_checkpoint_file), "--calls-per-turn", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--calls-per-turn must be at least 1" in err[0] and not out.exists()
 
 
 def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):
@@ -269,6 +272,9 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--recipe", "reuse", "--coupling-by-loss", "nan"], "--coupling-by-loss"),
     (["--recipe", "reuse", "--beta", "0", "--coupling-by-loss", "1"], "--coupling-by-loss"),
     (["--standard", "--coupling-by-loss", "1"], "--coupling-by-loss"),
+    (["--weight-decay", "-1e-4"], "--weight-decay"),
+    (["--weight-decay", "1"], "--weight-decay"),
+    (["--weight-decay", "nan"], "--weight-decay"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"

@@ -73,6 +73,19 @@ def _allow_spinning(session) -> str:
         return "1"
 
 
+@pytest.mark.parametrize("calls_per_turn", [1, 3])
+def test_side_by_side_timing_takes_turns_of_the_calls_asked(calls_per_turn):
+    from runtime.latency import measure_side_by_side
+
+    order: list[str] = []
+    timings = measure_side_by_side({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=0,
+                                   min_runs=6, min_seconds=0, calls_per_turn=calls_per_turn)
+    assert "".join(order) == ("a" * calls_per_turn + "b" * calls_per_turn) * (6 // calls_per_turn)
+    assert timings["a"].runs == timings["b"].runs == 6
+    with pytest.raises(ValueError, match="calls per turn"):
+        measure_side_by_side({"a": lambda: None}, calls_per_turn=0)
+
+
 def test_merged_file_outputs_and_metadata(modules):
     clf = ComposedClassifier.from_files([modules["sneaker"], modules["bag"]])
     model = clf.merged_model()

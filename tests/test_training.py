@@ -53,6 +53,20 @@ def test_two_epochs_equal_one_epoch_then_resume(tmp_path, recipe):
     assert [h["epoch"] for h in resumed.training["history"]] == [1, 2]
 
 
+def test_the_weight_decay_reaches_the_optimizer_and_a_resume_keeps_it(tmp_path):
+    data = _data(64)
+    saved = tmp_path / "run.pt"
+    config = TrainConfig(epochs=2, seed=3, weight_decay=0.02, **TINY)
+    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
+    halfway = load_checkpoint(saved)
+    assert {g["weight_decay"] for g in halfway.resume["optimizer"]["param_groups"]} == {0.02}
+    assert _equal(whole.state_dict, train(config, data, data, show_progress=False, resume=halfway).state_dict)
+    # The decay is felt: the same run without it ends with other, larger weights.
+    plain = train(replace(config, weight_decay=0.0), data, data, show_progress=False).state_dict
+    norm = lambda sd: sum(float(v.float().norm()) for k, v in sd.items() if k.endswith("weight"))  # noqa: E731
+    assert norm(plain) > norm(whole.state_dict)
+
+
 def test_sigterm_saves_a_resumable_checkpoint_and_resume_completes_it(tmp_path, tiny_fashion_dir):
     args = ["train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625", "--epochs", "5",
             "--batch-size", "16", "--seed", "2"]

@@ -25,6 +25,10 @@ def latency(
     align: Align = DEFAULT_ALIGN,
     seconds: Annotated[float, typer.Option(help="Minimum measuring time per batch size.",
                                            callback=number(0, 3600, low_open=True))] = 2.0,
+    calls_per_turn: Annotated[int, typer.Option(
+        help="Calls of each configuration in a row before the next one's. 1 alternates call by call, so "
+        "each call starts with the others' weights in the caches; more time each as it runs deployed, warm "
+        "(a small module gains most).", min=1, max=10000)] = 1,
     out: Annotated[Path, typer.Option(help="Folder for latency.json and latency.png.")] = Path("results/latency"),
     provider: Annotated[Provider, typer.Option(help="onnxruntime execution provider (auto: the best there is).")
                         ] = Provider.cpu,
@@ -40,7 +44,7 @@ def latency(
     check_output_folder(out)
     extra = {path.name: read_module(path) for path in module}
     result = latency_benchmark(checkpoint, classes, batches=tuple(batch), threads=threads, align=align,
-                               parallelism=parallelism,
+                               parallelism=parallelism, calls_per_turn=calls_per_turn,
                                min_seconds=seconds, data_dir=data_dir, provider=provider.value, extra=extra)
     print(result.table())
     paths = save_result(result, out)

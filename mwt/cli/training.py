@@ -72,6 +72,10 @@ def train(
                                             min=1, max=1 << 16)] = 128,
     lr: Annotated[float, typer.Option(help="Initial SGD learning rate (cosine schedule).",
                                       callback=number(0, 100, low_open=True))] = 0.05,
+    weight_decay: Annotated[float, typer.Option(
+        help="SGD weight decay (L2), applied to every parameter as in MwT's code. A gated network fits its "
+        "training images less well than the standard one, and decay is what holds a small network back "
+        "(docs/results.md, stop 48).", callback=number(0, 1, high_open=True))] = 5e-4,
     reuse: Annotated[Optional[float], typer.Option(
         help="Share of each batch trained through the static gates of sampled sub-tasks, as their gate-free "
         "modules will run (default: the recipe's; 0.5 in the reuse recipe).",
@@ -181,7 +185,7 @@ def train(
         provide(code)
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
+                 batch_size=batch_size, lr=lr, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
                  free_channels=free_channels, flops_target=flops_target, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs,
