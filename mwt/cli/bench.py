@@ -27,8 +27,9 @@ def latency(
                                            callback=number(0, 3600, low_open=True))] = 2.0,
     calls_per_turn: Annotated[int, typer.Option(
         help="Calls of each configuration in a row before the next one's. 1 alternates call by call, so "
-        "each call starts with the others' weights in the caches; more time each as it runs deployed, warm "
-        "(a small module gains most).", min=1, max=10000)] = 1,
+        "each call starts with the others' weights in the caches; more time each warm, as it runs deployed "
+        "(turns of 20 put small modules 4-8% further ahead of the plain model on an AVX-512 Xeon; "
+        "docs/results.md, stop 48).", min=1, max=10000)] = 1,
     out: Annotated[Path, typer.Option(help="Folder for latency.json and latency.png.")] = Path("results/latency"),
     provider: Annotated[Provider, typer.Option(help="onnxruntime execution provider (auto: the best there is).")
                         ] = Provider.cpu,
