@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls-per-turn", type=int, default=1,
                    help="calls of the plain model, then of the module, in a row, in alternating turns (default 1: "
                    "call by call, each starting with the other's weights in the caches, as every stop before "
-                   "48 timed; more: each warm, as deployed; 20 gave the pairs 4-8%% more speedup)")
+                   "48 timed; more: each warm, as deployed; 20 gave the pairs 4-10%% more speedup)")
     p.add_argument("--timed", type=int, default=None, help="time only the first N sub-tasks of each group")
     p.add_argument("--align", type=int, default=DEFAULT_ALIGN,
                    help=f"channel alignment of the modules (default {DEFAULT_ALIGN}, AVX2's block; 16, AVX-512's, "

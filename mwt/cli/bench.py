@@ -28,7 +28,7 @@ def latency(
     calls_per_turn: Annotated[int, typer.Option(
         help="Calls of each configuration in a row before the next one's. 1 alternates call by call, so "
         "each call starts with the others' weights in the caches; more time each warm, as it runs deployed "
-        "(turns of 20 put small modules 4-8% further ahead of the plain model on an AVX-512 Xeon; "
+        "(turns of 20 put small modules 4-10% further ahead of the plain model on an AVX-512 Xeon; "
         "docs/results.md, stop 48).", min=1, max=10000)] = 1,
     out: Annotated[Path, typer.Option(help="Folder for latency.json and latency.png.")] = Path("results/latency"),
     provider: Annotated[Provider, typer.Option(help="onnxruntime execution provider (auto: the best there is).")
