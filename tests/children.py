@@ -39,6 +39,22 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def sigint_at_default() -> None:
+    """In the child, before exec: SIGINT at its default and unblocked, as a terminal's foreground
+    command starts. A suite run in the background (`cmd &` in a script, as CI may run it) hands its
+    children SIGINT ignored, and a process that inherits it ignored rightly keeps ignoring it (stop
+    47 traced a failure of the joining-rank SIGINT test in such a run to it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _signalled_child() -> None:
+    """In the child of `signal_when`, before exec: dies with its parent, starts with SIGINT at its default."""
+    if sys.platform == "linux":
+        _die_with_parent()
+    sigint_at_default()
+
+
 def stop_child(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
     """SIGTERM a child and wait for it; SIGKILL it after `grace` seconds."""
     if process.poll() is None:
@@ -98,7 +114,7 @@ def signal_when(argv: Sequence[str], prefixes: Sequence[str], sig: int = signal.
     order), send it `sig`, and wait for it to end. Fails the test (AssertionError, with what the
     child printed) if it exits first or any step takes longer than `timeout`."""
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                            preexec_fn=_signalled_child)
     assert proc.stdout is not None and proc.stderr is not None
     lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []

@@ -29,6 +29,7 @@ from exporter.precision import lower
 from mwt.checkpoint import load_checkpoint, save_checkpoint
 from mwt.core.errors import MwtError, MwtWarning
 from mwt.core.names import safe_stem
+from tests.children import sigint_at_default
 from tests.conftest import compiler_for, run, write_idx
 from tests.synthetic import random_checkpoint
 
@@ -582,14 +583,10 @@ def test_a_rank_pointed_at_a_foreign_port_stops_on_sigint(tmp_path, tiny_fashion
                "MASTER_PORT": str(http.getsockname()[1]), "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-m", "mwt", "train", "--data-dir", str(tiny_fashion_dir), "--epochs", "1",
                    "--device", "cpu", "--out", str(tmp_path / "m.pt")]
-        # The rank starts as a terminal's foreground command does, with SIGINT at its default: a suite
-        # run in the background (`cmd &` in a script, as CI runs it) hands its children SIGINT ignored,
-        # and a process that inherits it ignored rightly keeps ignoring it (stop 47: a suite started so
-        # failed this test, and with SIGINT ignored in pytest's parent it failed alone too).
-        start = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-                 "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); os.execv(sys.executable, sys.argv[1:])")
-        proc = subprocess.Popen([sys.executable, "-c", start, *command],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        # The rank starts as a terminal's foreground command does, whatever pytest inherited (stop 47:
+        # a suite started in the background failed this test).
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                                preexec_fn=sigint_at_default)
         # Signal once the rank is waiting in its rendezvous: its store client has connected here,
         # and a moment later the main thread waits in its interruptible loop. A fixed 12 s was too
         # short for a loaded machine's imports; SIGINT at the very moment of connecting did not
