@@ -6,10 +6,16 @@ architecture (`mwt train --standard`), gives every image a full answer to learn 
 label. Its softened answers (temperature T, Hinton et al. 2015) join the loss of the whole model's
 rows and of the rows routed through sub-task gates, the latter over their sub-task's classes only,
 as their modules will answer. Modules are still kernel sets read off the trained model.
+
+A second, optional term (`similarity_loss`, `--similarity`) compares the penultimate features: not
+channel by channel, which gates make meaningless, but by which images of a batch each side finds
+alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -17,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mwt.core.errors import MwtError
+from mwt.models.gate import MaskGenerator
 
 # Logits of classes outside a row's sub-task: far enough below any real logit that their share of
 # the softmax is 0 in float32 (at most a subnormal at the largest temperatures), finite so that
@@ -59,3 +66,45 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
     log_s = F.log_softmax(student / temperature, dim=1)
     log_t = F.log_softmax(teacher / temperature, dim=1)
     return (log_t.exp() * (log_t - log_s)).sum(1).mean() * temperature ** 2
+
+
+def similarity_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Similarity-preserving distillation (Tung & Mori, ICCV 2019): how far the batch's pairwise
+    similarities in the student's features are from those in the teacher's.
+
+    Each side's (B, D) features give a (B, B) Gram matrix whose rows are L2-normalized; the loss is
+    the squared Frobenius distance between the two, over B^2. It compares samples with samples, so
+    the two sides' channels need not correspond: a row whose gates closed half the student's
+    kernels is still held to the teacher's sense of which images are alike."""
+    b = student.shape[0]
+    if b < 2:
+        return student.sum() * 0.0
+    s, t = student.reshape(b, -1), teacher.reshape(b, -1)
+    g_s = F.normalize(s @ s.t(), dim=1)
+    g_t = F.normalize(t @ t.t(), dim=1)
+    return (g_s - g_t).pow(2).sum() / (b * b)
+
+
+def classifier_layer(model: nn.Module) -> nn.Linear:
+    """The network's last linear layer outside its mask generators: its input is the penultimate
+    representation that `similarity_loss` compares."""
+    in_generators = {id(m) for g in model.modules() if isinstance(g, MaskGenerator) for m in g.modules()}
+    last = None
+    for m in model.modules():
+        if isinstance(m, nn.Linear) and id(m) not in in_generators:
+            last = m
+    if last is None:
+        raise MwtError(f"{type(model).__name__} ends in no linear layer, so there are no penultimate features to "
+                       "distill; leave out --similarity", options=("similarity",))
+    return last
+
+
+@contextlib.contextmanager
+def classifier_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Within the block, each forward pass of `model` appends its classifier layer's input (B, D)."""
+    seen: list[torch.Tensor] = []
+    handle = classifier_layer(model).register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        yield seen
+    finally:
+        handle.remove()

@@ -27,6 +27,7 @@ class LossParts:
     subtask: torch.Tensor | None = None  # the reuse recipe: cross-entropy of the rows routed through sub-task gates
     decisiveness: torch.Tensor | None = None  # the reuse recipe: how undecided each class's kernels are (0 = crisp)
     distill: torch.Tensor | None = None  # a teacher's term (mwt.distill)
+    similarity: torch.Tensor | None = None  # the teacher's similarity-preserving term (mwt.distill)
 
 
 def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,

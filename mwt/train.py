@@ -34,7 +34,7 @@ from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
 from mwt.defaults import check_channel_block
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
-from mwt.distill import distillation_loss, load_teacher
+from mwt.distill import classifier_inputs, distillation_loss, load_teacher, similarity_loss
 from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
@@ -50,7 +50,7 @@ AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # How a run computes, not what it computes: a resumed run may change these.
 RUNTIME_SETTINGS = ("device", "amp", "channels_last", "compile")
 SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce", "decisiveness",
-        "distill")
+        "distill", "similarity")
 
 
 def _check_count(value: object, what: str, option: str) -> None:
@@ -103,6 +103,8 @@ class TrainConfig:
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
     distill: float = 1.0  # weight of the teacher's term (with a teacher only)
     temperature: float = 4.0  # softens both answers in the teacher's term
+    # > 0: weight of the teacher's similarity-preserving term on the penultimate features (mwt.distill)
+    similarity: float = 0.0
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when present, else CPU
     amp: str = "off"  # "off", "bf16" or "fp16" (CUDA only; fp16 with a gradient scaler)
@@ -251,6 +253,11 @@ class TrainConfig:
         if self.teacher is not None and not self.distill > 0:
             raise MwtError(f"the teacher's weight must be positive, got {self.distill}; to train without a "
                            "teacher, leave out --teacher", options=("distill",))
+        if not 0 <= self.similarity <= 1e6:  # also refuses NaN
+            raise MwtError(f"the similarity weight must be in [0, 1e6], got {self.similarity}", options=("similarity",))
+        if self.similarity and self.teacher is None:
+            raise MwtError("the similarity term compares the run with a teacher: give one with --teacher",
+                           options=("similarity",))
         if not 0 < self.temperature < float("inf"):
             raise MwtError(f"the temperature must be a positive number, got {self.temperature}",
                            options=("temperature",))
@@ -774,6 +781,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                          if config.gate_losses == "generators" else None)
                 preactivations = (hooks.enter_context(gate_preactivations(run.model))
                                   if delta and local is None else [])
+                features = hooks.enter_context(classifier_inputs(run.model)) if config.similarity else []
                 logits, gates = run.forward(x)
             loss_gates = gates
             if local is not None:  # the same values; their gradients stop at each generator's input
@@ -781,8 +789,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 if delta:
                     preactivations = local.preactivations
             if run.teacher is not None:
-                with torch.no_grad():
+                with torch.no_grad(), (classifier_inputs(run.teacher) if config.similarity
+                                       else contextlib.nullcontext([])) as taught_features:
                     taught = run.teacher(x)[0].float()
+                if config.similarity:  # over every row, routed or not: each path keeps the teacher's geometry
+                    similar = similarity_loss(features[-1].float(), taught_features[-1].float())
                 # each routed row learns the teacher's answer over its sub-task's classes only
                 allowed = torch.ones_like(taught, dtype=torch.bool)
                 if plan is not None:
@@ -815,6 +826,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             if run.teacher is not None:
                 parts.distill = distilled
                 parts.total = parts.total + config.distill * distilled
+                if config.similarity:
+                    parts.similarity = similar
+                    parts.total = parts.total + config.similarity * similar
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
             run.scaler.scale(parts.total).backward()
@@ -831,7 +845,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         n = int(y.shape[0])
         with torch.no_grad():
             zero = torch.zeros((), device=logits.device)
-            extra = [zero if v is None else v.detach() for v in (parts.subtask, parts.decisiveness, parts.distill)]
+            extra = [zero if v is None else v.detach()
+                     for v in (parts.subtask, parts.decisiveness, parts.distill, parts.similarity)]
             sums += torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(),
                                  parts.coupling.detach(), parts.flops.detach(), kernel_rate(gates).to(logits.device),
                                  (logits.argmax(1) == y).sum() / max(n, 1), *extra]).double() * n

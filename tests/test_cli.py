@@ -260,7 +260,8 @@ def test_train_option_defaults_are_the_config_defaults():
               "batch_size": "batch_size", "lr": "lr", "weight_decay": "weight_decay", "beta_warmup": "beta_warmup", "gamma_warmup": "gamma_warmup",
               "cost_block": "cost_block", "free_channels": "free_channels", "flops_target": "flops_target",
               "budget_by_loss": "budget_by_loss", "coupling_by_loss": "coupling_by_loss",
-              "coupling_by_cost": "coupling_by_cost", "teacher": "teacher", "distill": "distill", "temperature": "temperature", "seed": "seed",
+              "coupling_by_cost": "coupling_by_cost", "teacher": "teacher", "distill": "distill", "temperature": "temperature",
+              "similarity": "similarity", "seed": "seed",
               "limit": "train_limit", "image_size": "image_size", "channels": "channels",
               "test_fraction": "test_fraction", "storage": "storage", "strict": "strict"}
     params = inspect.signature(train).parameters

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mwt.core.errors import MwtError
 from mwt.losses import gate_similarity_losses, kernel_rate, modular_loss
 
 R = 1 / math.sqrt(2)
@@ -87,6 +88,68 @@ def test_modular_loss_total_and_gradients():
 def test_kernel_rate():
     assert float(kernel_rate([torch.tensor([[0.0, 0.5], [0.1, 0.0]]), torch.tensor([[0.2, 0.3]])])) == pytest.approx(4 / 6)
     assert float(kernel_rate([])) == 1.0
+
+
+def test_similarity_distillation_compares_samples_not_channels():
+    from mwt.distill import similarity_loss
+
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(16, 32, generator=g)
+    student = torch.randn(16, 8, generator=g).requires_grad_()
+    # Each side's rows are compared with its own other rows only: the widths may differ, and scaling
+    # the features or turning them by any orthogonal map changes nothing
+    rotation, _ = torch.linalg.qr(torch.randn(32, 32, generator=g))
+    assert float(similarity_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-7)
+    assert float(similarity_loss(5 * teacher @ rotation, teacher)) == pytest.approx(0.0, abs=1e-6)
+    loss = similarity_loss(student, teacher)
+    b = teacher.shape[0]
+    s = student.detach()
+    g_s, g_t = F.normalize(s @ s.t(), dim=1), F.normalize(teacher @ teacher.t(), dim=1)
+    assert float(loss.detach()) == pytest.approx(float(((g_s - g_t) ** 2).sum()) / b ** 2, rel=1e-5)
+    assert float(loss.detach()) > 0
+    loss.backward()
+    assert torch.isfinite(student.grad).all() and float(student.grad.abs().max()) > 0
+    assert float(similarity_loss(student[:1], teacher[:1]).detach()) == 0.0  # one row has no pair to compare
+
+
+def test_descending_the_similarity_term_gives_the_student_the_teachers_geometry():
+    from mwt.distill import similarity_loss
+
+    g = torch.Generator().manual_seed(1)
+    group = F.one_hot(torch.arange(32) % 3, 3).float()
+    # the teacher's features: three groups of samples, alike within a group, apart across groups; the
+    # student's inputs carry the groups among noise
+    teacher = group * 4 + 0.1 * torch.randn(32, 3, generator=g)
+    inputs = torch.cat([group, torch.randn(32, 3, generator=g)], 1)
+    torch.manual_seed(0)
+    student = torch.nn.Linear(6, 16)
+    optimizer = torch.optim.Adam(student.parameters(), lr=0.01)
+    with torch.no_grad():
+        first = float(similarity_loss(torch.relu(student(inputs)), teacher))
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = similarity_loss(torch.relu(student(inputs)), teacher)
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 0.2 * first
+
+
+def test_the_similarity_term_reads_the_classifiers_input_not_a_mask_generators():
+    from mwt.distill import classifier_inputs, classifier_layer
+    from mwt.models import build_model
+    from mwt.models.spec import ModelSpec
+
+    model = build_model(ModelSpec(arch="vgg11", num_classes=10, in_channels=1, input_size=(28, 28), width=0.0625,
+                                  pad=2))
+    assert classifier_layer(model) is model.classifier[-1]
+    x = torch.rand(3, 1, 28, 28)
+    with classifier_inputs(model) as seen:
+        model(x)
+    assert len(seen) == 1 and seen[0].shape == (3, model.classifier[-1].in_features)
+    model(x)
+    assert len(seen) == 1  # the hook is gone after the block
+    with pytest.raises(MwtError, match="similarity"):
+        classifier_layer(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3)))
 
 
 def test_distillation_is_the_teachers_kl_over_each_rows_allowed_classes():

@@ -228,6 +228,25 @@ def test_a_teacher_is_distilled_into_the_run(tmp_path):
             train(TrainConfig(epochs=1, **bad, **TINY), data, data, show_progress=False)
 
 
+def test_the_teachers_similarity_term_joins_the_loss(tmp_path):
+    from mwt.checkpoint import save_checkpoint
+
+    data = _data(64)
+    teacher = train(TrainConfig(epochs=2, seed=2, modular=False, **TINY), data, data, show_progress=False)
+    path = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, path)
+    config = TrainConfig.from_recipe("reuse", epochs=2, seed=1, teacher=str(path), **TINY)
+    logits_only = train(config, data, data, show_progress=False)
+    both = train(replace(config, similarity=1000.0), data, data, show_progress=False)
+    assert both.training["history"][-1]["similarity"] > 0 and logits_only.training["history"][-1]["similarity"] == 0
+    # the same seed and data: only the term's gradients can tell the two runs' weights apart
+    assert any(not torch.equal(a, b) for a, b in zip(both.state_dict.values(), logits_only.state_dict.values()))
+    for bad in (dict(similarity=1.0), dict(teacher=str(path), similarity=-1.0),
+                dict(teacher=str(path), similarity=float("nan"))):
+        with pytest.raises(MwtError, match="similarity"):
+            train(TrainConfig(epochs=1, **bad, **TINY), data, data, show_progress=False)
+
+
 def test_the_flops_weight_ramps_up_over_its_warmup_epochs():
     data = _data(32)
     config = TrainConfig.from_recipe("cost", epochs=3, gamma_warmup=2, **TINY)

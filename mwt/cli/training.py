@@ -91,6 +91,11 @@ def train(
                                            callback=number(0, 1000, low_open=True))] = 1.0,
     temperature: Annotated[float, typer.Option(help="Softens the student's and the teacher's answers (with --teacher).",
                                                callback=number(0, 100, low_open=True))] = 4.0,
+    similarity: Annotated[float, typer.Option(
+        help="Weight of a second teacher's term (with --teacher): similarity-preserving distillation (Tung & Mori "
+        "2019), which holds the run's penultimate features to the teacher's sense of which images in a batch are "
+        "alike, sample against sample, so gated and full-width features compare (0: off; the paper used 3000).",
+        callback=number(0, 1e6))] = 0.0,
     gamma_warmup: Annotated[int, typer.Option(
         help="Ramp the FLOPs weight gamma up from 0 over this many epochs, so features form before gates close "
         "(0: off).", min=0)] = 0,
@@ -190,6 +195,7 @@ def train(
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
+                 similarity=similarity,
                  seed=seed, train_limit=limit, recipe=recipe.value,
                  image_size=image_size, channels=channels, test_fraction=test_fraction, storage=storage.value,
                  strict=strict)
