@@ -100,10 +100,11 @@ def classifier_layer(model: nn.Module) -> nn.Linear:
 
 
 @contextlib.contextmanager
-def classifier_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Within the block, each forward pass of `model` appends its classifier layer's input (B, D)."""
+def classifier_inputs(layer: nn.Linear) -> Iterator[list[torch.Tensor]]:
+    """Within the block, each forward pass through `layer` (a model's `classifier_layer`, found
+    once per run) appends that layer's input (B, D)."""
     seen: list[torch.Tensor] = []
-    handle = classifier_layer(model).register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
     try:
         yield seen
     finally:

@@ -34,7 +34,7 @@ from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
 from mwt.defaults import check_channel_block
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
-from mwt.distill import classifier_inputs, distillation_loss, load_teacher, similarity_loss
+from mwt.distill import classifier_inputs, classifier_layer, distillation_loss, load_teacher, similarity_loss
 from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
@@ -502,6 +502,8 @@ class _Run:
     budget: ClassBudget | None = None  # per-class FLOPs targets (TrainConfig.budget_by_loss)
     coupling_weights: list[float] | None = None  # per gated layer (TrainConfig.coupling_by_cost); None: equal
     teacher: nn.Module | None = None  # distilled from (mwt.distill)
+    # the student's and the teacher's classifier layers, whose inputs the similarity term compares
+    classifiers: tuple[nn.Linear, nn.Linear] | None = None
     resumed: bool = False  # continues a resumable checkpoint's run (its state is restored)
     save_every: int = 0  # epochs between periodic saves; kept in them, so a resumed run saves as often
 
@@ -701,6 +703,8 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         run.coupling_weights = _relative_to_mean(cost.kernel_costs(gate_names))
     if config.teacher is not None:
         run.teacher = load_teacher(config.teacher, classes, spec.input_shape, device)
+        if config.similarity:  # found once: walking the modules every step cost both networks a scan
+            run.classifiers = (classifier_layer(model), classifier_layer(run.teacher))
     if config.reuse and gate_names:
         run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
         if state.route is not None:
@@ -781,7 +785,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                          if config.gate_losses == "generators" else None)
                 preactivations = (hooks.enter_context(gate_preactivations(run.model))
                                   if delta and local is None else [])
-                features = hooks.enter_context(classifier_inputs(run.model)) if config.similarity else []
+                features = hooks.enter_context(classifier_inputs(run.classifiers[0])) if run.classifiers else []
                 logits, gates = run.forward(x)
             loss_gates = gates
             if local is not None:  # the same values; their gradients stop at each generator's input
@@ -789,10 +793,10 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 if delta:
                     preactivations = local.preactivations
             if run.teacher is not None:
-                with torch.no_grad(), (classifier_inputs(run.teacher) if config.similarity
+                with torch.no_grad(), (classifier_inputs(run.classifiers[1]) if run.classifiers
                                        else contextlib.nullcontext([])) as taught_features:
                     taught = run.teacher(x)[0].float()
-                if config.similarity:  # over every row, routed or not: each path keeps the teacher's geometry
+                if run.classifiers:  # over every row, routed or not: each path keeps the teacher's geometry
                     similar = similarity_loss(features[-1].float(), taught_features[-1].float())
                 # each routed row learns the teacher's answer over its sub-task's classes only
                 allowed = torch.ones_like(taught, dtype=torch.bool)
@@ -826,7 +830,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             if run.teacher is not None:
                 parts.distill = distilled
                 parts.total = parts.total + config.distill * distilled
-                if config.similarity:
+                if run.classifiers:
                     parts.similarity = similar
                     parts.total = parts.total + config.similarity * similar
         run.optimizer.zero_grad(set_to_none=True)

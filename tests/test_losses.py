@@ -143,7 +143,7 @@ def test_the_similarity_term_reads_the_classifiers_input_not_a_mask_generators()
                                   pad=2))
     assert classifier_layer(model) is model.classifier[-1]
     x = torch.rand(3, 1, 28, 28)
-    with classifier_inputs(model) as seen:
+    with classifier_inputs(classifier_layer(model)) as seen:
         model(x)
     assert len(seen) == 1 and seen[0].shape == (3, model.classifier[-1].in_features)
     model(x)
