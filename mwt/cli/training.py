@@ -96,8 +96,8 @@ def train(
         "2019), which holds the run's penultimate features to the teacher's sense of which images in a batch are "
         "alike, sample against sample, so gated and full-width features compare (0: off). On the reuse recipe 300 "
         "and 1000 raised the whole model 0.2 pp but widened the modules; with a budget that binds (--flops-target "
-        "0.17) 300 kept them small and met issue 16's goals, speed timed warm; the paper's 3000 stalled the "
-        "first epochs (docs/results.md, stops 49-50).",
+        "0.17) 300 kept them small and met issue 16's goals at one seed (timed warm) but collapsed at another; the "
+        "paper's 3000 stalled the first epochs (docs/results.md, stops 49-50).",
         callback=number(0, 1e6))] = 0.0,
     gamma_warmup: Annotated[int, typer.Option(
         help="Ramp the FLOPs weight gamma up from 0 over this many epochs, so features form before gates close "
