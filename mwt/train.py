@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mwt.class_budget import BudgetSettings, ClassBudget
+from mwt.collapse import BACKOFF, DEFAULT_DROP, MAX_REWINDS, Collapse, SnapshotRing, detect
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
@@ -98,6 +99,9 @@ class TrainConfig:
     # The last N epochs train the network's weights under the gates it has: the gate losses (cohesion,
     # coupling, FLOPs, decisiveness) are off and the mask generators frozen; the route and teacher stay.
     settle_epochs: int = 0
+    # A fall of training accuracy (a fraction) between consecutive epochs that rewinds the run two epochs and
+    # halves the FLOPs weight (mwt.collapse); 0: no guard. Only where a FLOPs term is in play.
+    collapse_drop: float = DEFAULT_DROP
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
     teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
@@ -241,6 +245,9 @@ class TrainConfig:
             raise MwtError("--gate-losses applies to gated runs; a standard model has no gates",
                            options=("gate_losses",))
         _check_count(self.settle_epochs, "the settle epochs", "settle_epochs")
+        if not (_number(self.collapse_drop) and 0 <= self.collapse_drop < 1):
+            raise MwtError(f"--collapse-drop must be a fraction in [0, 1), got {self.collapse_drop}",
+                           options=("collapse_drop",))
         if self.settle_epochs and not self.modular:
             raise MwtError("--settle-epochs trains under the gates; a standard model has none",
                            options=("settle_epochs",))
@@ -318,6 +325,8 @@ class RunState:
     history: list[dict[str, float]] = field(default_factory=list)
     route: dict[str, Any] | None = None  # the reuse recipe's running sub-task statistics
     budget: dict[str, Any] | None = None  # the running per-class losses of --budget-by-loss
+    rewinds: int = 0  # times the collapse guard rewound the run (mwt.collapse)
+    backoff: float = 1.0  # the factor on the FLOPs weight those rewinds left
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -387,6 +396,10 @@ def _bad_field(state: RunState, epochs: int | None) -> str | None:
         return "the optimizer or scheduler state is not a dict"
     if state.scaler is not None and not isinstance(state.scaler, dict):
         return "the gradient scaler state is not a dict"
+    if type(state.rewinds) is not int or not 0 <= state.rewinds <= MAX_REWINDS:
+        return f"its count of rewinds is not a whole number up to {MAX_REWINDS}"
+    if not _number(state.backoff) or not 0 < state.backoff <= 1:
+        return "its FLOPs-weight backoff is not a fraction in (0, 1]"
     return None
 
 
@@ -543,17 +556,30 @@ def train(
     test_data = test_data.subset(config.test_limit)
     if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
         train_data, test_data = train_data.to(run.device), test_data.to(run.device)
+    _schedule(run, state, train_data)
     log = _EpochLog(log_path) if log_path and dist.main else None
     try:
         if log:
             log.write({"run": {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": asdict(config),
                                "processes": dist.world, "resumed_at_epoch": state.epoch}})
+        guarded = _guarded(config)
+        ring = SnapshotRing()
+        if guarded:
+            ring.keep(state.epoch, _capture(run, state))
         with StopRequest() as stop:
-            for epoch in range(state.epoch + 1, config.epochs + 1):
+            epoch = state.epoch + 1
+            while epoch <= config.epochs:
                 record = _train_epoch(run, state, train_data, epoch, stop, save_path, show_progress)
                 record["test_acc"] = accuracy(run.model, test_data, device=run.device, dist=dist)
                 if on_epoch_end is not None:
                     record.update(on_epoch_end(epoch, run.model))
+                collapse = detect(state.history[-1] if state.history else None, record, config.collapse_drop,
+                                  len(train_data)) if guarded else None
+                if collapse is not None:
+                    rewound = _rewind(run, state, ring, collapse, record, log, dist.main)
+                    if rewound:
+                        epoch = state.epoch + 1
+                        continue
                 state.history.append(record)
                 state.epoch, state.step, state.order = epoch, 0, None
                 if log:
@@ -565,6 +591,9 @@ def train(
                           f"test acc {record['test_acc']:.4f}  {gates}{record['seconds']:.1f}s", flush=True)
                 if save_path and run.save_every and epoch % run.save_every == 0 and epoch < config.epochs:
                     _save_resumable(run, state, save_path, periodic=True)
+                if guarded:
+                    ring.keep(epoch, _capture(run, state))
+                epoch += 1
     finally:
         if log:
             log.close()
@@ -576,6 +605,73 @@ def train(
                   "device": str(run.device), "processes": dist.world, "weights_agree_across_processes": agree,
                   "finished": True},
     )
+
+
+def _schedule(run: _Run, state: RunState, data: AnySplit) -> None:
+    """Build the learning-rate schedule (it needs the steps per epoch) and, for a resumed run, restore
+    the saved optimizer, schedule and generators: before the first epoch, so that the run's state is
+    whole from the start (the collapse guard's first snapshot is taken there)."""
+    steps = _steps_per_epoch(len(data), run.config, run.dist)
+    run.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, T_max=run.config.epochs * steps)
+    if run.resumed:
+        state.check_against(run, steps, len(data))
+        _restore(run, state)
+
+
+def _guarded(config: TrainConfig) -> bool:
+    """Whether the collapse guard watches this run: a modular run whose FLOPs term it can back off."""
+    return bool(config.collapse_drop and config.modular and config.gamma)
+
+
+def _capture(run: _Run, state: RunState) -> dict[str, Any]:
+    """The run's state at an epoch boundary, for the collapse guard's snapshots (copied by the ring)."""
+    return {
+        "weights": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "generator": run.generator.get_state(), "torch_rng": torch.get_rng_state(),
+        "route": run.route.state_dict() if run.route is not None else None,
+        "budget": run.budget.state_dict() if run.budget is not None else None,
+        "history": state.history, "epoch": state.epoch,
+    }
+
+
+def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, record: dict[str, float],
+            log: _EpochLog | None, main: bool) -> bool:
+    """Answer a collapse: restore the oldest kept snapshot and back the gate losses off (True), or,
+    past MAX_REWINDS, warn and let the run go on as it is (False). Both are logged."""
+    target = ring.oldest()
+    if state.rewinds >= MAX_REWINDS or target is None:
+        if main:
+            warnings.warn(MwtWarning(f"{collapse.describe()}; the run has rewound {state.rewinds} times already and "
+                                     "goes on: its modules will likely be even and its accuracy low"), stacklevel=3)
+        if log:
+            log.write({"collapse": {**asdict(collapse), "rewound_to": None, "test_acc": record["test_acc"]}})
+        return False
+    saved = target.state
+    run.model.load_state_dict(saved["weights"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    if run.scaler is not None and saved["scaler"] is not None:
+        run.scaler.load_state_dict(saved["scaler"])
+    run.generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])
+    if run.route is not None and saved["route"] is not None:
+        run.route.load_state_dict(saved["route"])
+    if run.budget is not None and saved["budget"] is not None:
+        run.budget.load_state_dict(saved["budget"])
+    state.history, state.epoch, state.step, state.order = saved["history"], saved["epoch"], 0, None
+    state.rewinds += 1
+    state.backoff *= BACKOFF
+    ring.drop_after(target.epoch)
+    if main:
+        warnings.warn(MwtWarning(f"{collapse.describe()}; rewound to the end of epoch {target.epoch} with the FLOPs "
+                                 f"weight x{state.backoff:g} (rewind {state.rewinds} of {MAX_REWINDS})"),
+                      stacklevel=3)
+    if log:
+        log.write({"collapse": {**asdict(collapse), "rewound_to": target.epoch, "backoff": state.backoff,
+                                "test_acc": record["test_acc"]}})
+    return True
 
 
 class _EpochLog:
@@ -738,11 +834,6 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                  show_progress: bool) -> dict[str, float]:
     config, dist = run.config, run.dist
     steps = _steps_per_epoch(len(data), config, dist)
-    if run.scheduler is None:  # built here, where the steps per epoch are known
-        run.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, T_max=config.epochs * steps)
-        if run.resumed:
-            state.check_against(run, steps, len(data))
-            _restore(run, state)
     run.forward.train()
     info = run.info
     settling = epoch > config.epochs - config.settle_epochs
@@ -752,7 +843,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
               if settling else [])
     alpha = 0.0 if settling else config.alpha
     beta = 0.0 if settling else _ramped(config.beta, epoch, config.beta_warmup)
-    gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup)
+    # (a collapse guard's rewinds back the FLOPs term off: mwt.collapse)
+    gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup) * state.backoff
     delta = 0.0 if settling else config.delta
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
         order = state.order

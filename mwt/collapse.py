@@ -1,0 +1,96 @@
+"""The collapse guard: a run whose training accuracy falls sharply from one epoch to the next is
+rewound to an earlier epoch and goes on with its FLOPs term backed off (`mwt train --collapse-drop`).
+
+Measured (docs/results.md, stops 47, 50 and 51): under a FLOPs budget that binds, a run can tip
+within an epoch into a state where every class keeps the same few kernels (coupling cosine
+0.77 -> 0.91) and the network, left with too little, fits the training images far worse; it never
+recovers. Stop 50's P1s1 fell 17.2 pp of training accuracy in one epoch and ended 5.27 pp under
+its standard model; stop 47's C2 fell 11.2 pp. Over the 15 healthy runs of stops 43-50 the largest
+fall between consecutive epochs was 4.8 pp, so DEFAULT_DROP (8 pp) parts the two, and the guard
+leaves every healthy run logged so far exactly as it was (a run is the same with or without it
+until it fires).
+
+The guard works on epoch figures the run has anyway (no extra pass over the data), keeps the
+state of the last two healthy epochs in memory, and on a fall rewinds to the older one: the fall
+shows in an epoch's average, but it may have begun at the end of the epoch before.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+# A fall of training accuracy (a fraction) between consecutive epochs that counts as a collapse.
+DEFAULT_DROP = 0.08
+# ... and that is this many standard errors of the difference of two epochs' accuracies.
+NOISE_Z = 4.0
+# After a rewind the FLOPs term's weight is multiplied by this (again at each further rewind).
+BACKOFF = 0.5
+# A run rewinds at most this many times; a fall after that is reported and the run goes on.
+MAX_REWINDS = 3
+
+
+@dataclass(frozen=True)
+class Collapse:
+    """A detected fall: at `epoch`, training accuracy `train_acc` against `before` the epoch before."""
+
+    epoch: int
+    train_acc: float
+    before: float
+    coupling: float
+    coupling_before: float
+
+    def describe(self) -> str:
+        return (f"epoch {self.epoch}'s training accuracy fell {100 * (self.before - self.train_acc):.1f} pp "
+                f"({100 * self.before:.1f}% -> {100 * self.train_acc:.1f}%; coupling {self.coupling_before:.2f} -> "
+                f"{self.coupling:.2f}), as when the classes' gates collapse onto the same kernels")
+
+
+def detect(previous: dict[str, float] | None, record: dict[str, float], drop: float,
+           samples: int) -> Collapse | None:
+    """The collapse `record` (an epoch's figures, over `samples` training images) shows against the
+    epoch before, or None. It counts only in an epoch the FLOPs term was on (what a rewind backs off)
+    and only past the noise of two epochs' averages (NOISE_Z standard errors), so that a run on a few
+    hundred images, whose accuracy swings from epoch to epoch, is left alone."""
+    if previous is None or drop <= 0 or not record.get("gamma"):
+        return None
+    before, after = previous.get("train_acc"), record.get("train_acc")
+    if before is None or after is None or before - after < drop:
+        return None
+    p = (before + after) / 2
+    if before - after < NOISE_Z * math.sqrt(2 * p * (1 - p) / max(samples, 1)):
+        return None
+    return Collapse(int(record.get("epoch", 0)), after, before, record.get("coupling", 0.0),
+                    previous.get("coupling", 0.0))
+
+
+@dataclass
+class Snapshot:
+    """A run's whole state at an epoch boundary, held in memory: `epoch` epochs done."""
+
+    epoch: int
+    state: dict[str, Any]  # whatever the trainer needs to restore (weights, optimizer, generators...)
+
+
+class SnapshotRing:
+    """The last `size` healthy epoch boundaries' states (deep copies, so training goes on freely)."""
+
+    def __init__(self, size: int = 2) -> None:
+        self._kept: deque[Snapshot] = deque(maxlen=size)
+
+    def keep(self, epoch: int, state: dict[str, Any]) -> None:
+        self._kept.append(Snapshot(epoch, copy.deepcopy(state)))
+
+    def oldest(self) -> Snapshot | None:
+        """The snapshot to rewind to (a copy, so it can be restored again), or None when none is kept."""
+        if not self._kept:
+            return None
+        return Snapshot(self._kept[0].epoch, copy.deepcopy(self._kept[0].state))
+
+    def drop_after(self, epoch: int) -> None:
+        """Forget the snapshots past `epoch` (a rewind's target): they belong to the abandoned path."""
+        while self._kept and self._kept[-1].epoch > epoch:
+            self._kept.pop()

@@ -1,0 +1,147 @@
+"""The collapse guard (mwt.collapse, `mwt train --collapse-drop`): a sharp fall of training accuracy
+rewinds the run two epochs and halves its FLOPs weight; a healthy run is left exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mwt.checkpoint import load_checkpoint
+from mwt.collapse import MAX_REWINDS, SnapshotRing, detect
+from mwt.core.errors import MwtError, MwtWarning
+from mwt.data import Split
+from mwt.train import RunState, TrainConfig, train
+
+TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")
+
+
+def _learnable(n: int = 640) -> Split:
+    """Images whose brightness says their class: a tiny network fits them within a few epochs."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 10
+    x = y[:, None, None, None].float() * 25 + torch.rand(n, 1, 28, 28, generator=g) * 20
+    return Split(x.clamp(0, 255).to(torch.uint8), y)
+
+
+def _scrambler(at: int, times: int = 1):
+    """An epoch hook that scrambles every weight after epoch `at` (the first `times` times it gets
+    there), so that the next epoch's training accuracy falls as in a collapse."""
+    done: list[int] = []
+
+    def hook(epoch: int, model: torch.nn.Module) -> dict:
+        if epoch == at and len(done) < times:
+            done.append(epoch)
+            gen = torch.Generator().manual_seed(len(done))
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(torch.randn(p.shape, generator=gen))
+        return {}
+    return hook
+
+
+def _events(log) -> list[dict]:
+    return [json.loads(line)["collapse"] for line in log.read_text().splitlines() if '"collapse"' in line]
+
+
+CONFIG = TrainConfig.from_recipe("cost", epochs=5, seed=0, collapse_drop=0.05, **TINY)
+
+
+def test_a_fall_rewinds_two_epochs_halves_the_flops_weight_and_a_resume_keeps_the_backoff(tmp_path):
+    data, log, saved, after2 = _learnable(), tmp_path / "run.jsonl", tmp_path / "run.pt", tmp_path / "after2.pt"
+    scramble = _scrambler(3)
+
+    def keep_epoch_2_then_scramble(epoch: int, model: torch.nn.Module) -> dict:
+        if epoch == 3 and not after2.exists():  # the periodic save still holds epoch 2
+            shutil.copy(saved, after2)
+        return scramble(epoch, model)
+    with pytest.warns(MwtWarning, match="rewound to the end of epoch 2 with the FLOPs weight x0.5"):
+        whole = train(CONFIG, data, data, show_progress=False, on_epoch_end=keep_epoch_2_then_scramble, log_path=log,
+                      save_path=saved, save_every=1)
+    history = whole.training["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    assert [h["gamma"] for h in history] == [CONFIG.gamma] * 2 + [CONFIG.gamma / 2] * 3
+    (event,) = _events(log)
+    assert event["epoch"] == 4 and event["rewound_to"] == 2 and event["backoff"] == 0.5
+    assert event["before"] - event["train_acc"] >= 0.05
+    # the periodic checkpoint after epoch 4 carries the rewind, and resuming it ends where the run did
+    halfway = load_checkpoint(saved)
+    assert halfway.resume["rewinds"] == 1 and halfway.resume["backoff"] == 0.5
+    resumed = train(CONFIG, data, data, show_progress=False, resume=halfway)
+    assert all(torch.equal(whole.state_dict[k], resumed.state_dict[k]) for k in whole.state_dict)
+    assert resumed.training["history"][-1]["gamma"] == CONFIG.gamma / 2
+    # a run resumed after epoch 2 that falls the same way rewinds to the state it resumed from
+    with pytest.warns(MwtWarning, match="rewound to the end of epoch 2"):
+        again = train(CONFIG, data, data, show_progress=False, resume=load_checkpoint(after2),
+                      on_epoch_end=_scrambler(3))
+    assert all(torch.equal(whole.state_dict[k], again.state_dict[k]) for k in whole.state_dict)
+
+
+def test_without_the_guard_the_fall_stays_and_a_healthy_run_is_the_same_with_it(tmp_path):
+    data, log = _learnable(), tmp_path / "off.jsonl"
+    off = train(replace(CONFIG, collapse_drop=0.0), data, data, show_progress=False, on_epoch_end=_scrambler(3),
+                log_path=log)
+    history = off.training["history"]
+    assert history[2]["train_acc"] - history[3]["train_acc"] >= 0.05  # the fall the guard answers
+    assert {h["gamma"] for h in history} == {CONFIG.gamma} and not _events(log)
+    guarded = train(CONFIG, data, data, show_progress=False)
+    unguarded = train(replace(CONFIG, collapse_drop=0.0), data, data, show_progress=False)
+    assert all(torch.equal(guarded.state_dict[k], unguarded.state_dict[k]) for k in guarded.state_dict)
+
+
+def test_past_its_rewinds_the_guard_warns_and_the_run_goes_on(tmp_path):
+    data, log = _learnable(), tmp_path / "run.jsonl"
+    with pytest.warns(MwtWarning) as caught:
+        run = train(CONFIG, data, data, show_progress=False, on_epoch_end=_scrambler(3, times=MAX_REWINDS + 1),
+                    log_path=log)
+    said = [str(w.message) for w in caught]
+    assert [f"rewind {i} of {MAX_REWINDS}" in m for i, m in enumerate(said[:-1], 1)] == [True] * MAX_REWINDS
+    assert f"rewound {MAX_REWINDS} times already and goes on" in said[-1]
+    events = _events(log)
+    assert [e["rewound_to"] for e in events] == [2] * MAX_REWINDS + [None]
+    assert [e["backoff"] for e in events[:-1]] == [0.5 ** (i + 1) for i in range(MAX_REWINDS)]
+    assert [h["epoch"] for h in run.training["history"]] == [1, 2, 3, 4, 5]
+    assert run.training["history"][-1]["gamma"] == CONFIG.gamma * 0.5 ** MAX_REWINDS
+
+
+def test_detection_and_the_snapshot_ring():
+    # P1s1's epochs 8 and 9 (stop 50), on 60,000 images
+    before, fell = {"train_acc": 0.856, "coupling": 0.77}, {"train_acc": 0.683, "coupling": 0.85, "epoch": 9, "gamma": 4}
+    found = detect(before, fell, 0.08, 60_000)
+    assert found is not None and found.epoch == 9 and "17.3 pp" in found.describe()
+    assert detect(None, fell, 0.08, 60_000) is None
+    assert detect(before, {**fell, "train_acc": 0.79}, 0.08, 60_000) is None  # under the drop
+    assert detect(before, fell, 0.0, 60_000) is None  # 0 is off
+    assert detect(before, {**fell, "gamma": 0.0}, 0.08, 60_000) is None  # no FLOPs term to back off
+    assert detect(before, fell, 0.08, 32) is None  # on 32 images a 17 pp swing is noise
+    ring = SnapshotRing()
+    assert ring.oldest() is None
+    weights = {"w": torch.zeros(2)}
+    for epoch in range(4):
+        ring.keep(epoch, weights)
+        weights["w"] += 1  # the ring holds copies: training goes on freely
+    oldest = ring.oldest()
+    assert oldest is not None and oldest.epoch == 2 and oldest.state["w"].tolist() == [2.0, 2.0]
+    oldest.state["w"] += 5  # and hands out copies: a snapshot can be restored twice
+    assert ring.oldest().state["w"].tolist() == [2.0, 2.0]
+    ring.drop_after(2)
+    assert ring.oldest().epoch == 2
+
+
+@pytest.mark.parametrize("drop", [-0.1, 1.0, math.nan, True, "0.1"])
+def test_a_bad_collapse_drop_is_refused(drop):
+    data = _learnable(32)
+    with pytest.raises(MwtError, match="collapse-drop"):
+        train(replace(CONFIG, epochs=1, collapse_drop=drop), data, data, show_progress=False)
+
+
+@pytest.mark.parametrize("field, value", [("rewinds", -1), ("rewinds", MAX_REWINDS + 1), ("rewinds", 1.0),
+                                          ("backoff", 0.0), ("backoff", 2.0), ("backoff", math.inf)])
+def test_a_damaged_rewind_count_or_backoff_in_a_checkpoint_is_refused(field, value):
+    state = RunState(**{field: value}).to_dict()
+    with pytest.raises(MwtError, match="resume state is damaged"):
+        RunState.from_dict(state, 5)
