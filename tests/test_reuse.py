@@ -278,6 +278,9 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--similarity", "-1"], "--similarity"),
     (["--similarity", "inf"], "--similarity"),
     (["--recipe", "reuse", "--similarity", "1000"], "--teacher"),  # nothing to compare the features with
+    (["--collapse-drop", "-0.1"], "--collapse-drop"),
+    (["--collapse-drop", "1"], "--collapse-drop"),
+    (["--collapse-drop", "nan"], "--collapse-drop"),
 ])
 def test_train_bad_recipe_input_is_one_line(tmp_path, capsys, tiny_fashion_dir, args, message):
     out = tmp_path / "m.pt"
