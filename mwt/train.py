@@ -624,21 +624,15 @@ def _guarded(config: TrainConfig) -> bool:
 
 
 def _capture(run: _Run, state: RunState) -> dict[str, Any]:
-    """The run's state at an epoch boundary, for the collapse guard's snapshots (copied by the ring)."""
-    return {
-        "weights": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-        "generator": run.generator.get_state(), "torch_rng": torch.get_rng_state(),
-        "route": run.route.state_dict() if run.route is not None else None,
-        "budget": run.budget.state_dict() if run.budget is not None else None,
-        "history": state.history, "epoch": state.epoch,
-    }
+    """The run's state at an epoch boundary, for the collapse guard's snapshots (copied by the ring):
+    its weights and what a resumable checkpoint holds."""
+    _record_state(run, state)
+    return {"weights": run.model.state_dict(), "state": state}
 
 
 def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, record: dict[str, float],
             log: _EpochLog | None, main: bool) -> bool:
-    """Answer a collapse: restore the oldest kept snapshot and back the gate losses off (True), or,
+    """Answer a collapse: restore the oldest kept snapshot and back the FLOPs term off (True), or,
     past MAX_REWINDS, warn and let the run go on as it is (False). Both are logged."""
     target = ring.oldest()
     if state.rewinds >= MAX_REWINDS or target is None:
@@ -648,19 +642,12 @@ def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, 
         if log:
             log.write({"collapse": {**asdict(collapse), "rewound_to": None, "test_acc": record["test_acc"]}})
         return False
-    saved = target.state
-    run.model.load_state_dict(saved["weights"])
-    run.optimizer.load_state_dict(saved["optimizer"])
-    run.scheduler.load_state_dict(saved["scheduler"])
-    if run.scaler is not None and saved["scaler"] is not None:
-        run.scaler.load_state_dict(saved["scaler"])
-    run.generator.set_state(saved["generator"])
-    torch.set_rng_state(saved["torch_rng"])
-    if run.route is not None and saved["route"] is not None:
-        run.route.load_state_dict(saved["route"])
-    if run.budget is not None and saved["budget"] is not None:
-        run.budget.load_state_dict(saved["budget"])
-    state.history, state.epoch, state.step, state.order = saved["history"], saved["epoch"], 0, None
+    saved: RunState = target.state["state"]
+    run.model.load_state_dict(target.state["weights"])
+    _restore(run, saved)
+    _restore_running(run, saved)
+    # the rewinds and backoff go on from the live state's, not the snapshot's
+    state.history, state.epoch, state.step, state.order = saved.history, saved.epoch, 0, None
     state.rewinds += 1
     state.backoff *= BACKOFF
     ring.drop_after(target.epoch)
@@ -803,13 +790,10 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
             run.classifiers = (classifier_layer(model), classifier_layer(run.teacher))
     if config.reuse and gate_names:
         run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
-        if state.route is not None:
-            run.route.load_state_dict(state.route)
     if (config.budget_by_loss or config.coupling_by_loss) and gate_names:
         settings = BudgetSettings(config.flops_target, config.budget_by_loss, config.coupling_by_loss)
         run.budget = ClassBudget(spec.num_classes, settings, device)
-        if state.budget is not None:
-            run.budget.load_state_dict(state.budget)
+    _restore_running(run, state)
     return run, state
 
 
@@ -998,6 +982,7 @@ def _stop(run: _Run, state: RunState, save_path: Path | None, signum: int | None
 
 
 def _restore(run: _Run, state: RunState) -> None:
+    """Load the optimizer, schedule, gradient scaler and random generators from `state`."""
     try:
         run.optimizer.load_state_dict(state.optimizer)
         run.scheduler.load_state_dict(state.scheduler)
@@ -1010,18 +995,32 @@ def _restore(run: _Run, state: RunState) -> None:
         torch.set_rng_state(state.torch_rng)
 
 
+def _record_state(run: _Run, state: RunState) -> None:
+    """Copy into `state` what of the run a resumable checkpoint holds beyond its weights (references,
+    not copies: a checkpoint or a snapshot copies them when it keeps them)."""
+    state.generator = run.generator.get_state()
+    state.route = run.route.state_dict() if run.route is not None else None
+    state.budget = run.budget.state_dict() if run.budget is not None else None
+    state.torch_rng = torch.get_rng_state()
+    state.optimizer = run.optimizer.state_dict()
+    state.scheduler = run.scheduler.state_dict()
+    state.scaler = run.scaler.state_dict() if run.scaler is not None else None
+
+
+def _restore_running(run: _Run, state: RunState) -> None:
+    """Load the reuse route's and the class budget's running statistics from `state`, where both sides have them."""
+    if run.route is not None and state.route is not None:
+        run.route.load_state_dict(state.route)
+    if run.budget is not None and state.budget is not None:
+        run.budget.load_state_dict(state.budget)
+
+
 def _save_resumable(run: _Run, state: RunState, path: Path, periodic: bool = False) -> None:
     """Write a resumable checkpoint (rank 0 only; every rank waits until it is written). A
     periodic save that fails (a full disk) warns and training goes on, the last one kept; the
     save of a stopped run is rescued elsewhere (see `save_or_rescue`)."""
     if run.dist.main:
-        state.generator = run.generator.get_state()
-        state.route = run.route.state_dict() if run.route is not None else None
-        state.budget = run.budget.state_dict() if run.budget is not None else None
-        state.torch_rng = torch.get_rng_state()
-        state.optimizer = run.optimizer.state_dict()
-        state.scheduler = run.scheduler.state_dict()
-        state.scaler = run.scaler.state_dict() if run.scaler is not None else None
+        _record_state(run, state)
         weights = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
         ckpt = Checkpoint(spec=run.spec, state_dict=weights, classes=run.classes, dataset=run.info.name, data=run.data,
                           training={"config": asdict(run.config), "history": list(state.history),
