@@ -640,7 +640,7 @@ def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, 
             warnings.warn(MwtWarning(f"{collapse.describe()}; the run has rewound {state.rewinds} times already and "
                                      "goes on: its modules will likely be even and its accuracy low"), stacklevel=3)
         if log:
-            log.write({"collapse": {**asdict(collapse), "rewound_to": None, "test_acc": record["test_acc"]}})
+            log.write({"collapse": {**asdict(collapse), "rewound_to": None, "record": record}})
         return False
     saved: RunState = target.state["state"]
     run.model.load_state_dict(target.state["weights"])
@@ -657,7 +657,7 @@ def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, 
                       stacklevel=3)
     if log:
         log.write({"collapse": {**asdict(collapse), "rewound_to": target.epoch, "backoff": state.backoff,
-                                "test_acc": record["test_acc"]}})
+                                "record": record}})  # the abandoned epoch's figures, all of them
     return True
 
 

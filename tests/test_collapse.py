@@ -68,6 +68,7 @@ def test_a_fall_rewinds_two_epochs_halves_the_flops_weight_and_a_resume_keeps_th
     (event,) = _events(log)
     assert event["epoch"] == 4 and event["rewound_to"] == 2 and event["backoff"] == 0.5
     assert event["before"] - event["train_acc"] >= 0.05
+    assert event["record"]["epoch"] == 4 and event["record"]["train_acc"] == event["train_acc"]  # the abandoned epoch
     # the periodic checkpoint after epoch 4 carries the rewind, and resuming it ends where the run did
     halfway = load_checkpoint(saved)
     assert halfway.resume["rewinds"] == 1 and halfway.resume["backoff"] == 0.5
