@@ -1,5 +1,5 @@
 """The collapse guard: a run whose training accuracy falls sharply from one epoch to the next is
-rewound to an earlier epoch and goes on with its FLOPs term backed off (`mwt train --collapse-drop`).
+rewound to an earlier epoch and goes on at a lower learning rate (`mwt train --collapse-drop`).
 
 Measured (docs/results.md, stops 47, 50 and 51): under a FLOPs budget that binds, a run can tip
 within an epoch into a state where every class keeps the same few kernels (coupling cosine
@@ -14,11 +14,14 @@ The guard works on epoch figures the run has anyway (no extra pass over the data
 state of the last two healthy epochs in memory, and on a fall rewinds to the older one: the fall
 shows in an epoch's average, but it may have begun at the end of the epoch before (P1s1's test
 accuracy had already dropped to 53.5% at the end of epoch 8, before its epoch-9 average fell).
-Measured from P1s1's own states (stop 51): with the FLOPs weight halved from the end of epoch 7,
-epoch 9 trained at 86.4% (collapsed: 68.3%) with the classes still parting (coupling 0.76, against
-0.85); from the end of epoch 8 it recovered as well (85.1%). Under the guard the same command fell
-again at epoch 11 with the weight at 2 and trained to the end at 1: 1.86 pp under its standard
-model instead of 5.27. Backing the FLOPs term off delays a fall more than it removes its cause.
+What the rewound run changes was measured from P1s1's own state at the end of epoch 7 (stops 51-52).
+Stop 51 halved the FLOPs weight: the run held two epochs, fell again at epoch 11, and at a quarter
+weight ended 1.86 pp under its standard model, its samples no longer held to their budget (19.0%
+of the FLOPs spent against 17%). Halving the learning rate instead (0.042 -> 0.021) and keeping the
+FLOPs weight, epochs 8-12 trained at 86.3-89.3% (stop 51's: 84.9-86.9%, then the fall), the classes
+parting further (coupling 0.77 -> 0.76) and the budget binding (FLOPs 0.17). The fall comes from
+steps too large for gates at the edge of closing (ReLU(tanh) gates that close get no gradient to
+reopen), not from the budget itself, so the guard cuts the step and leaves the budget alone.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Any
 DEFAULT_DROP = 0.08
 # ... and that is this many standard errors of the difference of two epochs' accuracies.
 NOISE_Z = 4.0
-# After a rewind the FLOPs term's weight is multiplied by this (again at each further rewind).
-BACKOFF = 0.5
+# After a rewind the learning rate is multiplied by this (again at each further rewind); the cosine
+# schedule goes on from there, so the cut lasts to the end of the run.
+LR_BACKOFF = 0.5
 # A run rewinds at most this many times; a fall after that is reported and the run goes on.
 MAX_REWINDS = 3
 
@@ -58,8 +62,8 @@ class Collapse:
 def detect(previous: dict[str, float] | None, record: dict[str, float], drop: float,
            samples: int) -> Collapse | None:
     """The collapse `record` (an epoch's figures, over `samples` training images) shows against the
-    epoch before, or None. It counts only in an epoch the FLOPs term was on (what a rewind backs off)
-    and only past the noise of two epochs' averages (NOISE_Z standard errors), so that a run on a few
+    epoch before, or None. It counts only in an epoch the FLOPs term was on (the collapse comes with
+    the budget) and only past the noise of two epochs' averages (NOISE_Z standard errors), so that a run on a few
     hundred images, whose accuracy swings from epoch to epoch, is left alone."""
     if previous is None or drop <= 0 or not record.get("gamma"):
         return None

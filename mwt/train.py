@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from mwt.class_budget import BudgetSettings, ClassBudget
-from mwt.collapse import BACKOFF, DEFAULT_DROP, MAX_REWINDS, Collapse, SnapshotRing, detect
+from mwt.collapse import DEFAULT_DROP, LR_BACKOFF, MAX_REWINDS, Collapse, SnapshotRing, detect
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
@@ -100,7 +100,7 @@ class TrainConfig:
     # coupling, FLOPs, decisiveness) are off and the mask generators frozen; the route and teacher stay.
     settle_epochs: int = 0
     # A fall of training accuracy (a fraction) between consecutive epochs that rewinds the run two epochs and
-    # halves the FLOPs weight (mwt.collapse); 0: no guard. Only where a FLOPs term is in play.
+    # halves its learning rate (mwt.collapse); 0: no guard. Only where a FLOPs term is in play.
     collapse_drop: float = DEFAULT_DROP
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
@@ -325,8 +325,9 @@ class RunState:
     history: list[dict[str, float]] = field(default_factory=list)
     route: dict[str, Any] | None = None  # the reuse recipe's running sub-task statistics
     budget: dict[str, Any] | None = None  # the running per-class losses of --budget-by-loss
-    rewinds: int = 0  # times the collapse guard rewound the run (mwt.collapse)
-    backoff: float = 1.0  # the factor on the FLOPs weight those rewinds left
+    # times the collapse guard rewound the run (mwt.collapse); each cut the learning rate, which the
+    # optimizer's state carries
+    rewinds: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -337,6 +338,8 @@ class RunState:
         needs the run itself (optimizer, scheduler, order) is checked by `check_against`."""
         if not isinstance(d, dict):
             raise MwtError("the checkpoint's resume state is not a dict")
+        # stop 51's guard halved the FLOPs weight instead and kept that factor; the weight is whole again
+        d = {k: v for k, v in d.items() if k != "backoff"}
         try:
             state = cls(**d)
         except TypeError as e:
@@ -398,8 +401,6 @@ def _bad_field(state: RunState, epochs: int | None) -> str | None:
         return "the gradient scaler state is not a dict"
     if type(state.rewinds) is not int or not 0 <= state.rewinds <= MAX_REWINDS:
         return f"its count of rewinds is not a whole number up to {MAX_REWINDS}"
-    if not _number(state.backoff) or not 0 < state.backoff <= 1:
-        return "its FLOPs-weight backoff is not a fraction in (0, 1]"
     return None
 
 
@@ -564,7 +565,7 @@ def train(
                                "processes": dist.world, "resumed_at_epoch": state.epoch}})
         guarded = _guarded(config)
         ring = SnapshotRing()
-        if guarded:
+        if guarded and not state.step:  # (a run resumed within an epoch has its first boundary at that epoch's end)
             ring.keep(state.epoch, _capture(run, state))
         with StopRequest() as stop:
             epoch = state.epoch + 1
@@ -619,7 +620,7 @@ def _schedule(run: _Run, state: RunState, data: AnySplit) -> None:
 
 
 def _guarded(config: TrainConfig) -> bool:
-    """Whether the collapse guard watches this run: a modular run whose FLOPs term it can back off."""
+    """Whether the collapse guard watches this run: a modular run with a FLOPs term (where collapses come)."""
     return bool(config.collapse_drop and config.modular and config.gamma)
 
 
@@ -632,13 +633,16 @@ def _capture(run: _Run, state: RunState) -> dict[str, Any]:
 
 def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, record: dict[str, float],
             log: _EpochLog | None, main: bool) -> bool:
-    """Answer a collapse: restore the oldest kept snapshot and back the FLOPs term off (True), or,
-    past MAX_REWINDS, warn and let the run go on as it is (False). Both are logged."""
+    """Answer a collapse: restore the oldest kept snapshot and cut the learning rate (True), or,
+    past MAX_REWINDS or with no epoch boundary kept, warn and let the run go on as it is (False).
+    Both are logged."""
     target = ring.oldest()
     if state.rewinds >= MAX_REWINDS or target is None:
+        why = (f"the run has rewound {state.rewinds} times already" if target is not None else
+               "no earlier epoch's state is kept (the run was resumed within the epoch before)")
         if main:
-            warnings.warn(MwtWarning(f"{collapse.describe()}; the run has rewound {state.rewinds} times already and "
-                                     "goes on: its modules will likely be even and its accuracy low"), stacklevel=3)
+            warnings.warn(MwtWarning(f"{collapse.describe()}; {why} and it goes on: its modules will likely be even "
+                                     "and its accuracy low"), stacklevel=3)
         if log:
             log.write({"collapse": {**asdict(collapse), "rewound_to": None, "record": record}})
         return False
@@ -646,17 +650,20 @@ def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, 
     run.model.load_state_dict(target.state["weights"])
     _restore(run, saved)
     _restore_running(run, saved)
-    # the rewinds and backoff go on from the live state's, not the snapshot's
+    # the count of rewinds goes on from the live state's, not the snapshot's
     state.history, state.epoch, state.step, state.order = saved.history, saved.epoch, 0, None
     state.rewinds += 1
-    state.backoff *= BACKOFF
+    # The cosine schedule scales each step's rate from the group's current one, so the cut lasts to the end
+    # (and a resumable checkpoint carries it in the optimizer's state). Earlier cuts are in the snapshot's.
+    for group in run.optimizer.param_groups:
+        group["lr"] *= LR_BACKOFF ** state.rewinds / LR_BACKOFF ** saved.rewinds
     ring.drop_after(target.epoch)
+    factor = LR_BACKOFF ** state.rewinds
     if main:
-        warnings.warn(MwtWarning(f"{collapse.describe()}; rewound to the end of epoch {target.epoch} with the FLOPs "
-                                 f"weight x{state.backoff:g} (rewind {state.rewinds} of {MAX_REWINDS})"),
-                      stacklevel=3)
+        warnings.warn(MwtWarning(f"{collapse.describe()}; rewound to the end of epoch {target.epoch} with the learning "
+                                 f"rate x{factor:g} (rewind {state.rewinds} of {MAX_REWINDS})"), stacklevel=3)
     if log:
-        log.write({"collapse": {**asdict(collapse), "rewound_to": target.epoch, "backoff": state.backoff,
+        log.write({"collapse": {**asdict(collapse), "rewound_to": target.epoch, "lr_factor": factor,
                                 "record": record}})  # the abandoned epoch's figures, all of them
     return True
 
@@ -827,8 +834,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
               if settling else [])
     alpha = 0.0 if settling else config.alpha
     beta = 0.0 if settling else _ramped(config.beta, epoch, config.beta_warmup)
-    # (a collapse guard's rewinds back the FLOPs term off: mwt.collapse)
-    gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup) * state.backoff
+    gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup)
     delta = 0.0 if settling else config.delta
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
         order = state.order

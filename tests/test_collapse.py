@@ -1,11 +1,13 @@
 """The collapse guard (mwt.collapse, `mwt train --collapse-drop`): a sharp fall of training accuracy
-rewinds the run two epochs and halves its FLOPs weight; a healthy run is left exactly as it was."""
+rewinds the run two epochs and halves its learning rate; a healthy run is left exactly as it was."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
 from dataclasses import replace
 
 import pytest
@@ -13,7 +15,7 @@ import torch
 
 from mwt.checkpoint import load_checkpoint
 from mwt.collapse import MAX_REWINDS, SnapshotRing, detect
-from mwt.core.errors import MwtError, MwtWarning
+from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.data import Split
 from mwt.train import RunState, TrainConfig, train
 
@@ -51,7 +53,7 @@ def _events(log) -> list[dict]:
 CONFIG = TrainConfig.from_recipe("cost", epochs=5, seed=0, collapse_drop=0.05, **TINY)
 
 
-def test_a_fall_rewinds_two_epochs_halves_the_flops_weight_and_a_resume_keeps_the_backoff(tmp_path):
+def test_a_fall_rewinds_two_epochs_halves_the_learning_rate_and_a_resume_keeps_the_cut(tmp_path):
     data, log, saved, after2 = _learnable(), tmp_path / "run.jsonl", tmp_path / "run.pt", tmp_path / "after2.pt"
     scramble = _scrambler(3)
 
@@ -59,22 +61,25 @@ def test_a_fall_rewinds_two_epochs_halves_the_flops_weight_and_a_resume_keeps_th
         if epoch == 3 and not after2.exists():  # the periodic save still holds epoch 2
             shutil.copy(saved, after2)
         return scramble(epoch, model)
-    with pytest.warns(MwtWarning, match="rewound to the end of epoch 2 with the FLOPs weight x0.5"):
+    with pytest.warns(MwtWarning, match="rewound to the end of epoch 2 with the learning rate x0.5"):
         whole = train(CONFIG, data, data, show_progress=False, on_epoch_end=keep_epoch_2_then_scramble, log_path=log,
                       save_path=saved, save_every=1)
     history = whole.training["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
-    assert [h["gamma"] for h in history] == [CONFIG.gamma] * 2 + [CONFIG.gamma / 2] * 3
+    assert {h["gamma"] for h in history} == {CONFIG.gamma}  # the budget is left as it was
+    # the learning rate, halved at the rewind, follows the cosine schedule at half height from there
+    cosine = [CONFIG.lr * (1 + math.cos(math.pi * e / CONFIG.epochs)) / 2 for e in range(1, 6)]
+    assert [h["lr"] for h in history] == pytest.approx(cosine[:2] + [c / 2 for c in cosine[2:]], abs=1e-12)
     (event,) = _events(log)
-    assert event["epoch"] == 4 and event["rewound_to"] == 2 and event["backoff"] == 0.5
+    assert event["epoch"] == 4 and event["rewound_to"] == 2 and event["lr_factor"] == 0.5
     assert event["before"] - event["train_acc"] >= 0.05
     assert event["record"]["epoch"] == 4 and event["record"]["train_acc"] == event["train_acc"]  # the abandoned epoch
     # the periodic checkpoint after epoch 4 carries the rewind, and resuming it ends where the run did
     halfway = load_checkpoint(saved)
-    assert halfway.resume["rewinds"] == 1 and halfway.resume["backoff"] == 0.5
+    assert halfway.resume["rewinds"] == 1
+    assert halfway.resume["optimizer"]["param_groups"][0]["lr"] == pytest.approx(cosine[3] / 2, abs=1e-12)
     resumed = train(CONFIG, data, data, show_progress=False, resume=halfway)
     assert all(torch.equal(whole.state_dict[k], resumed.state_dict[k]) for k in whole.state_dict)
-    assert resumed.training["history"][-1]["gamma"] == CONFIG.gamma / 2
     # a run resumed after epoch 2 that falls the same way rewinds to the state it resumed from
     with pytest.warns(MwtWarning, match="rewound to the end of epoch 2"):
         again = train(CONFIG, data, data, show_progress=False, resume=load_checkpoint(after2),
@@ -101,12 +106,32 @@ def test_past_its_rewinds_the_guard_warns_and_the_run_goes_on(tmp_path):
                     log_path=log)
     said = [str(w.message) for w in caught]
     assert [f"rewind {i} of {MAX_REWINDS}" in m for i, m in enumerate(said[:-1], 1)] == [True] * MAX_REWINDS
-    assert f"rewound {MAX_REWINDS} times already and goes on" in said[-1]
+    assert f"rewound {MAX_REWINDS} times already and it goes on" in said[-1]
     events = _events(log)
     assert [e["rewound_to"] for e in events] == [2] * MAX_REWINDS + [None]
-    assert [e["backoff"] for e in events[:-1]] == [0.5 ** (i + 1) for i in range(MAX_REWINDS)]
-    assert [h["epoch"] for h in run.training["history"]] == [1, 2, 3, 4, 5]
-    assert run.training["history"][-1]["gamma"] == CONFIG.gamma * 0.5 ** MAX_REWINDS
+    assert [e["lr_factor"] for e in events[:-1]] == [0.5 ** (i + 1) for i in range(MAX_REWINDS)]
+    history = run.training["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    cosine = CONFIG.lr * (1 + math.cos(math.pi * 3 / CONFIG.epochs)) / 2  # every rewind went back to epoch 2
+    assert history[2]["lr"] == pytest.approx(cosine * 0.5 ** MAX_REWINDS, abs=1e-12)
+
+
+def test_a_run_resumed_within_an_epoch_has_no_boundary_to_rewind_to_until_that_epoch_ends(tmp_path):
+    data, saved = _learnable(), tmp_path / "run.pt"
+    scramble = _scrambler(3)
+
+    def scramble_then_stop(epoch: int, model: torch.nn.Module) -> dict:
+        if epoch == 3:  # stopped one step into epoch 4, with the weights scrambled
+            os.kill(os.getpid(), signal.SIGINT)
+        return scramble(epoch, model)
+    with pytest.raises(Interrupted):
+        train(CONFIG, data, data, show_progress=False, on_epoch_end=scramble_then_stop, save_path=saved)
+    stopped = load_checkpoint(saved)
+    assert stopped.resume["epoch"] == 3 and stopped.resume["step"] == 1
+    with pytest.warns(MwtWarning, match="no earlier epoch's state is kept .* and it goes on"):
+        run = train(CONFIG, data, data, show_progress=False, resume=stopped)
+    history = run.training["history"]
+    assert history[2]["train_acc"] - history[3]["train_acc"] >= 0.05  # the fall is kept, told, not rewound
 
 
 def test_detection_and_the_snapshot_ring():
@@ -140,9 +165,15 @@ def test_a_bad_collapse_drop_is_refused(drop):
         train(replace(CONFIG, epochs=1, collapse_drop=drop), data, data, show_progress=False)
 
 
-@pytest.mark.parametrize("field, value", [("rewinds", -1), ("rewinds", MAX_REWINDS + 1), ("rewinds", 1.0),
-                                          ("backoff", 0.0), ("backoff", 2.0), ("backoff", math.inf)])
-def test_a_damaged_rewind_count_or_backoff_in_a_checkpoint_is_refused(field, value):
-    state = RunState(**{field: value}).to_dict()
+@pytest.mark.parametrize("value", [-1, MAX_REWINDS + 1, 1.0, "1"])
+def test_a_damaged_rewind_count_in_a_checkpoint_is_refused(value):
+    state = RunState(rewinds=value).to_dict()
     with pytest.raises(MwtError, match="resume state is damaged"):
         RunState.from_dict(state, 5)
+
+
+def test_a_stop_51_checkpoint_with_a_flops_weight_backoff_resumes_at_the_whole_weight():
+    # stop 51's guard halved the FLOPs weight and kept the factor in the state; it is read and let go
+    saved = RunState(rewinds=1, generator=torch.Generator().get_state()).to_dict()
+    state = RunState.from_dict({**saved, "backoff": 0.5}, 5)
+    assert state.rewinds == 1 and not hasattr(state, "backoff")
