@@ -655,10 +655,10 @@ def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, 
     state.rewinds += 1
     # The cosine schedule scales each step's rate from the group's current one, so the cut lasts to the end
     # (and a resumable checkpoint carries it in the optimizer's state). Earlier cuts are in the snapshot's.
-    for group in run.optimizer.param_groups:
-        group["lr"] *= LR_BACKOFF ** state.rewinds / LR_BACKOFF ** saved.rewinds
-    ring.drop_after(target.epoch)
     factor = LR_BACKOFF ** state.rewinds
+    for group in run.optimizer.param_groups:
+        group["lr"] *= factor / LR_BACKOFF ** saved.rewinds
+    ring.drop_after(target.epoch)
     if main:
         warnings.warn(MwtWarning(f"{collapse.describe()}; rewound to the end of epoch {target.epoch} with the learning "
                                  f"rate x{factor:g} (rewind {state.rewinds} of {MAX_REWINDS})"), stacklevel=3)
