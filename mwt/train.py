@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,8 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 128  # the global batch: split evenly across processes
     lr: float = 0.05
+    # epochs over which each step's learning rate ramps linearly from near 0 to the schedule's (0: off)
+    lr_warmup: int = 0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     recipe: str = "paper"  # the named recipe the weights below came from (see mwt.registry.RECIPES)
@@ -200,7 +202,7 @@ class TrainConfig:
         for name in ("alpha", "beta", "gamma", "delta", "distill"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
-        for name in ("beta_warmup", "gamma_warmup"):
+        for name in ("lr_warmup", "beta_warmup", "gamma_warmup"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
                 raise MwtError(f"{name.replace('_', ' ')} must be a whole number of epochs >= 0, "
                                f"got {getattr(self, name)}")
@@ -821,6 +823,28 @@ def _ramped(weight: float, epoch: int, warmup: int) -> float:
     return weight * min(1.0, epoch / warmup) if warmup else weight
 
 
+def _warmup_factor(done: int, warmup_steps: int) -> float:
+    """The learning-rate warm-up's factor on step `done` (0-based) of the run: (done + 1) / warmup_steps, then 1."""
+    return min(1.0, (done + 1) / warmup_steps) if warmup_steps else 1.0
+
+
+@contextlib.contextmanager
+def _warmed_up(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None]:
+    """Scale every group's learning rate by `factor` for one step. The scheduler's state never sees it,
+    so a rewind's cut and a resumed run's schedule stay as they are; the factor is a function of the step."""
+    if factor == 1.0:
+        yield
+        return
+    rates = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    try:
+        yield
+    finally:
+        for group, rate in zip(optimizer.param_groups, rates):
+            group["lr"] = rate
+
+
 def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: StopRequest, save_path: Path | None,
                  show_progress: bool) -> dict[str, float]:
     config, dist = run.config, run.dist
@@ -920,13 +944,16 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             run.scaler.scale(parts.total).backward()
             for p in frozen:
                 p.grad = None
-            run.scaler.step(run.optimizer)
-            run.scaler.update()
         else:
             parts.total.backward()
             for p in frozen:
                 p.grad = None
-            run.optimizer.step()
+        with _warmed_up(run.optimizer, _warmup_factor(run.scheduler.last_epoch, config.lr_warmup * steps)):
+            if run.scaler is not None:
+                run.scaler.step(run.optimizer)
+                run.scaler.update()
+            else:
+                run.optimizer.step()
         run.scheduler.step()
         n = int(y.shape[0])
         with torch.no_grad():

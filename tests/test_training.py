@@ -247,6 +247,26 @@ def test_the_teachers_similarity_term_joins_the_loss(tmp_path):
             train(TrainConfig(epochs=1, **bad, **TINY), data, data, show_progress=False)
 
 
+def test_the_learning_rate_warms_up_without_moving_the_schedule_and_resumes_within_the_warmup(tmp_path):
+    data = _data(64)
+    config = TrainConfig.from_recipe("reuse", epochs=3, seed=2, lr_warmup=2, **TINY)
+    start = train(replace(config, epochs=1, lr=1e-12), data, data, show_progress=False).state_dict  # ~ the init
+    saved, cold_saved = tmp_path / "run.pt", tmp_path / "cold.pt"
+    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
+    cold = train(replace(config, lr_warmup=0), data, data, show_progress=False, save_path=cold_saved, save_every=1)
+    halfway, cold_halfway = load_checkpoint(saved), load_checkpoint(cold_saved)
+    # Resumed halfway through the warm-up, the run ends with the same weights as the one never stopped.
+    assert _equal(whole.state_dict, train(config, data, data, show_progress=False, resume=halfway).state_dict)
+    # The schedule's rate is the cold run's; only the steps are scaled.
+    lrs = lambda ck: [g["lr"] for g in ck.resume["optimizer"]["param_groups"]]  # noqa: E731
+    assert lrs(halfway) == lrs(cold_halfway)
+    # The warmed run's first epoch moved the convolutions less far from where they started.
+    moved = lambda sd: sum(float((sd[k] - start[k]).norm()) for k in start if k.endswith("conv.weight"))  # noqa: E731
+    assert 0 < moved(halfway.state_dict) < moved(cold_halfway.state_dict)
+    with pytest.raises(MwtError, match="lr warmup"):
+        train(TrainConfig(epochs=1, lr_warmup=-1, **TINY), data, data, show_progress=False)
+
+
 def test_the_flops_weight_ramps_up_over_its_warmup_epochs():
     data = _data(32)
     config = TrainConfig.from_recipe("cost", epochs=3, gamma_warmup=2, **TINY)

@@ -73,6 +73,10 @@ def train(
                                             min=1, max=1 << 16)] = 128,
     lr: Annotated[float, typer.Option(help="Initial SGD learning rate (cosine schedule).",
                                       callback=number(0, 100, low_open=True))] = 0.05,
+    lr_warmup: Annotated[int, typer.Option(
+        help="Ramp each step's learning rate linearly from near 0 up to the cosine schedule's over this many "
+        "epochs, so the first steps do not set the gates before the features form (0: off).", min=0,
+        max=100000)] = 0,
     weight_decay: Annotated[float, typer.Option(
         help="SGD weight decay (L2) on every parameter, as in MwT's code. On the reuse recipe 2.5e-4 and 1e-3 "
         "left the whole model no nearer the standard one than 5e-4 (docs/results.md, stop 48).",
@@ -199,7 +203,7 @@ def train(
         provide(code)
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
-                 batch_size=batch_size, lr=lr, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
+                 batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
                  free_channels=free_channels, flops_target=flops_target, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs, collapse_drop=collapse_drop,
