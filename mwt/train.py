@@ -819,13 +819,8 @@ def _steps_per_epoch(n: int, config: TrainConfig, dist: Dist) -> int:
 
 
 def _ramped(weight: float, epoch: int, warmup: int) -> float:
-    """A loss weight ramped linearly from 0 over the first `warmup` epochs (0: constant)."""
+    """`weight` ramped linearly from 0 over the first `warmup` epochs, or steps (0: constant); `epoch` counts from 1."""
     return weight * min(1.0, epoch / warmup) if warmup else weight
-
-
-def _warmup_factor(done: int, warmup_steps: int) -> float:
-    """The learning-rate warm-up's factor on step `done` (0-based) of the run: (done + 1) / warmup_steps, then 1."""
-    return min(1.0, (done + 1) / warmup_steps) if warmup_steps else 1.0
 
 
 @contextlib.contextmanager
@@ -948,7 +943,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             parts.total.backward()
             for p in frozen:
                 p.grad = None
-        with _warmed_up(run.optimizer, _warmup_factor(run.scheduler.last_epoch, config.lr_warmup * steps)):
+        # The scheduler has stepped once per step done, so this step is the run's (last_epoch + 1)-th.
+        with _warmed_up(run.optimizer, _ramped(1.0, run.scheduler.last_epoch + 1, config.lr_warmup * steps)):
             if run.scaler is not None:
                 run.scaler.step(run.optimizer)
                 run.scaler.update()
