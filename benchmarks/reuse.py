@@ -7,7 +7,9 @@ For each sub-task of each checkpoint (say, the paper, cost and reuse recipes' mo
   no images at hand) and run on onnxruntime over the same test images, so the figure is the
   deployed file's, not only the simulation's;
 - FLOPs kept, and the batch-32 speedup of that module file over the plain full model (same
-  architecture and weights, no generators), timed side by side in one process.
+  architecture and weights, no generators), timed side by side in one process, in `--rounds`
+  passes over all sub-tasks (a sub-task's figure is its passes' median; the summary adds how far
+  the median over sub-tasks moved from pass to pass, the figure's own noise).
 
     python -m benchmarks.reuse paper.pt cost.pt reuse.pt --names paper,cost,reuse --out docs/results/reuse
 
@@ -67,15 +69,34 @@ def module_accuracy(runner: ComposedClassifier, test: Split, classes: list[int])
     return float((logits.argmax(1) == column).mean())
 
 
+def time_in_rounds(plain: ComposedClassifier, timed: list[tuple[dict[str, object], ComposedClassifier]],
+                   shape: tuple[int, ...], *, rounds: int, min_seconds: float, calls_per_turn: int, desc: str) -> None:
+    """Each timed module's batch-32 speedup over the plain model, in `rounds` passes over all of
+    them (each timing `min_seconds`): a slow patch of the machine that lasts seconds then lands on
+    one pass of several modules, not on every timing of one. A row gets its passes' speedups in
+    order (`speedups`) and their median (`speedup`)."""
+    for row, _ in timed:
+        row["speedups"] = []
+    passes = [(row, runner) for _ in range(rounds) for row, runner in timed]
+    for row, runner in progress(passes, total=len(passes), desc=desc):
+        timing = compare_latency({"plain": plain.logits, "module": runner.logits}, shape, (BATCH,), "plain",
+                                 min_seconds=min_seconds, calls_per_turn=calls_per_turn)
+        row["speedups"].append(next(r.speedup for r in timing if r.config == "module"))  # type: ignore[union-attr]
+    for row, _ in timed:
+        row["speedup"] = statistics.median(row["speedups"])  # type: ignore[arg-type]
+
+
 def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_seconds: float,
                      timed: int | None, align: int = DEFAULT_ALIGN, pad_limit: float | None = None,
                      threshold: float = DEFAULT_THRESHOLD, rounding: str = DEFAULT_ROUNDING,
-                     parallelism: Parallelism = Parallelism.ops, calls_per_turn: int = 1) -> dict[str, object]:
+                     parallelism: Parallelism = Parallelism.ops, calls_per_turn: int = 1, rounds: int = 1,
+                     data_dir: Path | None = None) -> dict[str, object]:
     """Every figure of one checkpoint's reuse matrix (see the module docstring); the modules keep
-    the kernels `threshold`, `align`, `pad_limit` and `rounding` select, as `mwt-export` would."""
+    the kernels `threshold`, `align`, `pad_limit` and `rounding` select, as `mwt-export` would, and
+    each timed one is timed in `rounds` passes (see `time_in_rounds`)."""
     ckpt = load_checkpoint(path)
     ckpt.require_modularization(path)
-    test = load_split(ckpt.source, "test", None, False, classes=ckpt.classes)
+    test = load_split(ckpt.source, "test", data_dir, False, classes=ckpt.classes)
     k = len(ckpt.classes)
     subtasks = {"pairs": all_pairs(k), "triples": random_subtasks(k, 3, triples, seed)}
     compiler = ModuleCompiler.from_file(path)
@@ -88,21 +109,19 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
         selections = [compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,
                                       rounding=rounding) for task in tasks]
         scores = score_selections(ckpt, selections, test, cost=compiler.cost)
-        rows = []
+        rows, to_time = [], []
         for n, (task, selection, score) in enumerate(progress(list(zip(tasks, selections, scores)), total=len(tasks),
                                                               desc=f"{path.name} {group}")):
             module, _ = compiler.compile(selection, GateMode.folded)
             runner = ComposedClassifier([module_from_model(module)], settings=settings)
-            names = [ckpt.classes[c] for c in task]
             onnx_acc = module_accuracy(runner, test, list(task))
-            row = {**score.to_dict(), "gate_free_onnx_acc": onnx_acc, "speedup": None}
-            if timed is None or n < timed:
-                timing = compare_latency({"plain": plain.logits, "module": runner.logits}, ckpt.spec.input_shape,
-                                         (BATCH,), "plain", min_seconds=min_seconds,
-                                         calls_per_turn=calls_per_turn)
-                row["speedup"] = next(r.speedup for r in timing if r.config == "module")
-            row["classes"] = names
+            row = {**score.to_dict(), "gate_free_onnx_acc": onnx_acc, "speedup": None,
+                   "classes": [ckpt.classes[c] for c in task]}
             rows.append(row)
+            if timed is None or n < timed:
+                to_time.append((row, runner))
+        time_in_rounds(plain, to_time, ckpt.spec.input_shape, rounds=rounds, min_seconds=min_seconds,
+                       calls_per_turn=calls_per_turn, desc=f"{path.name} {group} timed")
         out[group] = rows
     return out
 
@@ -124,9 +143,13 @@ def summarize(result: dict[str, object]) -> dict[str, dict[str, dict[str, float]
             "dynamic_drop_pp": [100 * r["dynamic_drop"] for r in rows],
             "flops_kept_pct": [100 * r["flops_kept"] for r in rows],
         }
-        speedups = [r["speedup"] for r in rows if r["speedup"] is not None]
-        if speedups:
-            figures["speedup_b32"] = speedups
+        timed = [r for r in rows if r["speedup"] is not None]
+        if timed:
+            figures["speedup_b32"] = [r["speedup"] for r in timed]
+            passes = min(len(r.get("speedups", [])) for r in timed)
+            if passes > 1:  # how far the median over sub-tasks moves from one pass to the next
+                figures["median_speedup_by_pass"] = [statistics.median(r["speedups"][i] for r in timed)
+                                                     for i in range(passes)]
         out[group] = {name: spread(values) for name, values in figures.items()}
     return out
 
@@ -183,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallelism", default=Parallelism.ops.value, choices=[m.value for m in Parallelism],
                    help="ops: one session splits each op across the threads (default); batch: one one-thread "
                    "session per thread, each on a slice of the batch (both the plain model and the modules)")
-    p.add_argument("--min-seconds", type=float, default=1.0, help="timing per sub-task")
+    p.add_argument("--min-seconds", type=float, default=1.0, help="timing per sub-task and pass")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="passes over all timed sub-tasks (default 1); a sub-task's speedup is the median of its "
+                   "passes, and the summary adds how far the median over sub-tasks moved between passes")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="where the checkpoint's dataset lies (default: its built-in location)")
     p.add_argument("--calls-per-turn", type=int, default=1,
                    help="calls of the plain model, then of the module, in a row, in alternating turns (default 1: "
                    "call by call, each starting with the other's weights in the caches, as every stop before "
@@ -213,16 +241,19 @@ def main(argv: list[str] | None = None) -> int:
         check_rounding(args.rounding)
         if args.calls_per_turn < 1:
             raise MwtError(f"--calls-per-turn must be at least 1, got {args.calls_per_turn}")
+        if args.rounds < 1:
+            raise MwtError(f"--rounds must be at least 1, got {args.rounds}")
         start = time.perf_counter()
         results = {n: bench_checkpoint(c, triples=args.triples, seed=args.seed, threads=args.threads,
                                        min_seconds=args.min_seconds, timed=args.timed, align=args.align,
                                        pad_limit=args.pad_limit, threshold=args.threshold, rounding=args.rounding,
                                        parallelism=Parallelism(args.parallelism),
-                                       calls_per_turn=args.calls_per_turn)
+                                       calls_per_turn=args.calls_per_turn, rounds=args.rounds,
+                                       data_dir=args.data_dir)
                    for n, c in zip(names, args.checkpoints)}
         summaries = {n: summarize(r) for n, r in results.items()}
         report = {"machine": machine(), "threads": args.threads, "parallelism": args.parallelism, "batch": BATCH,
-                  "calls_per_turn": args.calls_per_turn, "align": args.align,
+                  "calls_per_turn": args.calls_per_turn, "rounds": args.rounds, "align": args.align,
                   "threshold": args.threshold, "pad_limit": args.pad_limit,
                   "rounding": args.rounding, "seconds": time.perf_counter() - start,
                   "results": results, "summary": summaries}
@@ -236,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = "" if args.pad_limit is None else f", pad limit {args.pad_limit}"
     limit += "" if args.rounding == DEFAULT_ROUNDING else f", rounded {args.rounding}"
     print(f"machine: {report['machine']}, onnxruntime {args.threads} threads ({args.parallelism} parallelism), "
-          f"batch {BATCH}, {args.calls_per_turn} calls per turn, threshold {args.threshold}, align {args.align}{limit}")
+          f"batch {BATCH}, {args.calls_per_turn} calls per turn, {args.rounds} pass(es), threshold {args.threshold}, align {args.align}{limit}")
     for n, s in summaries.items():
         print(table(n, s))
     print(f"wrote {args.out / 'reuse.json'} and {args.out / 'reuse.png'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import numpy as np
 import pytest
@@ -231,6 +232,35 @@ def test_reuse_benchmark_refuses_a_bad_alignment_in_one_line_and_writes_nothing(
     assert bench([str(shared_checkpoint_file), "--calls-per-turn", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--calls-per-turn must be at least 1" in err[0] and not out.exists()
+    assert bench([str(shared_checkpoint_file), "--rounds", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--rounds must be at least 1" in err[0] and not out.exists()
+
+
+def test_reuse_benchmark_times_the_sub_tasks_in_passes_and_reports_how_far_the_median_moved(tmp_path, capsys,
+                                                                                             tiny_fashion_dir):
+    # Passes over all timed sub-tasks: each timed row keeps its passes' speedups and their median; the
+    # summary's per-pass medians are the medians over the timed sub-tasks of each pass.
+    from benchmarks.reuse import main as bench
+
+    path = tmp_path / "m.pt"
+    save_checkpoint(random_checkpoint("vgg11", width=0.0625, seed=2, retain=0.6), path)
+    out = tmp_path / "bench"
+    assert bench([str(path), "--names", "tiny", "--data-dir", str(tiny_fashion_dir), "--triples", "2", "--timed", "3",
+                  "--rounds", "3", "--min-seconds", "0.01", "--calls-per-turn", "2", "--out", str(out)]) == 0
+    assert "median_speedup_by_pass" in capsys.readouterr().out
+    report = json.loads((out / "reuse.json").read_text())
+    assert report["rounds"] == 3 and (out / "reuse.png").stat().st_size > 0
+    pairs = report["results"]["tiny"]["pairs"]
+    assert len(pairs) == 45 and all(r["speedup"] is None and "speedups" not in r for r in pairs[3:])
+    for row in pairs[:3]:
+        assert len(row["speedups"]) == 3 and min(row["speedups"]) > 0
+        assert row["speedup"] == statistics.median(row["speedups"])
+    by_pass = [statistics.median(r["speedups"][i] for r in pairs[:3]) for i in range(3)]
+    summary = report["summary"]["tiny"]["pairs"]
+    assert summary["median_speedup_by_pass"]["min"] == min(by_pass)
+    assert summary["median_speedup_by_pass"]["max"] == max(by_pass)
+    assert summary["speedup_b32"]["median"] == statistics.median(r["speedup"] for r in pairs[:3])
 
 
 def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):
