@@ -41,8 +41,8 @@ from mwt.progress import progress
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_selections
 from runtime.composed import ComposedClassifier
 from runtime.latency import compare_latency, side_by_side_settings
-from runtime.session import Parallelism
-from runtime.module_file import module_from_model
+from runtime.session import Parallelism, SessionSettings
+from runtime.module_file import ModuleFile, module_from_model
 
 BATCH = 32
 
@@ -69,21 +69,27 @@ def module_accuracy(runner: ComposedClassifier, test: Split, classes: list[int])
     return float((logits.argmax(1) == column).mean())
 
 
-def time_in_rounds(plain: ComposedClassifier, timed: list[tuple[dict[str, object], ComposedClassifier]],
-                   shape: tuple[int, ...], *, rounds: int, min_seconds: float, calls_per_turn: int, desc: str) -> None:
-    """Each timed module's batch-32 speedup over the plain model, in `rounds` passes over all of
-    them (each timing `min_seconds`): a slow patch of the machine that lasts seconds then lands on
-    one pass of several modules, not on every timing of one. A row gets its passes' speedups in
-    order (`speedups`) and their median (`speedup`)."""
-    for row, _ in timed:
-        row["speedups"] = []
-    passes = [(row, runner) for _ in range(rounds) for row, runner in timed]
-    for row, runner in progress(passes, total=len(passes), desc=desc):
-        timing = compare_latency({"plain": plain.logits, "module": runner.logits}, shape, (BATCH,), "plain",
-                                 min_seconds=min_seconds, calls_per_turn=calls_per_turn)
-        row["speedups"].append(next(r.speedup for r in timing if r.config == "module"))  # type: ignore[union-attr]
-    for row, _ in timed:
-        row["speedup"] = statistics.median(row["speedups"])  # type: ignore[arg-type]
+def time_in_rounds(plain: ComposedClassifier, jobs: list[tuple[dict[str, object], ModuleFile]],
+                   shape: tuple[int, ...], settings: SessionSettings, *, rounds: int, min_seconds: float,
+                   calls_per_turn: int, desc: str) -> None:
+    """Each job's module: its batch-32 speedup over the plain model, in `rounds` passes over all
+    the jobs (each timing `min_seconds`): a slow patch of the machine that lasts seconds then lands
+    on one pass of several modules, not on every timing of one. A job's row gets its passes'
+    speedups in order (`speedups`) and their median (`speedup`). Each timing opens its own session
+    and closes it after, so only one module's session is alive at a time."""
+    speedups: list[list[float]] = [[] for _ in jobs]
+    passes = [(n, module) for _ in range(rounds) for n, (_, module) in enumerate(jobs)]
+    for n, module in progress(passes, total=len(passes), desc=desc):
+        runner = ComposedClassifier([module], settings=settings)
+        try:
+            timing = compare_latency({"plain": plain.logits, "module": runner.logits}, shape, (BATCH,), "plain",
+                                     min_seconds=min_seconds, calls_per_turn=calls_per_turn)
+        finally:
+            runner.close()
+        speedups[n].append(next(r.speedup for r in timing if r.config == "module"))
+    for (row, _), values in zip(jobs, speedups):
+        row["speedups"] = values
+        row["speedup"] = statistics.median(values)
 
 
 def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_seconds: float,
@@ -109,26 +115,39 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
         selections = [compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,
                                       rounding=rounding) for task in tasks]
         scores = score_selections(ckpt, selections, test, cost=compiler.cost)
-        rows, to_time = [], []
+        rows, jobs = [], []
         for n, (task, selection, score) in enumerate(progress(list(zip(tasks, selections, scores)), total=len(tasks),
                                                               desc=f"{path.name} {group}")):
-            module, _ = compiler.compile(selection, GateMode.folded)
-            runner = ComposedClassifier([module_from_model(module)], settings=settings)
-            onnx_acc = module_accuracy(runner, test, list(task))
-            row = {**score.to_dict(), "gate_free_onnx_acc": onnx_acc, "speedup": None,
+            compiled, _ = compiler.compile(selection, GateMode.folded)
+            module = module_from_model(compiled)
+            runner = ComposedClassifier([module], settings=settings)
+            try:
+                onnx_acc = module_accuracy(runner, test, list(task))
+            finally:
+                runner.close()  # its memory grew to the accuracy pass's batches; timing opens a fresh one
+            row = {**score.to_dict(), "gate_free_onnx_acc": onnx_acc, "speedup": None, "speedups": [],
                    "classes": [ckpt.classes[c] for c in task]}
             rows.append(row)
             if timed is None or n < timed:
-                to_time.append((row, runner))
-        time_in_rounds(plain, to_time, ckpt.spec.input_shape, rounds=rounds, min_seconds=min_seconds,
+                jobs.append((row, module))
+        time_in_rounds(plain, jobs, ckpt.spec.input_shape, settings, rounds=rounds, min_seconds=min_seconds,
                        calls_per_turn=calls_per_turn, desc=f"{path.name} {group} timed")
         out[group] = rows
+        out[f"{group}_median_speedup_by_pass"] = median_speedup_by_pass(rows)
     return out
 
 
 def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "mean": statistics.fmean(values),
             "max": max(values)}
+
+
+def median_speedup_by_pass(rows: list[dict[str, object]]) -> list[float]:
+    """The median speedup over the timed sub-tasks in each pass, in the order the passes ran (empty
+    when none was timed; reports written before `--rounds` have no passes)."""
+    timed = [r["speedups"] for r in rows if r.get("speedups")]
+    passes = min((len(s) for s in timed), default=0)  # type: ignore[arg-type]
+    return [statistics.median(s[i] for s in timed) for i in range(passes)]  # type: ignore[index]
 
 
 def summarize(result: dict[str, object]) -> dict[str, dict[str, dict[str, float]]]:
@@ -146,10 +165,9 @@ def summarize(result: dict[str, object]) -> dict[str, dict[str, dict[str, float]
         timed = [r for r in rows if r["speedup"] is not None]
         if timed:
             figures["speedup_b32"] = [r["speedup"] for r in timed]
-            passes = min(len(r.get("speedups", [])) for r in timed)
-            if passes > 1:  # how far the median over sub-tasks moves from one pass to the next
-                figures["median_speedup_by_pass"] = [statistics.median(r["speedups"][i] for r in timed)
-                                                     for i in range(passes)]
+            by_pass = median_speedup_by_pass(rows)
+            if len(by_pass) > 1:  # how far the median over sub-tasks moves from one pass to the next
+                figures["median_speedup_by_pass"] = by_pass
         out[group] = {name: spread(values) for name, values in figures.items()}
     return out
 
@@ -209,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-seconds", type=float, default=1.0, help="timing per sub-task and pass")
     p.add_argument("--rounds", type=int, default=1,
                    help="passes over all timed sub-tasks (default 1); a sub-task's speedup is the median of its "
-                   "passes, and the summary adds how far the median over sub-tasks moved between passes")
+                   "passes, and with more than one the summary adds median_speedup_by_pass: the spread of each "
+                   "pass's median over sub-tasks, the speedup's own noise. The timing takes N times as long; an "
+                   "odd N keeps each median one measured pass")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="where the checkpoint's dataset lies (default: its built-in location)")
+                   help="where the checkpoints' dataset lies, for all of them (default: its built-in location)")
     p.add_argument("--calls-per-turn", type=int, default=1,
                    help="calls of the plain model, then of the module, in a row, in alternating turns (default 1: "
                    "call by call, each starting with the other's weights in the caches, as every stop before "
@@ -243,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             raise MwtError(f"--calls-per-turn must be at least 1, got {args.calls_per_turn}")
         if args.rounds < 1:
             raise MwtError(f"--rounds must be at least 1, got {args.rounds}")
+        if args.timed is not None and args.timed < 0:
+            raise MwtError(f"--timed must be at least 0, got {args.timed}")
         start = time.perf_counter()
         results = {n: bench_checkpoint(c, triples=args.triples, seed=args.seed, threads=args.threads,
                                        min_seconds=args.min_seconds, timed=args.timed, align=args.align,
@@ -267,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     limit = "" if args.pad_limit is None else f", pad limit {args.pad_limit}"
     limit += "" if args.rounding == DEFAULT_ROUNDING else f", rounded {args.rounding}"
     print(f"machine: {report['machine']}, onnxruntime {args.threads} threads ({args.parallelism} parallelism), "
-          f"batch {BATCH}, {args.calls_per_turn} calls per turn, {args.rounds} pass(es), threshold {args.threshold}, align {args.align}{limit}")
+          f"batch {BATCH}, {args.calls_per_turn} calls per turn, {args.rounds} pass(es), "
+          f"threshold {args.threshold}, align {args.align}{limit}")
     for n, s in summaries.items():
         print(table(n, s))
     print(f"wrote {args.out / 'reuse.json'} and {args.out / 'reuse.png'}")

@@ -235,32 +235,73 @@ def test_reuse_benchmark_refuses_a_bad_alignment_in_one_line_and_writes_nothing(
     assert bench([str(shared_checkpoint_file), "--rounds", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--rounds must be at least 1" in err[0] and not out.exists()
+    assert bench([str(shared_checkpoint_file), "--timed", "-1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--timed must be at least 0" in err[0] and not out.exists()
+    assert bench([str(shared_checkpoint_file), "--data-dir", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and not out.exists(), err
 
 
 def test_reuse_benchmark_times_the_sub_tasks_in_passes_and_reports_how_far_the_median_moved(tmp_path, capsys,
-                                                                                             tiny_fashion_dir):
-    # Passes over all timed sub-tasks: each timed row keeps its passes' speedups and their median; the
-    # summary's per-pass medians are the medians over the timed sub-tasks of each pass.
+                                                                                             tiny_fashion_dir,
+                                                                                             monkeypatch):
+    # Passes run over all timed sub-tasks in turn (not one sub-task's timings in a row); each timed
+    # row keeps its passes' speedups and their median; the per-pass medians are the medians over the
+    # timed sub-tasks of each pass, in the order the passes ran.
+    import benchmarks.reuse as reuse
+
+    timed_outputs = []
+    real = reuse.compare_latency
+
+    def recording(candidates, *args, **kwargs):
+        # which module was timed: the number of classes it answers tells the pairs from the triples,
+        # and its output on a fixed batch tells the modules of one group apart
+        x = np.ones((1, *tiny_spec("vgg11").input_shape), np.float32)
+        timed_outputs.append(np.asarray(candidates["module"](x)).round(4).tobytes())
+        return real(candidates, *args, **kwargs)
+
+    monkeypatch.setattr(reuse, "compare_latency", recording)
+    path = tmp_path / "m.pt"
+    save_checkpoint(random_checkpoint("vgg11", width=0.0625, seed=2, retain=0.6), path)
+    out = tmp_path / "bench"
+    assert reuse.main([str(path), "--names", "tiny", "--data-dir", str(tiny_fashion_dir), "--triples", "2",
+                       "--timed", "3", "--rounds", "3", "--min-seconds", "0.01", "--calls-per-turn", "2",
+                       "--out", str(out)]) == 0
+    assert "median_speedup_by_pass" in capsys.readouterr().out
+    pair_order, triple_order = timed_outputs[:9], timed_outputs[9:]
+    assert pair_order == pair_order[:3] * 3 and len(set(pair_order)) == 3  # a, b, c, a, b, c, a, b, c
+    assert triple_order == triple_order[:2] * 3 and len(set(triple_order)) == 2  # --timed beyond the group
+    report = json.loads((out / "reuse.json").read_text())
+    assert report["rounds"] == 3 and (out / "reuse.png").stat().st_size > 0
+    result = report["results"]["tiny"]
+    pairs, triples = result["pairs"], result["triples"]
+    assert len(pairs) == 45 and all(r["speedup"] is None and r["speedups"] == [] for r in pairs[3:])
+    for row in pairs[:3] + triples:
+        assert len(row["speedups"]) == 3 and min(row["speedups"]) > 0
+        assert row["speedup"] == statistics.median(row["speedups"])
+    by_pass = [statistics.median(r["speedups"][i] for r in pairs[:3]) for i in range(3)]
+    assert result["pairs_median_speedup_by_pass"] == by_pass
+    summary = report["summary"]["tiny"]["pairs"]
+    assert (summary["median_speedup_by_pass"]["min"], summary["median_speedup_by_pass"]["max"]) == (min(by_pass),
+                                                                                                   max(by_pass))
+    assert summary["speedup_b32"]["median"] == statistics.median(r["speedup"] for r in pairs[:3])
+
+
+def test_reuse_benchmark_with_one_pass_or_nothing_timed_reports_no_pass_spread(tmp_path, tiny_fashion_dir):
     from benchmarks.reuse import main as bench
 
     path = tmp_path / "m.pt"
     save_checkpoint(random_checkpoint("vgg11", width=0.0625, seed=2, retain=0.6), path)
-    out = tmp_path / "bench"
-    assert bench([str(path), "--names", "tiny", "--data-dir", str(tiny_fashion_dir), "--triples", "2", "--timed", "3",
-                  "--rounds", "3", "--min-seconds", "0.01", "--calls-per-turn", "2", "--out", str(out)]) == 0
-    assert "median_speedup_by_pass" in capsys.readouterr().out
-    report = json.loads((out / "reuse.json").read_text())
-    assert report["rounds"] == 3 and (out / "reuse.png").stat().st_size > 0
-    pairs = report["results"]["tiny"]["pairs"]
-    assert len(pairs) == 45 and all(r["speedup"] is None and "speedups" not in r for r in pairs[3:])
-    for row in pairs[:3]:
-        assert len(row["speedups"]) == 3 and min(row["speedups"]) > 0
-        assert row["speedup"] == statistics.median(row["speedups"])
-    by_pass = [statistics.median(r["speedups"][i] for r in pairs[:3]) for i in range(3)]
-    summary = report["summary"]["tiny"]["pairs"]
-    assert summary["median_speedup_by_pass"]["min"] == min(by_pass)
-    assert summary["median_speedup_by_pass"]["max"] == max(by_pass)
-    assert summary["speedup_b32"]["median"] == statistics.median(r["speedup"] for r in pairs[:3])
+    for timed, rounds in (("1", "1"), ("0", "2")):
+        out = tmp_path / f"bench-{timed}-{rounds}"
+        assert bench([str(path), "--data-dir", str(tiny_fashion_dir), "--triples", "0", "--timed", timed,
+                      "--rounds", rounds, "--min-seconds", "0.01", "--out", str(out)]) == 0
+        report = json.loads((out / "reuse.json").read_text())
+        pairs = report["summary"]["m"]["pairs"]
+        assert "median_speedup_by_pass" not in pairs
+        assert ("speedup_b32" in pairs) == (timed == "1")
+        assert [len(r["speedups"]) for r in report["results"]["m"]["pairs"][:2]] == [int(timed), 0]
 
 
 def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):

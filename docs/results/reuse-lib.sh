@@ -1,43 +1,55 @@
 # The steps every issue-16 run script repeated (stops 50-53), once: source this file after setting D, the
-# folder that holds the runs. Every step runs alone on two threads and logs its end (with its exit status)
-# to $D/launch.log, which a later step can wait on. Paths are this repository's checkout and its .venv.
+# folder that holds the runs. Every step runs alone on two threads, logs its end (with its exit status) to
+# $D/launch.log, which a later step can wait on, and returns that status (`train_p1 ... || exit`).
+# Paths are this repository's checkout and its .venv.
+: "${D:?set D, the runs folder, before sourcing reuse-lib.sh}"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-M=$ROOT/.venv/bin; PY=$M/python; S=$ROOT/docs/results
+M="$ROOT/.venv/bin"; PY="$M/python"; S="$ROOT/docs/results"
 export OMP_NUM_THREADS=2
 
 log() { echo "$1 at $(date -u)" >> "$D/launch.log"; }
 
-# Wait until launch.log (of folder $2, default $D) has a line holding $1.
-wait_for() { until grep -q "$1" "${2:-$D}/launch.log" 2>/dev/null; do sleep 5; done; }
+# Wait until launch.log (of folder $2, default $D) has a line holding the text $1 (fixed, not a pattern).
+wait_for() {
+  local folder=${2:-$D}
+  [ -d "$folder" ] || { echo "wait_for: no folder $folder" >&2; return 2; }
+  log "waiting for '$1' in $folder/launch.log"
+  until grep -qF -e "$1" "$folder/launch.log" 2>/dev/null; do sleep 5; done
+}
 
 # NAME SEED [options...]: P1's command (stop 50: reuse recipe, budget 0.17, coupling 3, the epoch-25 standard model
 # as teacher), 30 epochs, a resumable checkpoint after every epoch, plus any further options.
 train_p1() {
-  local name=$1 seed=$2; shift 2
+  local name=$1 seed=$2 rc; shift 2
   log "start $name (seed $seed${*:+, $*})"
-  (cd "$ROOT" && $M/mwt train --recipe reuse --width 0.25 --epochs 30 --seed "$seed" --save-every 1 --quiet \
+  (cd "$ROOT" && "$M/mwt" train --recipe reuse --width 0.25 --epochs 30 --seed "$seed" --save-every 1 --quiet \
     --cost-block 16 --teacher /work/runs/s52/std-e25.pt --flops-target 0.17 --gamma-warmup 5 --beta 3 \
     --budget-by-loss 0.5 --similarity 300 "$@" --log "$D/$name.jsonl" -o "$D/$name.pt" > "$D/$name.out" 2>&1)
-  log "$name done (rc $?)"
+  rc=$?; log "$name done (rc $rc)"; return $rc
 }
 
 # CKPT NAME STD: modularize, mean FLOPs kept per threshold, the whole model paired against its standard
-# model, and per-class accuracy beside each class's FLOPs. No timing.
+# model, and per-class accuracy beside each class's FLOPs. No timing. Stops at the first step that fails.
 score_accuracy() {
-  local ckpt=$1 name=$2 std=$3
-  (cd "$ROOT" && $M/mwt modularize -q "$ckpt" > "$D/$name-modularize.txt" 2>&1); log "$name modularized (rc $?)"
-  (cd "$ROOT" && $PY $S/reuse-stop44/thresholds.py "$ckpt" 0.9 0.95 > "$D/$name-thresholds.txt" 2>&1); log "$name thresholds (rc $?)"
-  (cd "$ROOT" && $PY $S/reuse-stop39/paired.py "$std" "$ckpt" > "$D/$name-paired.txt" 2>&1); log "$name paired (rc $?)"
-  (cd "$ROOT" && $PY $S/reuse-stop46/perclass.py "$std" "$ckpt" > "$D/$name-perclass.txt" 2>&1); log "$name perclass (rc $?)"
+  local ckpt=$1 name=$2 std=$3 rc
+  (cd "$ROOT" && "$M/mwt" modularize -q "$ckpt" > "$D/$name-modularize.txt" 2>&1)
+  rc=$?; log "$name modularized (rc $rc)"; [ $rc -eq 0 ] || return $rc
+  (cd "$ROOT" && "$PY" "$S/reuse-stop44/thresholds.py" "$ckpt" 0.9 0.95 > "$D/$name-thresholds.txt" 2>&1)
+  rc=$?; log "$name thresholds (rc $rc)"; [ $rc -eq 0 ] || return $rc
+  (cd "$ROOT" && "$PY" "$S/reuse-stop39/paired.py" "$std" "$ckpt" > "$D/$name-paired.txt" 2>&1)
+  rc=$?; log "$name paired (rc $rc)"; [ $rc -eq 0 ] || return $rc
+  (cd "$ROOT" && "$PY" "$S/reuse-stop46/perclass.py" "$std" "$ckpt" > "$D/$name-perclass.txt" 2>&1)
+  rc=$?; log "$name perclass (rc $rc)"; return $rc
 }
 
 # CKPT NAME CALLS [ROUNDS]: every pair and 20 triples exported data-free and gate-free and timed against the plain
 # model in alternating turns of CALLS calls, in ROUNDS passes over all of them (default 1; batch 32, threshold
 # 0.95, align 8, pad limit 0.05, --parallelism batch). Output: $D/bench-NAME-cCALLS[-rROUNDS](.txt).
 bench_reuse() {
-  local ckpt=$1 name=$2 calls=$3 rounds=${4:-1}
+  local ckpt=$1 name=$2 calls=$3 rounds=${4:-1} rc
   local tag="$name-c$calls${4:+-r$rounds}"
-  (cd "$ROOT" && $PY -m benchmarks.reuse "$ckpt" --names "$name" --threads 2 --align 8 --threshold 0.95 \
+  (cd "$ROOT" && "$PY" -m benchmarks.reuse "$ckpt" --names "$name" --threads 2 --align 8 --threshold 0.95 \
     --pad-limit 0.05 --parallelism batch --calls-per-turn "$calls" --rounds "$rounds" --out "$D/bench-$tag" \
-    > "$D/bench-$tag.txt" 2>&1); log "bench $tag (rc $?)"
+    > "$D/bench-$tag.txt" 2>&1)
+  rc=$?; log "bench $tag (rc $rc)"; return $rc
 }
