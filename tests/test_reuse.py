@@ -215,32 +215,20 @@ def test_eval_bad_input_is_one_line(tmp_path, capsys, shared_checkpoint_file, ar
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
 
-def test_reuse_benchmark_refuses_a_bad_alignment_in_one_line_and_writes_nothing(tmp_path, capsys,
-                                                                                 shared_checkpoint_file):
+def test_reuse_benchmark_refuses_bad_options_in_one_line_and_writes_nothing(tmp_path, capsys, shared_checkpoint_file):
     from benchmarks.reuse import main as bench
 
     out = tmp_path / "bench"
-    assert bench([str(shared_checkpoint_file), "--align", "0", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "align must be a whole number" in err[0] and not out.exists()
-    assert bench([str(shared_checkpoint_file), "--pad-limit", "nan", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pad limit must be a finite number" in err[0] and not out.exists()
-    assert bench([str(shared_checkpoint_file), "--threshold", "0", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "threshold must be a finite number" in err[0] and not out.exists()
-    assert bench([str(shared_checkpoint_file), "--calls-per-turn", "0", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--calls-per-turn must be at least 1" in err[0] and not out.exists()
-    assert bench([str(shared_checkpoint_file), "--rounds", "0", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--rounds must be at least 1" in err[0] and not out.exists()
-    assert bench([str(shared_checkpoint_file), "--timed", "-1", "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--timed must be at least 0" in err[0] and not out.exists()
-    assert bench([str(shared_checkpoint_file), "--data-dir", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and not out.exists(), err
+    for args, message in ((["--align", "0"], "align must be a whole number"),
+                          (["--pad-limit", "nan"], "pad limit must be a finite number"),
+                          (["--threshold", "0"], "threshold must be a finite number"),
+                          (["--calls-per-turn", "0"], "--calls-per-turn must be at least 1"),
+                          (["--rounds", "0"], "--rounds must be at least 1"),
+                          (["--timed", "-1"], "--timed must be at least 0"),
+                          (["--data-dir", str(tmp_path / "nowhere")], "nowhere")):
+        assert bench([str(shared_checkpoint_file), *args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0] and not out.exists(), (args, err)
 
 
 def test_reuse_benchmark_times_the_sub_tasks_in_passes_and_reports_how_far_the_median_moved(tmp_path, capsys,
