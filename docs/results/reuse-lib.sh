@@ -9,6 +9,13 @@ export OMP_NUM_THREADS=2
 
 log() { echo "$1 at $(date -u)" >> "$D/launch.log"; }
 
+# LABEL OUT CMD...: run CMD in the checkout with its output to OUT, log "LABEL (rc N)" and return N.
+run_step() {
+  local label=$1 out=$2 rc; shift 2
+  (cd "$ROOT" && "$@" > "$out" 2>&1)
+  rc=$?; log "$label (rc $rc)"; return $rc
+}
+
 # Wait until launch.log (of folder $2, default $D) has a line holding the text $1 (fixed, not a pattern).
 wait_for() {
   local folder=${2:-$D}
@@ -20,36 +27,30 @@ wait_for() {
 # NAME SEED [options...]: P1's command (stop 50: reuse recipe, budget 0.17, coupling 3, the epoch-25 standard model
 # as teacher), 30 epochs, a resumable checkpoint after every epoch, plus any further options.
 train_p1() {
-  local name=$1 seed=$2 rc; shift 2
+  local name=$1 seed=$2; shift 2
   log "start $name (seed $seed${*:+, $*})"
-  (cd "$ROOT" && "$M/mwt" train --recipe reuse --width 0.25 --epochs 30 --seed "$seed" --save-every 1 --quiet \
-    --cost-block 16 --teacher /work/runs/s52/std-e25.pt --flops-target 0.17 --gamma-warmup 5 --beta 3 \
-    --budget-by-loss 0.5 --similarity 300 "$@" --log "$D/$name.jsonl" -o "$D/$name.pt" > "$D/$name.out" 2>&1)
-  rc=$?; log "$name done (rc $rc)"; return $rc
+  run_step "$name done" "$D/$name.out" "$M/mwt" train --recipe reuse --width 0.25 --epochs 30 --seed "$seed" \
+    --save-every 1 --quiet --cost-block 16 --teacher /work/runs/s52/std-e25.pt --flops-target 0.17 --gamma-warmup 5 \
+    --beta 3 --budget-by-loss 0.5 --similarity 300 "$@" --log "$D/$name.jsonl" -o "$D/$name.pt"
 }
 
 # CKPT NAME STD: modularize, mean FLOPs kept per threshold, the whole model paired against its standard
 # model, and per-class accuracy beside each class's FLOPs. No timing. Stops at the first step that fails.
 score_accuracy() {
-  local ckpt=$1 name=$2 std=$3 rc
-  (cd "$ROOT" && "$M/mwt" modularize -q "$ckpt" > "$D/$name-modularize.txt" 2>&1)
-  rc=$?; log "$name modularized (rc $rc)"; [ $rc -eq 0 ] || return $rc
-  (cd "$ROOT" && "$PY" "$S/reuse-stop44/thresholds.py" "$ckpt" 0.9 0.95 > "$D/$name-thresholds.txt" 2>&1)
-  rc=$?; log "$name thresholds (rc $rc)"; [ $rc -eq 0 ] || return $rc
-  (cd "$ROOT" && "$PY" "$S/reuse-stop39/paired.py" "$std" "$ckpt" > "$D/$name-paired.txt" 2>&1)
-  rc=$?; log "$name paired (rc $rc)"; [ $rc -eq 0 ] || return $rc
-  (cd "$ROOT" && "$PY" "$S/reuse-stop46/perclass.py" "$std" "$ckpt" > "$D/$name-perclass.txt" 2>&1)
-  rc=$?; log "$name perclass (rc $rc)"; return $rc
+  local ckpt=$1 name=$2 std=$3
+  run_step "$name modularized" "$D/$name-modularize.txt" "$M/mwt" modularize -q "$ckpt" &&
+    run_step "$name thresholds" "$D/$name-thresholds.txt" "$PY" "$S/reuse-stop44/thresholds.py" "$ckpt" 0.9 0.95 &&
+    run_step "$name paired" "$D/$name-paired.txt" "$PY" "$S/reuse-stop39/paired.py" "$std" "$ckpt" &&
+    run_step "$name perclass" "$D/$name-perclass.txt" "$PY" "$S/reuse-stop46/perclass.py" "$std" "$ckpt"
 }
 
 # CKPT NAME CALLS [ROUNDS]: every pair and 20 triples exported data-free and gate-free and timed against the plain
 # model in alternating turns of CALLS calls, in ROUNDS passes over all of them (default 1; batch 32, threshold
 # 0.95, align 8, pad limit 0.05, --parallelism batch). Output: $D/bench-NAME-cCALLS[-rROUNDS](.txt).
 bench_reuse() {
-  local ckpt=$1 name=$2 calls=$3 rounds=${4:-1} rc
+  local ckpt=$1 name=$2 calls=$3 rounds=${4:-1}
   local tag="$name-c$calls${4:+-r$rounds}"
-  (cd "$ROOT" && "$PY" -m benchmarks.reuse "$ckpt" --names "$name" --threads 2 --align 8 --threshold 0.95 \
-    --pad-limit 0.05 --parallelism batch --calls-per-turn "$calls" --rounds "$rounds" --out "$D/bench-$tag" \
-    > "$D/bench-$tag.txt" 2>&1)
-  rc=$?; log "bench $tag (rc $rc)"; return $rc
+  run_step "bench $tag" "$D/bench-$tag.txt" "$PY" -m benchmarks.reuse "$ckpt" --names "$name" --threads 2 --align 8 \
+    --threshold 0.95 --pad-limit 0.05 --parallelism batch --calls-per-turn "$calls" --rounds "$rounds" \
+    --out "$D/bench-$tag"
 }
