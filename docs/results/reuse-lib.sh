@@ -17,11 +17,12 @@ run_step() {
 }
 
 # Wait until launch.log (of folder $2, default $D) has a line holding the text $1 (fixed, not a pattern).
+# Wait lines are left out of the search: a wait on its own folder once matched the line it had just logged.
 wait_for() {
   local folder=${2:-$D}
   [ -d "$folder" ] || { echo "wait_for: no folder $folder" >&2; return 2; }
   log "waiting for '$1' in $folder/launch.log"
-  until grep -qF -e "$1" "$folder/launch.log" 2>/dev/null; do sleep 5; done
+  until grep -v '^waiting for ' "$folder/launch.log" 2>/dev/null | grep -qF -e "$1"; do sleep 5; done
 }
 
 # NAME SEED [options...]: P1's command (stop 50: reuse recipe, budget 0.17, coupling 3, the epoch-25 standard model
