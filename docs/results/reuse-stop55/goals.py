@@ -1,8 +1,10 @@
 """Issue 16's goals, met or missed and by how much, for runs scored by reuse-lib.sh.
 
-Usage: python goals.py NAME=BENCH_FOLDER:PAIRED_TXT ...
-BENCH_FOLDER holds benchmarks.reuse's reuse.json; PAIRED_TXT is reuse-stop39/paired.py's output (the whole
-model's gap to its seed's standard model). One line per goal and run, so a stop's table is not typed by hand.
+Usage: python goals.py NAME=BENCH_FOLDER:GAP ...
+BENCH_FOLDER holds benchmarks.reuse's reuse.json. GAP is either reuse-stop39/paired.py's output (the whole
+model's gap to its seed's standard model, paired on the test images), or LOG.jsonl@STANDARD_PCT where no
+standard checkpoint is at hand: the run's last logged test accuracy against that standard's figure
+(added in stop 56). One line per goal and run, so a stop's table is not typed by hand.
 """
 from __future__ import annotations
 
@@ -26,14 +28,30 @@ def whole_model_gap(paired_txt: Path) -> float:
     return float(found.group(1))
 
 
-def report(name: str, bench: Path, paired: Path) -> None:
+def unpaired_gap(log: Path, standard_pct: float) -> float:
+    """The standard's accuracy (%) minus the run's last logged test accuracy (its averaged weights' where
+    `--average-last` averaged them), in pp."""
+    records = [r.get("averaged", r) for r in map(json.loads, log.read_text().splitlines())]
+    accuracies = [r["test_acc"] for r in records if "test_acc" in r]
+    if not accuracies:
+        raise SystemExit(f"goals.py: no test accuracy in {log}")
+    return standard_pct - 100 * accuracies[-1]
+
+
+def gap_from(spec: str) -> float:
+    """The whole model's gap from GAP (see the usage)."""
+    log, at, standard = spec.rpartition("@")
+    return unpaired_gap(Path(log), float(standard)) if at else whole_model_gap(Path(spec))
+
+
+def report(name: str, bench: Path, gap: str) -> None:
     # The benchmark's own summary (drops of the exported files), so these verdicts are its printed figures.
     report_json = json.loads((bench / "reuse.json").read_text())
     run_name, run = next(iter(report_json["results"].items()))
     pairs, triples = (report_json["summary"][run_name][group] for group in ("pairs", "triples"))
     worst = max(run["pairs"], key=lambda p: p["full_acc"] - p["gate_free_onnx_acc"])
     rows = [
-        ("whole model gap (pp)", whole_model_gap(paired), 1.0, True, " pp"),
+        (f"whole model gap (pp{', unpaired' if '@' in gap else ''})", gap_from(gap), 1.0, True, " pp"),
         ("pairs FLOPs kept mean (%)", pairs["flops_kept_pct"]["mean"], 12.0, True, " pts"),
         ("pairs drop median (pp)", pairs["gate_free_drop_pp"]["median"], 0.5, True, " pp"),
         (f"pairs drop worst (pp, {'/'.join(worst['classes'])})", pairs["gate_free_drop_pp"]["max"], 2.0, True, " pp"),
@@ -50,5 +68,5 @@ if __name__ == "__main__":
         raise SystemExit(__doc__)
     for argument in sys.argv[1:]:
         name, _, paths = argument.partition("=")
-        bench, _, paired = paths.partition(":")
-        report(name, Path(bench), Path(paired))
+        bench, _, gap = paths.partition(":")
+        report(name, Path(bench), gap)
