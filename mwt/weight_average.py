@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
+from mwt.core.errors import MwtError, first_line
 from mwt.data import AnySplit, batches_in_order
 
 
@@ -37,7 +38,12 @@ class WeightAverage:
         return {k: v.detach().cpu().clone() for k, v in self._average.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._average.load_state_dict(state)
+        """Restore a resumable checkpoint's mean; one that does not fit this network is an MwtError."""
+        try:
+            self._average.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            raise MwtError(f"the checkpoint's running weight average does not fit this network ({first_line(e)[:120]}); "
+                           "resume from an untouched checkpoint or train afresh") from None
 
     def apply_to(self, model: nn.Module, train: AnySplit, batch_size: int, device: torch.device) -> None:
         """Load the mean into `model` and estimate its BatchNorm statistics over `train` (in order, no

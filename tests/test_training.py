@@ -378,6 +378,10 @@ def test_average_last_saves_the_mean_of_the_last_epochs_weights_and_survives_a_r
     assert halfway.resume is not None and halfway.resume["average"]["n_averaged"].item() == 1
     resumed = train(config, data, data, show_progress=False, resume=halfway)
     assert _equal(whole.state_dict, resumed.state_dict)
+    damaged = load_checkpoint(saved)
+    damaged.resume["average"] = {k: v[:1] if v.dim() else v for k, v in damaged.resume["average"].items()}  # wrong shapes
+    with pytest.raises(MwtError, match="running weight average does not fit"):
+        train(config, data, data, show_progress=False, resume=damaged)
     # off (0), the checkpoint is the last epoch's weights and records no average
     plain = train(replace(config, average_last=0), data, data, show_progress=False)
     assert "averaged" not in plain.training
