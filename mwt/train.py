@@ -45,7 +45,6 @@ from mwt.registry import (
 )
 from mwt.registry import recipe as registry_recipe
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
-from mwt.weight_average import WeightAverage
 
 SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, divergence check)
 AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -102,9 +101,6 @@ class TrainConfig:
     # The last N epochs train the network's weights under the gates it has: the gate losses (cohesion,
     # coupling, FLOPs, decisiveness) are off and the mask generators frozen; the route and teacher stay.
     settle_epochs: int = 0
-    # The checkpoint holds the mean of the weights at the ends of the last N epochs, with BatchNorm's statistics
-    # estimated afresh for it (mwt.weight_average); 0: the last epoch's weights.
-    average_last: int = 0
     # A fall of training accuracy (a fraction) between consecutive epochs that rewinds the run two epochs and
     # halves its learning rate (mwt.collapse); 0: no guard. Only where a FLOPs term is in play.
     collapse_drop: float = DEFAULT_DROP
@@ -260,10 +256,6 @@ class TrainConfig:
         if self.settle_epochs >= self.epochs:
             raise MwtError(f"--settle-epochs {self.settle_epochs} leaves no epoch to train the gates in "
                            f"(of {self.epochs}); use fewer than --epochs", options=("settle_epochs",))
-        _check_count(self.average_last, "the averaged epochs", "average_last")
-        if self.average_last > self.epochs:
-            raise MwtError(f"--average-last {self.average_last} asks for more epochs than the run has ({self.epochs})",
-                           options=("average_last",))
         if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
             raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
                            options=("teacher",))
@@ -338,7 +330,6 @@ class RunState:
     # times the collapse guard rewound the run (mwt.collapse); each cut the learning rate, which the
     # optimizer's state carries
     rewinds: int = 0
-    average: dict[str, Any] | None = None  # the running mean of --average-last (mwt.weight_average)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -412,9 +403,6 @@ def _bad_field(state: RunState, epochs: int | None) -> str | None:
         return "the gradient scaler state is not a dict"
     if type(state.rewinds) is not int or not 0 <= state.rewinds <= MAX_REWINDS:
         return f"its count of rewinds is not a whole number up to {MAX_REWINDS}"
-    if state.average is not None and not (isinstance(state.average, dict) and all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.average.items())):
-        return "the running weight average is not a dict of tensors"
     return None
 
 
@@ -528,7 +516,6 @@ class _Run:
     data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
     route: SubtaskRoute | None = None  # the reuse recipe's static sub-task gates
     budget: ClassBudget | None = None  # per-class FLOPs targets (TrainConfig.budget_by_loss)
-    average: WeightAverage | None = None  # the last epochs' mean weights (TrainConfig.average_last)
     coupling_weights: list[float] | None = None  # per gated layer (TrainConfig.coupling_by_cost); None: equal
     teacher: nn.Module | None = None  # distilled from (mwt.distill)
     # the student's and the teacher's classifier layers, whose inputs the similarity term compares
@@ -598,8 +585,6 @@ def train(
                         continue
                 state.history.append(record)
                 state.epoch, state.step, state.order = epoch, 0, None
-                if run.average is not None and epoch > config.epochs - config.average_last:
-                    run.average.add(run.model)
                 if log:
                     log.write(record)
                 if show_progress and dist.main:
@@ -612,37 +597,17 @@ def train(
                 if guarded:
                     ring.keep(epoch, _capture(run, state))
                 epoch += 1
-        averaged = _apply_average(run, state, train_data, test_data, show_progress)
-        if log and averaged:
-            log.write({"averaged": averaged})
     finally:
         if log:
             log.close()
     agree = _weights_agree(run.model, dist, run.device)
     run.model.eval().cpu()
-    test_acc = averaged["test_acc"] if averaged else state.history[-1]["test_acc"]
     return Checkpoint(
         spec=run.spec, state_dict=run.model.state_dict(), classes=run.classes, dataset=run.info.name, data=run.data,
-        training={"config": asdict(config), "history": state.history, "test_acc": test_acc,
+        training={"config": asdict(config), "history": state.history, "test_acc": state.history[-1]["test_acc"],
                   "device": str(run.device), "processes": dist.world, "weights_agree_across_processes": agree,
-                  "finished": True, **({"averaged": averaged} if averaged else {})},
+                  "finished": True},
     )
-
-
-def _apply_average(run: _Run, state: RunState, train_data: AnySplit, test_data: AnySplit,
-                   show_progress: bool) -> dict[str, Any] | None:
-    """Load the last epochs' mean weights into the model (TrainConfig.average_last) and test them: what the
-    averaging did, for the log and the checkpoint (None without averaging)."""
-    if run.average is None or not run.average.count:
-        return None
-    last = state.history[-1]["test_acc"]
-    run.average.apply_to(run.model, train_data, run.config.batch_size, run.device)
-    figures = {"epochs": run.average.count, "test_acc": accuracy(run.model, test_data, device=run.device, dist=run.dist),
-               "test_acc_last_epoch": last}
-    if show_progress and run.dist.main:
-        print(f"averaged the last {figures['epochs']} epochs' weights: test acc {figures['test_acc']:.4f} "
-              f"(last epoch's {last:.4f})", flush=True)
-    return figures
 
 
 def _schedule(run: _Run, state: RunState, data: AnySplit) -> None:
@@ -837,8 +802,6 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     if (config.budget_by_loss or config.coupling_by_loss) and gate_names:
         settings = BudgetSettings(config.flops_target, config.budget_by_loss, config.coupling_by_loss)
         run.budget = ClassBudget(spec.num_classes, settings, device)
-    if config.average_last:
-        run.average = WeightAverage(model)
     _restore_running(run, state)
     return run, state
 
@@ -1071,18 +1034,14 @@ def _record_state(run: _Run, state: RunState) -> None:
     state.optimizer = run.optimizer.state_dict()
     state.scheduler = run.scheduler.state_dict()
     state.scaler = run.scaler.state_dict() if run.scaler is not None else None
-    state.average = run.average.state_dict() if run.average is not None else None
 
 
 def _restore_running(run: _Run, state: RunState) -> None:
-    """Load the reuse route's and the class budget's running statistics and the running weight average from
-    `state`, where both sides have them."""
+    """Load the reuse route's and the class budget's running statistics from `state`, where both sides have them."""
     if run.route is not None and state.route is not None:
         run.route.load_state_dict(state.route)
     if run.budget is not None and state.budget is not None:
         run.budget.load_state_dict(state.budget)
-    if run.average is not None and state.average is not None:
-        run.average.load_state_dict(state.average)
 
 
 def _save_resumable(run: _Run, state: RunState, path: Path, periodic: bool = False) -> None:

@@ -322,8 +322,6 @@ def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, cap
     (["--settle-epochs", "-1"], "--settle-epochs"),
     (["--settle-epochs", "1"], "--settle-epochs"),  # of --epochs 1: no epoch left to train the gates
     (["--standard", "--settle-epochs", "1", "--epochs", "2"], "--settle-epochs"),
-    (["--average-last", "-1"], "--average-last"),
-    (["--average-last", "2"], "--average-last"),  # of --epochs 1
     (["--recipe", "reuse", "--budget-by-loss", "1"], "--flops-target"),
     (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "-1"], "--budget-by-loss"),
     (["--recipe", "reuse", "--flops-target", "0.2", "--budget-by-loss", "5"], "--budget-by-loss"),

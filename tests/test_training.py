@@ -3,7 +3,6 @@ torchrun (gloo on CPU), with distributed modularization equal to a single proces
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -13,11 +12,10 @@ from dataclasses import replace
 
 import pytest
 import torch
-from torch.optim.swa_utils import update_bn
 
 from mwt.cli import main
 from mwt.checkpoint import load_checkpoint
-from mwt.data import Split, batches_in_order, load_split
+from mwt.data import Split, load_split
 from mwt.core.errors import MwtError
 from mwt.train import TrainConfig, train
 from tests.children import signal_when
@@ -345,48 +343,6 @@ def test_settle_epochs_freeze_the_generators_turn_the_gate_losses_off_and_bad_co
     for bad, message in ((dict(settle_epochs=3), "leaves no epoch"), (dict(settle_epochs=-1), "settle epochs"),
                          (dict(settle_epochs=1.5), "settle epochs"), (dict(settle_epochs=True), "settle epochs"),
                          (dict(settle_epochs=1, modular=False, reuse=0.0), "standard model has none")):
-        with pytest.raises(MwtError, match=message):
-            train(replace(config, **bad), data, data, show_progress=False)
-
-
-def test_average_last_saves_the_mean_of_the_last_epochs_weights_and_survives_a_resume(tmp_path):
-    data = _data(48)
-    config = TrainConfig.from_recipe("reuse", epochs=3, seed=2, average_last=2, **TINY)
-    seen: dict[int, dict[str, torch.Tensor]] = {}
-
-    def keep(epoch: int, model: torch.nn.Module) -> dict:
-        seen[epoch] = {k: v.detach().clone() for k, v in model.named_parameters()}
-        return {}
-    saved = tmp_path / "run.pt"
-    log = tmp_path / "run.jsonl"
-    whole = train(config, data, data, show_progress=False, on_epoch_end=keep, save_path=saved, save_every=2,
-                  log_path=log)
-    # every parameter (network and mask generators) is the mean of epochs 2 and 3, not epoch 3's
-    assert all(torch.allclose(whole.state_dict[k], (seen[2][k] + seen[3][k]) / 2, atol=1e-6) for k in seen[3])
-    assert any(not torch.allclose(whole.state_dict[k], seen[3][k]) for k in seen[3])
-    # BatchNorm's statistics were estimated for the mean: a fresh estimate over the training images gives them again
-    model = whole.build()
-    update_bn(batches_in_order(data, torch.arange(len(data)), config.batch_size), model)
-    stats = [k for k in whole.state_dict if k.endswith("running_mean")]
-    assert stats and all(torch.allclose(model.state_dict()[k], whole.state_dict[k], atol=1e-5) for k in stats)
-    averaged = whole.training["averaged"]
-    assert averaged["epochs"] == 2 and whole.training["test_acc"] == averaged["test_acc"]
-    assert averaged["test_acc_last_epoch"] == whole.training["history"][-1]["test_acc"]
-    assert json.loads(log.read_text().splitlines()[-1]) == {"averaged": averaged}
-    # stopped after epoch 2 (the mean then holds one epoch) and resumed: the same mean
-    halfway = load_checkpoint(saved)
-    assert halfway.resume is not None and halfway.resume["average"]["n_averaged"].item() == 1
-    resumed = train(config, data, data, show_progress=False, resume=halfway)
-    assert _equal(whole.state_dict, resumed.state_dict)
-    damaged = load_checkpoint(saved)
-    damaged.resume["average"] = {k: v[:1] if v.dim() else v for k, v in damaged.resume["average"].items()}  # wrong shapes
-    with pytest.raises(MwtError, match="running weight average does not fit"):
-        train(config, data, data, show_progress=False, resume=damaged)
-    # off (0), the checkpoint is the last epoch's weights and records no average
-    plain = train(replace(config, average_last=0), data, data, show_progress=False)
-    assert "averaged" not in plain.training
-    for bad, message in ((dict(average_last=4), "more epochs than the run has"),
-                         (dict(average_last=-1), "averaged epochs"), (dict(average_last=1.5), "averaged epochs")):
         with pytest.raises(MwtError, match=message):
             train(replace(config, **bad), data, data, show_progress=False)
 

@@ -150,11 +150,6 @@ def train(
         "decisiveness) off and the mask generators frozen, so the network's weights fit the task (cross-entropy, "
         "the sub-task route, the teacher) with the kernels its modules will keep (0: off).", min=0,
         max=100_000)] = 0,
-    average_last: Annotated[int, typer.Option(
-        help="Save the mean of the weights at the ends of the last N epochs instead of the last epoch's (stochastic "
-        "weight averaging on the run's own schedule), with BatchNorm's statistics estimated afresh over the "
-        "training images; the mask generators are averaged too, so modules are read off the averaged model. The "
-        "log and the checkpoint record the test accuracy before and after (0: off).", min=0, max=100_000)] = 0,
     collapse_drop: Annotated[float, typer.Option(
         help="Collapse guard, where a FLOPs term is in play: if training accuracy falls by more than this fraction "
         "from one epoch to the next (the classes' gates collapsing onto the same few kernels), rewind the run two "
@@ -218,8 +213,7 @@ def train(
                  batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
                  free_channels=free_channels, flops_target=flops_target, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
-                 gate_losses=gate_losses.value, settle_epochs=settle_epochs, average_last=average_last,
-                 collapse_drop=collapse_drop,
+                 gate_losses=gate_losses.value, settle_epochs=settle_epochs, collapse_drop=collapse_drop,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
                  similarity=similarity,
                  seed=seed, train_limit=limit, recipe=recipe.value,

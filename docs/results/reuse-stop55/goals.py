@@ -29,10 +29,8 @@ def whole_model_gap(paired_txt: Path) -> float:
 
 
 def unpaired_gap(log: Path, standard_pct: float) -> float:
-    """The standard's accuracy (%) minus the run's last logged test accuracy (its averaged weights' where
-    `--average-last` averaged them), in pp."""
-    records = [r.get("averaged", r) for r in map(json.loads, log.read_text().splitlines())]
-    accuracies = [r["test_acc"] for r in records if "test_acc" in r]
+    """The standard's accuracy (%) minus the run's last logged test accuracy, in pp."""
+    accuracies = [r["test_acc"] for r in map(json.loads, log.read_text().splitlines()) if "test_acc" in r]
     if not accuracies:
         raise SystemExit(f"goals.py: no test accuracy in {log}")
     return standard_pct - 100 * accuracies[-1]

@@ -1,5 +1,5 @@
 """Stop 56: does averaging a run's last epochs' weights lift the whole model? (a post-hoc test of weight
-averaging, before any training code for it). Averages the float tensors of the given checkpoints (the
+averaging; it did not, so no training option was kept for it: docs/results.md, stop 56). Averages the float tensors of the given checkpoints (the
 network, its mask generators and BatchNorm's running statistics; integer buffers from the last one),
 optionally re-estimates BatchNorm's statistics over the training images (`--bn`, the gates as the
 averaged generators set them), prints each input's and the average's test accuracy, and writes the
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> None:
     last.training = {**last.training, "averaged_from": paths, "bn_reestimated": bn}
     model = last.build()
     if bn:
-        train = load_split(last.source, "train")  # as `mwt train --average-last` does it: torch's update_bn, batch 128
+        train = load_split(last.source, "train")  # torch's update_bn (cumulative), batch 128
         update_bn(batches_in_order(train, torch.arange(len(train)), 128), model)
         model.eval()
         last.state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
