@@ -1,8 +1,8 @@
 """Stop 56: does averaging a run's last epochs' weights lift the whole model? (a post-hoc test of weight
-averaging; it did not, so no training option was kept for it: docs/results.md, stop 56). Averages the float tensors of the given checkpoints (the
-network, its mask generators and BatchNorm's running statistics; integer buffers from the last one),
-optionally re-estimates BatchNorm's statistics over the training images (`--bn`, the gates as the
-averaged generators set them), prints each input's and the average's test accuracy, and writes the
+averaging; it did not, so no training option was kept for it: docs/results.md, stop 56). Averages the
+float tensors of the given checkpoints (the network, its mask generators and BatchNorm's running
+statistics; integer buffers from the last one), optionally re-estimates BatchNorm's statistics over the
+training images (`--bn`, the gates as the averaged generators set them), prints each input's and the average's test accuracy, and writes the
 average as a checkpoint (not modularized) for `mwt modularize` and the benchmarks.
 Usage: python averaged.py OUT.pt CKPT... [--bn]   (one torch thread; a minute or two)"""
 from __future__ import annotations
@@ -28,9 +28,10 @@ def averaged_state(paths: list[str]) -> dict[str, torch.Tensor]:
 
 def main(argv: list[str]) -> None:
     bn = "--bn" in argv
-    out, *paths = [a for a in argv if a != "--bn"]
-    if not paths:
+    names = [a for a in argv if a != "--bn"]
+    if len(names) < 2:
         raise SystemExit(__doc__)
+    out, *paths = names
     last = load_checkpoint(paths[-1])
     test = load_split(last.source, "test")
     for p in paths:
