@@ -2,8 +2,9 @@
 averaging; it did not, so no training option was kept for it: docs/results.md, stop 56). Averages the
 float tensors of the given checkpoints (the network, its mask generators and BatchNorm's running
 statistics; integer buffers from the last one), optionally re-estimates BatchNorm's statistics over the
-training images (`--bn`, the gates as the averaged generators set them), prints each input's and the average's test accuracy, and writes the
-average as a checkpoint (not modularized) for `mwt modularize` and the benchmarks.
+training images (`--bn`, the gates as the averaged generators set them), prints each input's and the
+average's test accuracy, and writes the average as a checkpoint (not modularized) for `mwt modularize`
+and the benchmarks.
 Usage: python averaged.py OUT.pt CKPT... [--bn]   (one torch thread; a minute or two)"""
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import torch
 torch.set_num_threads(1)
 from torch.optim.swa_utils import update_bn
 
-from mwt.checkpoint import load_checkpoint, save_checkpoint
+from mwt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mwt.data import batches_in_order, load_split
 from mwt.evaluate import accuracy
 
 
-def averaged_state(paths: list[str]) -> dict[str, torch.Tensor]:
+def averaged_state(checkpoints: list[Checkpoint]) -> dict[str, torch.Tensor]:
     """The mean of the checkpoints' float tensors; other tensors from the last checkpoint."""
-    states = [load_checkpoint(p).state_dict for p in paths]
+    states = [c.state_dict for c in checkpoints]
     return {k: (torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v.clone())
             for k, v in states[-1].items()}
 
@@ -32,11 +33,12 @@ def main(argv: list[str]) -> None:
     if len(names) < 2:
         raise SystemExit(__doc__)
     out, *paths = names
-    last = load_checkpoint(paths[-1])
+    checkpoints = [load_checkpoint(p) for p in paths]  # each read once: scored, then averaged
+    last = checkpoints[-1]
     test = load_split(last.source, "test")
-    for p in paths:
-        print(f"{p}: {100 * accuracy(load_checkpoint(p).build(), test):.2f}%", flush=True)
-    last.state_dict = averaged_state(paths)
+    for p, c in zip(paths, checkpoints):
+        print(f"{p}: {100 * accuracy(c.build(), test):.2f}%", flush=True)
+    last.state_dict = averaged_state(checkpoints)
     last.modularization, last.resume = None, None
     last.training = {**last.training, "averaged_from": paths, "bn_reestimated": bn}
     model = last.build()
