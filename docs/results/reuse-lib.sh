@@ -47,11 +47,26 @@ score_accuracy() {
 
 # CKPT NAME CALLS [ROUNDS]: every pair and 20 triples exported data-free and gate-free and timed against the plain
 # model in alternating turns of CALLS calls, in ROUNDS passes over all of them (default 1; batch 32, threshold
-# 0.95, align 8, pad limit 0.05, --parallelism batch). Output: $D/bench-NAME-cCALLS[-rROUNDS](.txt).
+# 0.95, align 8, --parallelism batch). The pad limit is $PAD (default 0.05); another one tags the output "-padP".
+# Output: $D/bench-NAME-cCALLS[-rROUNDS][-padP](.txt).
 bench_reuse() {
-  local ckpt=$1 name=$2 calls=$3 rounds=${4:-1}
+  local ckpt=$1 name=$2 calls=$3 rounds=${4:-1} pad=${PAD:-0.05}
   local tag="$name-c$calls${4:+-r$rounds}"
+  [ "$pad" = 0.05 ] || tag="$tag-pad${pad#0.}"
   run_step "bench $tag" "$D/bench-$tag.txt" "$PY" -m benchmarks.reuse "$ckpt" --names "$name" --threads 2 --align 8 \
-    --threshold 0.95 --pad-limit 0.05 --parallelism batch --calls-per-turn "$calls" --rounds "$rounds" \
+    --threshold 0.95 --pad-limit "$pad" --parallelism batch --calls-per-turn "$calls" --rounds "$rounds" \
     --out "$D/bench-$tag"
+}
+
+# The trainings running now (the reuse recipe's, and resumed runs), one process id per line.
+trainings() { pgrep -f "mwt train --recipe reuse"; pgrep -f "mwt train --resume"; }
+
+# CMD...: run CMD with every training paused (SIGSTOP) and continue them after, so that a timing shares no core.
+# Returns CMD's status.
+paused() {
+  local p rc; p=$(trainings)
+  log "pause ${p//$'\n'/ }"; [ -z "$p" ] || kill -STOP $p 2>/dev/null
+  "$@"; rc=$?
+  [ -z "$p" ] || kill -CONT $p 2>/dev/null; log "resume ${p//$'\n'/ }"
+  return $rc
 }
