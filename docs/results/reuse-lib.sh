@@ -35,13 +35,17 @@ train_p1() {
     --beta 3 --budget-by-loss 0.5 --similarity 300 "$@" --log "$D/$name.jsonl" -o "$D/$name.pt"
 }
 
-# CKPT NAME STD: modularize, mean FLOPs kept per threshold, the whole model paired against its standard
-# model, and per-class accuracy beside each class's FLOPs. No timing. Stops at the first step that fails.
+# CKPT NAME [STD]: modularize, mean FLOPs kept per threshold, then (given the standard model's checkpoint STD)
+# the whole model paired against it and per-class accuracy beside each class's FLOPs. Without STD (a seed
+# whose standard is not on disk) the gap is read off the log instead (goals.py LOG@PCT). No timing. Stops
+# at the first step that fails.
 score_accuracy() {
-  local ckpt=$1 name=$2 std=$3
+  local ckpt=$1 name=$2 std=${3:-}
   run_step "$name modularized" "$D/$name-modularize.txt" "$M/mwt" modularize -q "$ckpt" &&
-    run_step "$name thresholds" "$D/$name-thresholds.txt" "$PY" "$S/reuse-stop44/thresholds.py" "$ckpt" 0.9 0.95 &&
-    run_step "$name paired" "$D/$name-paired.txt" "$PY" "$S/reuse-stop39/paired.py" "$std" "$ckpt" &&
+    run_step "$name thresholds" "$D/$name-thresholds.txt" "$PY" "$S/reuse-stop44/thresholds.py" "$ckpt" 0.9 0.95 ||
+    return
+  [ -n "$std" ] || return 0
+  run_step "$name paired" "$D/$name-paired.txt" "$PY" "$S/reuse-stop39/paired.py" "$std" "$ckpt" &&
     run_step "$name perclass" "$D/$name-perclass.txt" "$PY" "$S/reuse-stop46/perclass.py" "$std" "$ckpt"
 }
 

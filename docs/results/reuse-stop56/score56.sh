@@ -1,14 +1,11 @@
 #!/bin/bash
 # Stop 56: score each run as it ends. Accuracy steps run beside the other trainings; every timing runs
-# with the trainings paused (SIGSTOP), so nothing shares the cores while it times.
+# with the trainings paused (SIGSTOP), so nothing shares the cores while it times. (`paused` and the
+# seed-1 form of `score_accuracy`, written here at first, now live in reuse-lib.sh: the same steps.)
 D=/work/runs/s56; source /work/main/docs/results/reuse-lib.sh
-trainings() { pgrep -f "mwt train --recipe reuse" ; pgrep -f "mwt train --resume"; }
-paused() { local p; p=$(trainings); log "pause ${p//$'\n'/ }"; kill -STOP $p 2>/dev/null; "$@"; local rc=$?; kill -CONT $p 2>/dev/null; log "resume ${p//$'\n'/ }"; return $rc; }
 score_f1() {
   wait_for "F1 done"
-  run_step "F1 modularized" "$D/F1-modularize.txt" "$M/mwt" modularize -q /work/runs/s55/F1.pt &&
-    run_step "F1 thresholds" "$D/F1-thresholds.txt" "$PY" "$S/reuse-stop44/thresholds.py" /work/runs/s55/F1.pt 0.9 0.95 &&
-    paused bench_reuse /work/runs/s55/F1.pt F1 20 3
+  score_accuracy /work/runs/s55/F1.pt F1 && paused bench_reuse /work/runs/s55/F1.pt F1 20 3
 }
 score_seed2() {  # NAME
   wait_for "$1 done"

@@ -7,11 +7,6 @@ score_i2() {
   wait_for "I2 done" && score_accuracy "$D/I2.pt" I2 /work/runs/s52/std2.pt && log "I2 scored" &&
     paused bench_reuse "$D/I2.pt" I2 20 3
 }
-score_i1() {
-  wait_for "I1 done" &&
-    run_step "I1 modularized" "$D/I1-modularize.txt" "$M/mwt" modularize -q "$D/I1.pt" &&
-    run_step "I1 thresholds" "$D/I1-thresholds.txt" "$PY" "$S/reuse-stop44/thresholds.py" "$D/I1.pt" 0.9 0.95 &&
-    paused bench_reuse "$D/I1.pt" I1 20 3
-}
+score_i1() { wait_for "I1 done" && score_accuracy "$D/I1.pt" I1 && paused bench_reuse "$D/I1.pt" I1 20 3; }
 score_i2; score_i1
 log "scoring done"
