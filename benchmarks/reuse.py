@@ -6,7 +6,9 @@ For each sub-task of each checkpoint (say, the paper, cost and reuse recipes' mo
 - the gate-free module compiled by the exporter from the modularization alone (folded gates,
   no images at hand) and run on onnxruntime over the same test images, so the figure is the
   deployed file's, not only the simulation's;
-- FLOPs kept, and the batch-32 speedup of that module file over the plain full model (same
+- FLOPs kept, also as a share of the module of all classes (`flops_of_all_classes_pct`: near 100,
+  every sub-task keeps the kernels of the whole task, so the model was pruned, not modularized),
+  and the batch-32 speedup of that module file over the plain full model (same
   architecture and weights, no generators), timed side by side in one process, in `--rounds`
   passes over all sub-tasks (a sub-task's figure is its passes' median; the summary adds how far
   the median over sub-tasks moved from pass to pass, the figure's own noise).
@@ -108,8 +110,12 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
     compiler = ModuleCompiler.from_file(path)
     settings = side_by_side_settings(threads, ("CPUExecutionProvider",), parallelism)
     plain = ComposedClassifier([module_from_model(compiler.plain_model)], settings=settings)
+    # The module of every class, kept as a sub-task's would be: a sub-task's share of it tells modules
+    # (a pair keeps well under it) from one pruned network that every class shares (a pair keeps all of it).
+    every = compiler.select(list(range(k)), threshold=threshold, align=align, pad_limit=pad_limit, rounding=rounding)
     out: dict[str, object] = {"checkpoint": str(path), "recipe": ckpt.training.get("config", {}).get("recipe"),
-                              "test_acc": ckpt.training.get("test_acc")}
+                              "test_acc": ckpt.training.get("test_acc"),
+                              "all_classes_flops_kept": compiler.cost.kept_fraction(every.kept, k)}
     for group, tasks in subtasks.items():
         # Selected once: the same kernels are scored in PyTorch and compiled into the timed file.
         selections = [compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,
@@ -162,6 +168,9 @@ def summarize(result: dict[str, object]) -> dict[str, dict[str, dict[str, float]
             "dynamic_drop_pp": [100 * r["dynamic_drop"] for r in rows],
             "flops_kept_pct": [100 * r["flops_kept"] for r in rows],
         }
+        every = result.get("all_classes_flops_kept")  # reports written before stop 58 lack it
+        if every:
+            figures["flops_of_all_classes_pct"] = [100 * r["flops_kept"] / every for r in rows]
         timed = [r for r in rows if r["speedup"] is not None]
         if timed:
             figures["speedup_b32"] = [r["speedup"] for r in timed]
@@ -175,9 +184,9 @@ def summarize(result: dict[str, object]) -> dict[str, dict[str, dict[str, float]
 def table(name: str, summary: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [f"{name}"]
     for group, figures in summary.items():
-        lines.append(f"  {group:<8} {'':<22} {'min':>8} {'median':>8} {'mean':>8} {'max':>8}")
+        lines.append(f"  {group:<8} {'':<26} {'min':>8} {'median':>8} {'mean':>8} {'max':>8}")
         for figure, s in figures.items():
-            lines.append(f"  {'':<8} {figure:<22} " + " ".join(f"{s[k]:8.2f}" for k in ("min", "median", "mean", "max")))
+            lines.append(f"  {'':<8} {figure:<26} " + " ".join(f"{s[k]:8.2f}" for k in ("min", "median", "mean", "max")))
     return "\n".join(lines)
 
 

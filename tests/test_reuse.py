@@ -292,6 +292,30 @@ def test_reuse_benchmark_with_one_pass_or_nothing_timed_reports_no_pass_spread(t
         assert [len(r["speedups"]) for r in report["results"]["m"]["pairs"][:2]] == [int(timed), 0]
 
 
+def test_reuse_benchmark_puts_each_sub_task_beside_the_module_of_every_class(tmp_path, tiny_fashion_dir):
+    # A pair's share of the all-classes module tells modules from one pruned network all classes
+    # share. Unaligned, a pair keeps a subset of its kernels: at most 100%.
+    from benchmarks.reuse import main as bench
+    from exporter.compile import ModuleCompiler
+
+    path = tmp_path / "m.pt"
+    save_checkpoint(random_checkpoint("vgg11", width=0.0625, seed=2, retain=0.1), path)
+    out = tmp_path / "bench"
+    assert bench([str(path), "--data-dir", str(tiny_fashion_dir), "--triples", "2", "--timed", "0",
+                  "--align", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "reuse.json").read_text())
+    result = report["results"]["m"]
+    compiler = ModuleCompiler.from_file(path)
+    every = compiler.cost.kept_fraction(compiler.select(list(range(10)), align=1).kept, 10)
+    assert result["all_classes_flops_kept"] == pytest.approx(every) and 0 < every < 1
+    for group in ("pairs", "triples"):
+        shares = [100 * r["flops_kept"] / every for r in result[group]]
+        spread = report["summary"]["m"][group]["flops_of_all_classes_pct"]
+        assert spread["max"] == pytest.approx(max(shares)) and spread["min"] == pytest.approx(min(shares))
+        assert 0 < spread["min"] and spread["max"] <= 100 + 1e-9
+    assert report["summary"]["m"]["pairs"]["flops_of_all_classes_pct"]["min"] < 100  # random gates: modules differ
+
+
 def test_all_pairs_of_a_checkpoint_never_modularized_names_the_fix(tmp_path, capsys):
     ckpt = random_checkpoint("vgg11", width=0.0625)
     ckpt.modularization = None
