@@ -115,7 +115,7 @@ def bench_checkpoint(path: Path, *, triples: int, seed: int, threads: int, min_s
     every = compiler.select(list(range(k)), threshold=threshold, align=align, pad_limit=pad_limit, rounding=rounding)
     out: dict[str, object] = {"checkpoint": str(path), "recipe": ckpt.training.get("config", {}).get("recipe"),
                               "test_acc": ckpt.training.get("test_acc"),
-                              "all_classes_flops_kept": compiler.cost.kept_fraction(every.kept, k)}
+                              "all_classes_flops_kept": every.flops_kept(compiler.cost)}
     for group, tasks in subtasks.items():
         # Selected once: the same kernels are scored in PyTorch and compiled into the timed file.
         selections = [compiler.select(list(task), threshold=threshold, align=align, pad_limit=pad_limit,

@@ -159,7 +159,7 @@ def finetune(
     report = FinetuneReport(
         classes=list(compact.classes), samples=len(sub_test), full_acc=full_acc, dynamic_acc=dynamic_acc,
         folded_acc=folded_acc, finetuned_acc=tuned.training["test_acc"],
-        flops_kept=cost.kept_fraction(selection.kept, len(classes)),
+        flops_kept=selection.flops_kept(cost),
     )
     tuned.training["finetune"] = {
         "source_sha256": source_sha256, "classes": list(compact.classes), "threshold": selection.threshold,

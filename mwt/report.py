@@ -91,9 +91,9 @@ def module_report(
     return ModuleReport(
         test_acc=accuracy(model.to(device), test_data, device=device),
         class_krr={m.names[0]: krr(m.kept) for m in modules},
-        class_flops={m.names[0]: cost.kept_fraction(m.kept, 1) for m in modules},
+        class_flops={m.names[0]: m.flops_kept(cost) for m in modules},
         union_krr=krr(union.kept),
-        union_flops=cost.kept_fraction(union.kept, len(ckpt.classes)),
+        union_flops=union.flops_kept(cost),
         cohesion=sum(cohesion_values) / len(cohesion_values) if cohesion_values else float("nan"),
         coupling=module_coupling(mod, threshold),
         threshold=threshold,
@@ -112,5 +112,5 @@ def subtask_report(ckpt: Checkpoint, selection: ModuleSelection, test_data: AnyS
         simulated = accuracy(model, test_data, classes=classes, device=device)
     return SubtaskReport(
         classes=list(selection.names), samples=len(test_data.where(classes)), full_acc=full, module_acc=simulated,
-        krr=krr(selection.kept), flops_kept=cost.kept_fraction(selection.kept, len(classes)),
+        krr=krr(selection.kept), flops_kept=selection.flops_kept(cost),
     )

@@ -103,11 +103,13 @@ def _correct(model: nn.Module, data: Split, classes: list[int]) -> int:
 def score_subtasks(
     ckpt: Checkpoint, subtasks: Iterable[Sequence[int]], test_data: AnySplit, *, threshold: float = DEFAULT_THRESHOLD,
     align: int = DEFAULT_ALIGN, pad_limit: float | None = None, rounding: str = DEFAULT_ROUNDING,
-    show_progress: bool = False,
+    show_progress: bool = False, cost: CostModel | None = None,
 ) -> list[SubtaskScore]:
     """Score each sub-task's modules on its classes' test images (see the module docstring);
-    `align`, `pad_limit` and `rounding` select their kernels as `ModuleSelection.of` does."""
-    cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
+    `align`, `pad_limit` and `rounding` select their kernels as `ModuleSelection.of` does; `cost`
+    is the network's cost model where the caller probed it already."""
+    if cost is None:
+        cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
     selections = [ModuleSelection.of(ckpt, list(classes), threshold=threshold, align=align, cost=cost,
                                      pad_limit=pad_limit, rounding=rounding) for classes in subtasks]
     return score_selections(ckpt, selections, test_data, cost=cost, show_progress=show_progress)
@@ -137,30 +139,35 @@ def score_selections(ckpt: Checkpoint, selections: Sequence[ModuleSelection], te
                 gate_free = _correct(model, data, classes) / n
         scores.append(SubtaskScore(
             classes=[ckpt.classes[c] for c in classes], samples=len(data), full_acc=full, dynamic_acc=dynamic,
-            gate_free_acc=gate_free, flops_kept=cost.kept_fraction(kept, len(classes)),
+            gate_free_acc=gate_free, flops_kept=selection.flops_kept(cost),
         ))
     return scores
 
 
-def summary(scores: Sequence[SubtaskScore]) -> dict[str, Spread]:
-    """The spread of each figure over the sub-tasks (accuracy drops in points of [0, 1])."""
-    return {
+def summary(scores: Sequence[SubtaskScore], all_classes_flops: float | None = None) -> dict[str, Spread]:
+    """The spread of each figure over the sub-tasks (accuracy drops in points of [0, 1]). Given the
+    FLOPs kept by the module of every class (selected the same way), also each sub-task's FLOPs as a
+    share of it: near 1 when the sub-tasks' modules are one pruned network that all classes share."""
+    spreads = {
         "full_acc": Spread.of([s.full_acc for s in scores]),
         "gate_free_acc": Spread.of([s.gate_free_acc for s in scores]),
         "gate_free_drop": Spread.of([s.gate_free_drop for s in scores]),
         "dynamic_drop": Spread.of([s.dynamic_drop for s in scores]),
         "flops_kept": Spread.of([s.flops_kept for s in scores]),
     }
+    if all_classes_flops:
+        spreads["all_classes_share"] = Spread.of([s.flops_kept / all_classes_flops for s in scores])
+    return spreads
 
 
-def summary_table(scores: Sequence[SubtaskScore], title: str) -> str:
-    """min / median / mean / max of the figures, as `mwt eval --all-pairs` prints them."""
+def summary_table(scores: Sequence[SubtaskScore], title: str, all_classes_flops: float | None = None) -> str:
+    """min / median / mean / max of the figures, as `mwt eval --all-pairs` prints them (see `summary`)."""
     rows = [f"{title}: {len(scores)} sub-tasks", f"{'':<34} {'min':>8} {'median':>8} {'mean':>8} {'max':>8}"]
     labels = {
         "full_acc": "full model accuracy", "gate_free_acc": "gate-free module accuracy",
         "gate_free_drop": "gate-free drop vs full (pp)", "dynamic_drop": "dynamic drop vs full (pp)",
-        "flops_kept": "FLOPs kept (% of plain)",
+        "flops_kept": "FLOPs kept (% of plain)", "all_classes_share": "FLOPs kept (% of all-classes module)",
     }
-    for key, spread in summary(scores).items():
+    for key, spread in summary(scores, all_classes_flops).items():
         rows.append(f"{labels[key]:<34} " + " ".join(f"{100 * v:8.2f}" for v in asdict(spread).values()))
     return "\n".join(rows)

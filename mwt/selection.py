@@ -224,6 +224,11 @@ class ModuleSelection:
         """Kernel retention rate (None for a network without gates)."""
         return krr(self.kept) if self.kept else None
 
+    def flops_kept(self, cost: CostModel) -> float:
+        """The module's MACs per sample as a fraction of the whole network's under `cost` (the
+        network's cost model), its logits cut to its own classes."""
+        return cost.kept_fraction(self.kept, len(self.indices))
+
     @property
     def layers(self) -> tuple[LayerKeep, ...]:
         """Kept and total kernels per gated layer, as the module file's metadata records them."""

@@ -196,11 +196,18 @@ def test_eval_all_pairs_prints_the_matrix_and_json(tmp_path, capsys, tiny_fashio
     assert main(["eval", str(path), "--all-pairs", "--triples", "2", "--data-dir", str(tiny_fashion_dir), "-q"]) == 0
     out = capsys.readouterr().out
     assert "pairs: 45 sub-tasks" in out and "triples: 2 sub-tasks" in out and "gate-free drop" in out
+    assert "% of all-classes module" in out and "the module of all 10 classes keeps" in out
     assert main(["eval", str(path), "--triples", "3", "--json", "--data-dir", str(tiny_fashion_dir)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert list(result) == ["triples"] and len(result["triples"]["subtasks"]) == 3
+    assert list(result) == ["all_classes_flops_kept", "triples"] and len(result["triples"]["subtasks"]) == 3
     row = result["triples"]["subtasks"][0]
     assert {"full_acc", "dynamic_acc", "gate_free_acc", "flops_kept", "gate_free_drop"} <= set(row)
+    # Each triple's share of the module of every class: its FLOPs over that module's, a subset's at most 1
+    # unaligned; here aligned to 8 (the default), so checked against the figures themselves.
+    every = result["all_classes_flops_kept"]
+    shares = [r["flops_kept"] / every for r in result["triples"]["subtasks"]]
+    share = result["triples"]["summary"]["all_classes_share"]
+    assert 0 < every <= 1 and (share["min"], share["max"]) == (pytest.approx(min(shares)), pytest.approx(max(shares)))
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -335,6 +335,7 @@ def evaluate(
     from dataclasses import asdict
 
     from mwt.checkpoint import load_checkpoint
+    from mwt.cost import cost_model
     from mwt.data import load_split
     from mwt.report import subtask_report
     from mwt.reuse_matrix import all_pairs as every_pair
@@ -355,20 +356,27 @@ def evaluate(
         return
     k = len(ckpt.classes)
     groups = {"pairs": every_pair(k) if all_pairs else [], "triples": random_subtasks(k, 3, triples, seed)}
-    scores = {name: score_subtasks(ckpt, subtasks, test_data, threshold=threshold, align=align, pad_limit=pad_limit,
-                                   rounding=str(rounding.value), show_progress=not quiet and not as_json)
+    picked = {"threshold": threshold, "align": align, "pad_limit": pad_limit, "rounding": str(rounding.value)}
+    cost = cost_model(ckpt.build(), ckpt.spec.input_shape)
+    # The module of every class, selected as the sub-tasks' are: a sub-task's share of it tells class
+    # modules (well under it) from one pruned network that every class shares (all of it).
+    every = ModuleSelection.of(ckpt, list(range(k)), cost=cost, **picked).flops_kept(cost)
+    scores = {name: score_subtasks(ckpt, subtasks, test_data, show_progress=not quiet and not as_json, cost=cost,
+                                   **picked)
               for name, subtasks in groups.items() if subtasks}
     if as_json:
-        print(json.dumps({name: {"subtasks": [s.to_dict() for s in found],
-                                 "summary": {key: asdict(v) for key, v in summary(found).items()}}
-                          for name, found in scores.items()}, indent=2))
+        print(json.dumps({"all_classes_flops_kept": every} | {
+            name: {"subtasks": [s.to_dict() for s in found],
+                   "summary": {key: asdict(v) for key, v in summary(found, every).items()}}
+            for name, found in scores.items()}, indent=2))
         return
     for name, found in scores.items():
-        print(summary_table(found, name))
+        print(summary_table(found, name, every))
         print()
-    print("accuracy on each sub-task's test images, argmax over its classes; gate-free = the module "
-          "mwt-export writes with --gates folded, from the modularization alone (no images); drops in "
-          "points against the full model restricted to the sub-task")
+    print(f"accuracy on each sub-task's test images, argmax over its classes; gate-free = the module "
+          f"mwt-export writes with --gates folded, from the modularization alone (no images); drops in "
+          f"points against the full model restricted to the sub-task; the module of all {k} classes keeps "
+          f"{100 * every:.2f}% of the FLOPs")
 
 
 @app.command()
