@@ -162,12 +162,12 @@ def summary(scores: Sequence[SubtaskScore], all_classes_flops: float | None = No
 
 def summary_table(scores: Sequence[SubtaskScore], title: str, all_classes_flops: float | None = None) -> str:
     """min / median / mean / max of the figures, as `mwt eval --all-pairs` prints them (see `summary`)."""
-    rows = [f"{title}: {len(scores)} sub-tasks", f"{'':<34} {'min':>8} {'median':>8} {'mean':>8} {'max':>8}"]
+    rows = [f"{title}: {len(scores)} sub-tasks", f"{'':<36} {'min':>8} {'median':>8} {'mean':>8} {'max':>8}"]
     labels = {
         "full_acc": "full model accuracy", "gate_free_acc": "gate-free module accuracy",
         "gate_free_drop": "gate-free drop vs full (pp)", "dynamic_drop": "dynamic drop vs full (pp)",
         "flops_kept": "FLOPs kept (% of plain)", "all_classes_share": "FLOPs kept (% of all-classes module)",
     }
     for key, spread in summary(scores, all_classes_flops).items():
-        rows.append(f"{labels[key]:<34} " + " ".join(f"{100 * v:8.2f}" for v in asdict(spread).values()))
+        rows.append(f"{labels[key]:<36} " + " ".join(f"{100 * v:8.2f}" for v in asdict(spread).values()))
     return "\n".join(rows)
