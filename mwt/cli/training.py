@@ -124,7 +124,9 @@ def train(
     flops_target: Annotated[float, typer.Option(
         help="Make the FLOPs term a budget: a sample pays gamma per FLOP only above this fraction of the "
         "network's FLOPs (as the term counts them, with --cost-block), so training uses the budget instead "
-        "of shrinking every module as far as it can (0: off).", callback=number(0, 1, high_open=True))] = 0.0,
+        "of shrinking every module as far as it can (0: off). Above the target the pull is gamma's whatever the "
+        "target: a lower target binds only if the run gets down to it; --gamma pulls harder.",
+        callback=number(0, 1, high_open=True))] = 0.0,
     budget_by_loss: Annotated[float, typer.Option(
         help="Give each class its own FLOPs budget (with --flops-target): the target times (the class's running "
         "cross-entropy / the mean over classes) to this power, within 0.5-2x, so the classes the network finds "
@@ -330,7 +332,9 @@ def evaluate(
     With --classes, one sub-task's union module. With --all-pairs and/or --triples, the reuse
     matrix: every pair (and random triples), each scored as the full model restricted to its
     classes, its dynamic module and its data-free gate-free module (the kernels mwt-export keeps,
-    at constant gates, no generators); it prints min/median/mean/max over the sub-tasks.
+    at constant gates, no generators); it prints min/median/mean/max over the sub-tasks, and each
+    sub-task's FLOPs as a share of the module of all classes (near 100%: the sub-tasks share one
+    pruned network rather than modules of their own).
     """
     from dataclasses import asdict
 
