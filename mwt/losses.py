@@ -75,7 +75,7 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
 
 def modular_loss(
     logits: torch.Tensor, gates: list[torch.Tensor], labels: torch.Tensor, alpha: float, beta: float,
-    gamma: float = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
+    gamma: float | torch.Tensor = 0.0, cost: CostModel | None = None, gate_names: list[str] | None = None, *,
     pairs: tuple[list[torch.Tensor], torch.Tensor] | None = None, block: int = 1, free: int = 0,
     target: float | torch.Tensor = 0.0, coupling_weights: Sequence[float] | None = None,
     class_weights: torch.Tensor | None = None,
@@ -90,7 +90,8 @@ def modular_loss(
     channels in whole blocks, as a blocked runtime computes them, and `free` > 0 leaves each stream's
 first `free` channels uncounted (`CostModel.expected_fraction`). `target` > 0 makes the FLOPs
     term a budget: each sample pays gamma * (fraction - target) above it and nothing below it;
-    a (rows,) tensor gives each row its own target (mwt.class_budget).
+    a (rows,) tensor gives each row its own target (mwt.class_budget). `gamma` may be a 0-d
+    tensor (a budget's growing pull, mwt.budget_pull).
     `coupling_weights` weigh each layer's coupling, `class_weights` each pair of classes'
     (`gate_similarity_losses`).
     """
@@ -104,7 +105,7 @@ first `free` channels uncounted (`CostModel.expected_fraction`). `target` > 0 ma
     if cost is not None and gates:
         fraction = cost.expected_fraction(dict(zip(gate_names or [], gates)), block, free)
         flops = fraction.mean()
-        if gamma:
+        if isinstance(gamma, torch.Tensor) or gamma:  # a tensor: a budget's pull (mwt.budget_pull), read without a sync
             # A budget leaves the cross-entropy free to use every FLOP below the target.
             budget = isinstance(target, torch.Tensor) or target > 0
             total = total + gamma * (F.relu(fraction - target).mean() if budget else flops)

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mwt.budget_pull import BudgetPull
 from mwt.class_budget import BudgetSettings, ClassBudget
 from mwt.collapse import DEFAULT_DROP, LR_BACKOFF, MAX_REWINDS, Collapse, SnapshotRing, detect
 from mwt.checkpoint import Checkpoint, save_checkpoint
@@ -90,6 +91,10 @@ class TrainConfig:
     # > 0: each class's budget is flops_target * (its running cross-entropy / the mean) ** budget_by_loss,
     # within 0.5-2x (mwt.class_budget), so hard classes may keep more kernels and easy ones fewer
     budget_by_loss: float = 0.0
+    # > 0: the FLOPs weight grows by exp(budget_adapt * relative excess) a step while the samples' mean
+    # FLOPs stay above their mean target, and shrinks back below it (never under gamma): the budget binds
+    # (mwt.budget_pull); 0: the pull above the target is gamma's, whatever the target
+    budget_adapt: float = 0.0
     # > 0: each pair of classes weighs sqrt(f_a * f_b) in the coupling loss, f = (running cross-entropy /
     # the mean) ** -coupling_by_loss within 0.5-2x, so hard classes are parted less (mwt.class_budget)
     coupling_by_loss: float = 0.0
@@ -224,6 +229,12 @@ class TrainConfig:
         if not (_number(self.budget_by_loss) and 0 <= self.budget_by_loss <= 4):
             raise MwtError(f"--budget-by-loss must be a number in [0, 4], got {self.budget_by_loss}",
                            options=("budget_by_loss",))
+        if not (_number(self.budget_adapt) and 0 <= self.budget_adapt <= 1):
+            raise MwtError(f"--budget-adapt must be a number in [0, 1], got {self.budget_adapt}",
+                           options=("budget_adapt",))
+        if self.budget_adapt and not self.flops_target:
+            raise MwtError("--budget-adapt makes the FLOPs target bind; give one with --flops-target",
+                           options=("budget_adapt",))
         if self.budget_by_loss and not self.flops_target:
             raise MwtError("--budget-by-loss scales the FLOPs target per class; give one with --flops-target",
                            options=("budget_by_loss",))
@@ -327,6 +338,7 @@ class RunState:
     history: list[dict[str, float]] = field(default_factory=list)
     route: dict[str, Any] | None = None  # the reuse recipe's running sub-task statistics
     budget: dict[str, Any] | None = None  # the running per-class losses of --budget-by-loss
+    pull: dict[str, Any] | None = None  # the FLOPs weight's factor under --budget-adapt
     # times the collapse guard rewound the run (mwt.collapse); each cut the learning rate, which the
     # optimizer's state carries
     rewinds: int = 0
@@ -516,6 +528,7 @@ class _Run:
     data: dict[str, Any] | None = None  # an image folder's DataSource, for the checkpoint
     route: SubtaskRoute | None = None  # the reuse recipe's static sub-task gates
     budget: ClassBudget | None = None  # per-class FLOPs targets (TrainConfig.budget_by_loss)
+    pull: BudgetPull | None = None  # the FLOPs weight's factor that makes the target bind (TrainConfig.budget_adapt)
     coupling_weights: list[float] | None = None  # per gated layer (TrainConfig.coupling_by_cost); None: equal
     teacher: nn.Module | None = None  # distilled from (mwt.distill)
     # the student's and the teacher's classifier layers, whose inputs the similarity term compares
@@ -802,6 +815,8 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     if (config.budget_by_loss or config.coupling_by_loss) and gate_names:
         settings = BudgetSettings(config.flops_target, config.budget_by_loss, config.coupling_by_loss)
         run.budget = ClassBudget(spec.num_classes, settings, device)
+    if config.budget_adapt and gate_names:
+        run.pull = BudgetPull(config.budget_adapt, device)
     _restore_running(run, state)
     return run, state
 
@@ -912,9 +927,12 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
             target = run.budget.targets(y) if run.budget is not None and config.budget_by_loss else config.flops_target
             class_weights = run.budget.coupling_factors() if run.budget is not None and config.coupling_by_loss else None
-            parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, gamma, run.cost, run.gate_names,
+            pull = gamma * run.pull.factor if run.pull is not None and gamma else gamma
+            parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, pull, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
                                  target=target, coupling_weights=run.coupling_weights, class_weights=class_weights)
+            if run.pull is not None and gamma:
+                run.pull.update(parts.flops, target, int(y.shape[0]), dist.all_reduce_sum)
             if run.budget is not None:
                 run.budget.update(nn.functional.cross_entropy(logits.detach().float(), y, reduction="none"), y,
                                   dist.all_reduce_sum)
@@ -983,6 +1001,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     record["alpha"] = alpha
     record["beta"] = beta
     record["gamma"] = gamma
+    if run.pull is not None:  # the factor on gamma that the budget's excess has built up
+        record["budget_pull"] = float(run.pull.factor)
     if run.budget is not None and config.budget_by_loss:  # how far the per-class targets have moved apart
         scales = run.budget.scales()
         record["budget_scale_min"], record["budget_scale_max"] = float(scales.min()), float(scales.max())
@@ -1030,6 +1050,7 @@ def _record_state(run: _Run, state: RunState) -> None:
     state.generator = run.generator.get_state()
     state.route = run.route.state_dict() if run.route is not None else None
     state.budget = run.budget.state_dict() if run.budget is not None else None
+    state.pull = run.pull.state_dict() if run.pull is not None else None
     state.torch_rng = torch.get_rng_state()
     state.optimizer = run.optimizer.state_dict()
     state.scheduler = run.scheduler.state_dict()
@@ -1037,11 +1058,14 @@ def _record_state(run: _Run, state: RunState) -> None:
 
 
 def _restore_running(run: _Run, state: RunState) -> None:
-    """Load the reuse route's and the class budget's running statistics from `state`, where both sides have them."""
+    """Load the reuse route's, the class budget's and the budget pull's running statistics from `state`, where
+    both sides have them."""
     if run.route is not None and state.route is not None:
         run.route.load_state_dict(state.route)
     if run.budget is not None and state.budget is not None:
         run.budget.load_state_dict(state.budget)
+    if run.pull is not None and state.pull is not None:
+        run.pull.load_state_dict(state.pull)
 
 
 def _save_resumable(run: _Run, state: RunState, path: Path, periodic: bool = False) -> None:

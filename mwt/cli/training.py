@@ -127,6 +127,12 @@ def train(
         "of shrinking every module as far as it can (0: off). Above the target the pull is gamma's whatever the "
         "target: a lower target binds only if the run gets down to it; --gamma pulls harder.",
         callback=number(0, 1, high_open=True))] = 0.0,
+    budget_adapt: Annotated[float, typer.Option(
+        help="Make --flops-target bind: the FLOPs weight grows by exp(RATE x the samples' relative excess over "
+        "their target) each step while they stay above it, and shrinks back below it (never under gamma, at most "
+        "64x). At 0.01 it grows about tenfold in an epoch of 60,000 images (469 steps) spent 50% over (0: off, the "
+        "pull is gamma's).",
+        callback=number(0, 1))] = 0.0,
     budget_by_loss: Annotated[float, typer.Option(
         help="Give each class its own FLOPs budget (with --flops-target): the target times (the class's running "
         "cross-entropy / the mean over classes) to this power, within 0.5-2x, so the classes the network finds "
@@ -213,7 +219,7 @@ def train(
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
-                 free_channels=free_channels, flops_target=flops_target, budget_by_loss=budget_by_loss,
+                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs, collapse_drop=collapse_drop,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
