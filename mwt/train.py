@@ -927,7 +927,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
             target = run.budget.targets(y) if run.budget is not None and config.budget_by_loss else config.flops_target
             class_weights = run.budget.coupling_factors() if run.budget is not None and config.coupling_by_loss else None
-            pull = gamma * run.pull.factor if run.pull is not None and gamma else gamma
+            pull = gamma * run.pull.factor.float() if run.pull is not None and gamma else gamma
             parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, pull, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
                                  target=target, coupling_weights=run.coupling_weights, class_weights=class_weights)
