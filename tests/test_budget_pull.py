@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from mwt.budget_pull import MAX_FACTOR, BudgetPull
-from mwt.checkpoint import load_checkpoint
 from mwt.cli import main
 from mwt.core.errors import MwtError
 from mwt.train import TrainConfig, train
-from tests.test_training import TINY, _data, _equal
+from tests.test_training import TINY, _data, _equal, stopped_and_resumed
 
 
 def _pull(rate: float = 0.1) -> BudgetPull:
@@ -67,11 +66,8 @@ def test_the_pull_drives_a_run_down_to_a_target_the_plain_budget_leaves_it_over(
 def test_a_run_with_the_pull_resumes_exactly(tmp_path):
     data = _data()
     config = TrainConfig.from_recipe("reuse", epochs=2, seed=1, flops_target=0.05, budget_adapt=0.2, **TINY)
-    saved = tmp_path / "run.pt"
-    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
-    halfway = load_checkpoint(saved)
+    whole, halfway, resumed = stopped_and_resumed(config, data, tmp_path)
     assert float(halfway.resume["pull"]["factor"]) > 1
-    resumed = train(config, data, data, show_progress=False, resume=halfway)
     assert _equal(whole.state_dict, resumed.state_dict)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mwt.checkpoint import load_checkpoint
 from mwt.class_budget import DECAY, BudgetSettings, ClassBudget
 from mwt.core.errors import MwtError
 from mwt.cost import cost_model
@@ -15,7 +14,7 @@ from mwt.losses import modular_loss
 from mwt.models import build_model, gated_layers
 from mwt.train import TrainConfig, train
 from tests.conftest import tiny_spec
-from tests.test_training import TINY, _data, _equal
+from tests.test_training import TINY, _data, _equal, stopped_and_resumed
 
 
 def _budget(power: float = 1.0, classes: int = 4, coupling_power: float = 0.0) -> ClassBudget:
@@ -90,12 +89,9 @@ def test_a_budgeted_run_logs_its_spread_and_resumes_exactly(tmp_path):
     data = _data()
     # a target the rows cross, so the budgets bite (above every target each row's charge has the same gradient)
     config = TrainConfig.from_recipe("reuse", epochs=2, seed=1, flops_target=0.8, budget_by_loss=1.0, **TINY)
-    saved = tmp_path / "run.pt"
-    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
-    halfway = load_checkpoint(saved)
+    whole, halfway, resumed = stopped_and_resumed(config, data, tmp_path)
     state = halfway.resume["budget"]
     assert state["seen"].all() and (state["loss"] > 0).all()
-    resumed = train(config, data, data, show_progress=False, resume=halfway)
     assert _equal(whole.state_dict, resumed.state_dict)
     for record in whole.training["history"]:
         assert 0.5 <= record["budget_scale_min"] <= 1.0 <= record["budget_scale_max"] <= 2.0
@@ -109,11 +105,8 @@ def test_a_budgeted_run_logs_its_spread_and_resumes_exactly(tmp_path):
 def test_a_run_with_coupling_by_loss_logs_its_factors_and_resumes_exactly(tmp_path):
     data = _data()
     config = TrainConfig.from_recipe("reuse", epochs=2, seed=1, coupling_by_loss=1.0, **TINY)
-    saved = tmp_path / "run.pt"
-    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
-    halfway = load_checkpoint(saved)
+    whole, halfway, resumed = stopped_and_resumed(config, data, tmp_path)
     assert halfway.resume["budget"]["seen"].all()
-    resumed = train(config, data, data, show_progress=False, resume=halfway)
     assert _equal(whole.state_dict, resumed.state_dict)
     for record in whole.training["history"]:
         assert 0.5 <= record["coupling_scale_min"] <= record["coupling_scale_max"] <= 2.0

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +31,15 @@ def _data(n: int = 96, seed: int = 0) -> Split:
 
 def _equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def stopped_and_resumed(config: TrainConfig, data: Split, folder: Path):
+    """A run straight through, its resumable checkpoint after the first epoch, and that
+    checkpoint resumed to the end: (whole, halfway, resumed)."""
+    saved = folder / "run.pt"
+    whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
+    halfway = load_checkpoint(saved)
+    return whole, halfway, train(config, data, data, show_progress=False, resume=halfway)
 
 
 def test_same_seed_same_weights():
