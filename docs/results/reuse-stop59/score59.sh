@@ -1,5 +1,6 @@
 #!/bin/bash
-# Stop 59: score Yg (Y's state resumed at gamma 8) and Ya (resumed with --budget-adapt 0.003; reconfig.py), both seed 2, paired against seed 2's standard) as each ends, one at a time (a flock),
+# Stop 59: score Yg (Y's state resumed at gamma 8) and Ya (resumed with --budget-adapt 0.003; reconfig.py), both
+# seed 2 and paired against seed 2's standard, as each ends, one at a time (a flock),
 # whichever ends first going first. Accuracy steps run beside the other training; every timing runs with the
 # trainings paused (reuse-lib.sh's `paused`), so it shares no core.
 D=/work/runs/s59; source /work/main/docs/results/reuse-lib.sh
