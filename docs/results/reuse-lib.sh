@@ -74,3 +74,13 @@ paused() {
   [ -z "$p" ] || kill -CONT $p 2>/dev/null; log "resume ${p//$'\n'/ }"
   return $rc
 }
+
+# NAME [STD]: once NAME's training has logged its end, score it (score_accuracy against STD, then every pair and
+# 20 triples timed with the trainings paused: bench_reuse 20 calls, 3 passes), one scorer at a time ($D/score.lock),
+# so two runs that end together are scored in turn (stops 58-59).
+score_when_done() {
+  wait_for "$1 done" || return
+  ( flock 9
+    score_accuracy "$D/$1.pt" "$1" ${2:+"$2"} && log "$1 scored" && paused bench_reuse "$D/$1.pt" "$1" 20 3
+  ) 9> "$D/score.lock"
+}

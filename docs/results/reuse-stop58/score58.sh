@@ -4,11 +4,5 @@
 # whichever ends first going first (X0 and X5 were stopped after epochs 9 and 10, behind F2). Accuracy steps run beside the other training; every timing runs with
 # the trainings paused (reuse-lib.sh's `paused`), so it shares no core.
 D=/work/runs/s58; source /work/main/docs/results/reuse-lib.sh
-score() {  # NAME [STD]
-  wait_for "$1 done" || return
-  ( flock 9
-    score_accuracy "$D/$1.pt" "$1" ${2:+"$2"} && log "$1 scored" && paused bench_reuse "$D/$1.pt" "$1" 20 3
-  ) 9> "$D/score.lock"
-}
-score X2 /work/runs/s52/std2.pt & score X2s1 & wait
+score_when_done X2 /work/runs/s52/std2.pt & score_when_done X2s1 & wait
 log "scoring done"
