@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mwt.cli import main
-from mwt.checkpoint import load_checkpoint
+from mwt.checkpoint import Checkpoint, load_checkpoint
 from mwt.data import Split, load_split
 from mwt.core.errors import MwtError
 from mwt.train import TrainConfig, train
@@ -33,7 +33,7 @@ def _equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def stopped_and_resumed(config: TrainConfig, data: Split, folder: Path):
+def stopped_and_resumed(config: TrainConfig, data: Split, folder: Path) -> tuple[Checkpoint, Checkpoint, Checkpoint]:
     """A run straight through, its resumable checkpoint after the first epoch, and that
     checkpoint resumed to the end: (whole, halfway, resumed)."""
     saved = folder / "run.pt"
