@@ -8,7 +8,7 @@ as 0.19 had (20-22%). Here the FLOPs weight is gamma times a factor that follows
 a Lagrange multiplier does: each step it is multiplied by exp(rate * relative excess), the excess
 being the batch's mean FLOPs fraction over its mean target, relative to that target. It grows while
 the samples stay above their budget and shrinks back below it, never under 1 (the configured
-gamma) nor over MAX_FACTOR.
+gamma) nor over MAX_FACTOR. It starts adapting once `--gamma-warmup` has ramped the weight in.
 
 The factor stays on the device (no host sync per step) and goes into resumable checkpoints and the
 collapse guard's snapshots with the rest of the running state.

@@ -931,7 +931,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, pull, run.cost, run.gate_names,
                                  pairs=pairs, block=config.cost_block, free=config.free_channels,
                                  target=target, coupling_weights=run.coupling_weights, class_weights=class_weights)
-            if run.pull is not None and gamma:
+            # the factor adapts once the FLOPs weight has ramped in: during the ramp the samples sit far over any
+            # budget, and a factor grown on that would close gates the ramp means to close slowly
+            if run.pull is not None and gamma and epoch >= config.gamma_warmup:
                 run.pull.update(parts.flops, target, int(y.shape[0]), dist.all_reduce_sum)
             if run.budget is not None:
                 run.budget.update(nn.functional.cross_entropy(logits.detach().float(), y, reduction="none"), y,

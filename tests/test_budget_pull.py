@@ -63,6 +63,15 @@ def test_the_pull_drives_a_run_down_to_a_target_the_plain_budget_leaves_it_over(
     assert fast.training["history"][-1]["flops"] < 1.5 * 0.05  # bound
 
 
+def test_the_factor_waits_for_the_flops_weight_to_ramp_in():
+    # Over the ramp the samples sit far over the target; a factor grown there would close what the ramp
+    # means to close slowly. It starts at the epoch the weight is whole (epoch 2 of a 2-epoch ramp).
+    run = train(TrainConfig.from_recipe("reuse", epochs=2, seed=1, flops_target=0.05, budget_adapt=0.2, gamma_warmup=2,
+                                        **TINY), _data(), _data(), show_progress=False)
+    first, second = run.training["history"]
+    assert first["gamma"] < second["gamma"] and first["budget_pull"] == 1.0 < second["budget_pull"]
+
+
 def test_a_run_with_the_pull_resumes_exactly(tmp_path):
     data = _data()
     config = TrainConfig.from_recipe("reuse", epochs=2, seed=1, flops_target=0.05, budget_adapt=0.2, **TINY)

@@ -130,7 +130,7 @@ def train(
     budget_adapt: Annotated[float, typer.Option(
         help="Make --flops-target bind: the FLOPs weight grows by exp(RATE x the samples' relative excess over "
         "their target) each step while they stay above it, and shrinks back below it (never under gamma, at most "
-        "64x). At 0.01 it grows about tenfold in an epoch of 60,000 images (469 steps) spent 50% over (0: off, the "
+        "64x; from the end of --gamma-warmup). At 0.01 it grows about tenfold in an epoch of 60,000 images (469 steps) spent 50% over (0: off, the "
         "pull is gamma's).",
         callback=number(0, 1))] = 0.0,
     budget_by_loss: Annotated[float, typer.Option(
