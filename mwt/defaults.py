@@ -18,6 +18,8 @@ MAX_ALIGN = 1024
 # How a stream's kept kernel count meets the alignment (mwt.core.metadata.ROUNDINGS): by default
 # up, adding the next most frequent kernels, so nothing the classes use is lost.
 DEFAULT_ROUNDING = "up"
+# torch's generators take 64-bit seeds; a larger one fails deep inside a run, after the data loads.
+MAX_SEED = 2**64 - 1
 
 
 def check_threshold(threshold: float) -> float:
@@ -46,6 +48,13 @@ def check_rounding(rounding: str) -> str:
     if rounding not in ROUNDINGS:
         raise MwtError(f"the rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}", options=("rounding",))
     return rounding
+
+
+def check_seed(seed: int) -> int:
+    """A seed must be a whole number in 0..MAX_SEED."""
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
+        raise MwtError(f"the seed must be a whole number in 0..{MAX_SEED}, got {seed}", options=("seed",))
+    return int(seed)
 
 
 def check_align(align: int) -> int:

@@ -20,6 +20,7 @@ from mwt.core.errors import MwtError
 from mwt.registry import MODELS, is_constructed
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit
+from mwt.defaults import check_seed
 from mwt.evaluate import accuracy
 from mwt.models import GatedConv, build_model
 from mwt.modularize import folded_gate_values, retain_only
@@ -39,6 +40,7 @@ class FinetuneConfig:
     device: str = "auto"
 
     def validate(self) -> None:
+        check_seed(self.seed)
         if not self.epochs > 0:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
         if not 0 < self.lr < float("inf"):

@@ -40,6 +40,12 @@ class RouteSettings:
     threshold: float = 0.9  # a kernel joins a class's set at running frequency >= threshold
     momentum: float = 0.05  # weight of a step's batch in the running statistics
 
+    @classmethod
+    def for_task(cls, share: float, num_classes: int) -> RouteSettings:
+        """The default settings with only the sub-task sizes a task of `num_classes` classes holds
+        (a 2-class task routes through its one 2-class sub-task)."""
+        return cls(share, tuple(s for s in cls.sizes if s <= num_classes))
+
     def check(self, num_classes: int) -> None:
         if not 0 <= self.share < 1:
             raise MwtError(f"the reuse share must be in [0, 1), got {self.share}", options=("reuse",))
@@ -74,8 +80,14 @@ class SubtaskRoute:
         b, k = labels.shape[0], self.num_classes
         draw = torch.rand(b, generator=generator)
         routed = (draw < self.settings.share).to(labels.device)
-        # Until a class has been seen with dynamic gates its statistics mean nothing.
-        routed &= self.seen[labels]
+        # Until every class has been seen with dynamic gates their statistics mean nothing. The test is
+        # on the running statistics (the same on every process), not on this batch's labels, so under
+        # torchrun every process routes the same number of rows and draws the same from `generator`.
+        if not bool(self.seen.all()):
+            routed[:] = False
+        # At least one dynamic row: MwT's losses over no rows are NaN (a batch of one row, routed).
+        if bool(routed.all()):
+            routed[-1] = False
         r = int(routed.sum())
         own = labels[routed]
         sizes = torch.tensor(self.settings.sizes)[torch.randint(len(self.settings.sizes), (r,), generator=generator)]

@@ -34,7 +34,7 @@ from mwt.distributed import Dist
 from mwt.evaluate import accuracy
 from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
-from mwt.defaults import check_channel_block
+from mwt.defaults import check_channel_block, check_seed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import classifier_inputs, classifier_layer, distillation_loss, load_teacher, similarity_loss
 from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
@@ -193,6 +193,7 @@ class TrainConfig:
         if self.image_size is not None:
             check_input_size(self.model, (self.image_size, self.image_size))
         self.source().check()
+        check_seed(self.seed)
         if not self.epochs > 0:
             raise MwtError(f"epochs must be a positive number, got {self.epochs}")
         if not self.batch_size > 0:
@@ -811,7 +812,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         if config.similarity:  # found once: walking the modules every step cost both networks a scan
             run.classifiers = (classifier_layer(model), classifier_layer(run.teacher))
     if config.reuse and gate_names:
-        run.route = SubtaskRoute(model, spec.num_classes, RouteSettings(config.reuse), device)
+        run.route = SubtaskRoute(model, spec.num_classes, RouteSettings.for_task(config.reuse, spec.num_classes), device)
     if (config.budget_by_loss or config.coupling_by_loss) and gate_names:
         settings = BudgetSettings(config.flops_target, config.budget_by_loss, config.coupling_by_loss)
         run.budget = ClassBudget(spec.num_classes, settings, device)

@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from exporter.compile import ModuleCompiler
-from mwt.checkpoint import save_checkpoint
+from mwt.checkpoint import load_checkpoint, save_checkpoint
 from mwt.cli import main
 from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode
 from mwt.data import Split, load_split
 from mwt.evaluate import accuracy
+from mwt.finetune import FinetuneConfig
 from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, gate_similarity_losses
 from mwt.models import build_model, gated_layers
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
@@ -44,6 +45,72 @@ def test_plan_routes_seen_classes_into_subtasks_holding_their_own_class():
     own = labels[plan.routed]
     assert bool(plan.members[torch.arange(len(own)), own].all())
     assert set(plan.members.sum(1).tolist()) == {2, 3}
+
+
+def test_plan_routes_once_every_class_is_seen_and_the_same_rows_whatever_the_labels():
+    # Under torchrun each process plans its own rows from the same generator: they must route as many rows
+    # (their gathers need equal shapes) and draw as much, whatever classes each happens to hold.
+    _, route = _route(0.5)
+    route.seen[:5] = True
+    assert not route.plan(torch.arange(64) % 5, torch.Generator().manual_seed(0)).routed.any()
+    route.seen[:] = True
+    one_class = route.plan(torch.zeros(64, dtype=torch.long), torch.Generator().manual_seed(0))
+    every_class = route.plan(torch.arange(64) % 10, torch.Generator().manual_seed(0))
+    assert one_class.routed.any() and torch.equal(one_class.routed, every_class.routed)
+
+
+def test_plan_leaves_every_batch_a_dynamic_row():
+    _, route = _route(0.99)
+    route.seen[:] = True
+    for seed in range(10):
+        assert not route.plan(torch.tensor([3]), torch.Generator().manual_seed(seed)).routed.any()
+        plan = route.plan(torch.arange(4), torch.Generator().manual_seed(seed))
+        assert int((~plan.routed).sum()) >= 1 and plan.members.shape[0] == int(plan.routed.sum())
+
+
+def test_a_reuse_run_whose_last_batch_is_one_row_trains_to_the_end(tmp_path, capsys, tiny_fashion_dir):
+    # 33 images in batches of 16: the last batch is one row, and a routed one left MwT's losses no rows (NaN).
+    out = tmp_path / "m.pt"
+    code = main(["train", "--data-dir", str(tiny_fashion_dir), "--recipe", "reuse", "--model", "vgg11", "--width",
+                 "0.0625", "--limit", "33", "--batch-size", "16", "--epochs", "4", "-o", str(out), "-q"])
+    assert code == 0 and out.exists(), capsys.readouterr().err
+
+
+def _two_class_folder(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_the_reuse_recipe_trains_a_two_class_task_and_eval_refuses_triples_of_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MWT_CACHE", str(tmp_path / "cache"))
+    assert RouteSettings.for_task(0.5, 2).sizes == (2,) and RouteSettings.for_task(0.5, 10).sizes == (2, 3)
+    out = tmp_path / "m.pt"
+    code = main(["train", "--dataset", str(_two_class_folder(tmp_path / "pets")), "--recipe", "reuse", "--model",
+                 "vgg11", "--width", "0.0625", "--batch-size", "8", "--epochs", "2", "-o", str(out), "-q"])
+    assert code == 0 and out.exists(), capsys.readouterr().err
+    assert load_checkpoint(out).training["history"][-1]["subtask_ce"] > 0  # rows went through the 2-class sub-task
+    assert main(["modularize", str(out), "-q"]) == 0
+    capsys.readouterr()
+    code = main(["eval", str(out), "--triples", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "at least 3 classes" in err[0], err
+
+
+def test_a_seed_torch_cannot_take_is_refused_before_any_work(tmp_path, capsys, tiny_fashion_dir):
+    with pytest.raises(MwtError, match="seed"):
+        TrainConfig(seed=2**64).validate()
+    with pytest.raises(MwtError, match="seed"):
+        FinetuneConfig(seed=-1).validate()
+    out = tmp_path / "m.pt"
+    code = main(["train", "--data-dir", str(tiny_fashion_dir), "--epochs", "1", "--seed", str(2**64), "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--seed" in err[0] and not out.exists(), err
 
 
 def test_static_gates_are_the_union_of_the_classes_sets_at_their_mean_gate():

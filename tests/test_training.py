@@ -159,6 +159,18 @@ def _ranks_stderr(result: subprocess.CompletedProcess) -> str:
     return err if len(err) <= 8000 else f"{err[:5000]}\n...\n{err[-3000:]}"
 
 
+def test_two_processes_train_the_reuse_recipe_while_classes_are_still_unseen(tmp_path, tiny_fashion_dir):
+    # Two rows per process and ten classes: for the first steps each process holds classes the other has not
+    # seen. Routing keyed to local labels gave the processes different row counts, and their gathers aborted.
+    out = tmp_path / "ddp.pt"
+    result = torchrun(2, "train", "--data-dir", str(tiny_fashion_dir), "--recipe", "reuse", "--model", "vgg11",
+                      "--width", "0.0625", "--epochs", "2", "--batch-size", "4", "--limit", "40", "-q", "--out", str(out))
+    assert result.returncode == 0, _ranks_stderr(result)
+    ckpt = load_checkpoint(out)
+    assert ckpt.training["weights_agree_across_processes"] is True
+    assert ckpt.training["history"][-1]["subtask_ce"] > 0  # rows were routed once every class had been seen
+
+
 def test_two_processes_train_one_model_and_modularize_like_one(tmp_path, capsys, tiny_fashion_dir):
     out = tmp_path / "ddp.pt"
     result = torchrun(2, "train", "--data-dir", str(tiny_fashion_dir), "--model", "vgg11", "--width", "0.0625",

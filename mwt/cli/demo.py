@@ -16,6 +16,7 @@ import typer
 
 from mwt.cli.options import DataDir, Quiet, choices, number
 from mwt.core.errors import MwtError
+from mwt.defaults import MAX_SEED
 from mwt.registry import RECIPES
 
 app = typer.Typer()
@@ -145,7 +146,7 @@ def demo(
     train_images: Annotated[int, typer.Option(help="Training images (a seeded sample).", min=100)] = DemoConfig.train_images,
     width: Annotated[float, typer.Option(help="Width of the VGG16.", callback=number(0, 4, low_open=True))] = DemoConfig.width,
     recipe: Annotated[RecipeName, typer.Option(help="Training recipe.")] = RecipeName(DemoConfig.recipe),  # type: ignore[valid-type]
-    seed: Annotated[int, typer.Option(help="Random seed.", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.", min=0, max=MAX_SEED - 1)] = 0,  # the sample for modularizing takes seed + 1
     bench_seconds: Annotated[float, typer.Option(
         help="The least seconds of timing per configuration and batch in the latency table (more: steadier "
         "figures).", callback=number(0, 600, low_open=True))] = DemoConfig.bench_seconds,

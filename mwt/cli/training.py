@@ -13,7 +13,7 @@ from mwt.cli.options import (ROUNDING_DEFAULT, Align, Classes, DataDir, Download
                              choices, number)
 from mwt.collapse import DEFAULT_DROP
 from mwt.core.atomic import check_writable
-from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
+from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD, MAX_SEED
 from mwt.core.errors import MwtError, MwtWarning
 from mwt.registry import (
     DATASETS, GATE_LOSS_SCOPES, MAX_WIDTH, MODELS, RECIPES, STEMS, TORCHVISION_PREFIX, is_code_reference,
@@ -163,7 +163,7 @@ def train(
         "from one epoch to the next (the classes' gates collapsing onto the same few kernels), rewind the run two "
         "epochs and halve the learning rate, at most 3 times; the epoch log records each rewind (0: off). Healthy "
         "runs so far fell at most 0.048, collapsed ones 0.11-0.17.", min=0.0, max=0.99)] = DEFAULT_DROP,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0, max=MAX_SEED)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
     channels_last: Annotated[Optional[bool], typer.Option(
@@ -323,7 +323,7 @@ def evaluate(
     triples: Annotated[int, typer.Option(
         help="Also score this many seeded random 3-class sub-tasks (with --all-pairs, or alone).",
         min=0, max=10_000)] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of the random triples.", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random triples.", min=0, max=MAX_SEED)] = 0,
     threshold: Threshold = DEFAULT_THRESHOLD,
     align: Align = DEFAULT_ALIGN,
     pad_limit: PadLimit = None,
@@ -357,6 +357,9 @@ def evaluate(
         raise MwtError("give either --classes (one sub-task) or --all-pairs/--triples (the reuse matrix)")
     ckpt = load_checkpoint(checkpoint)
     ckpt.require_modularization(checkpoint)
+    if triples > 0 and len(ckpt.classes) < 3:
+        raise MwtError(f"--triples needs a model of at least 3 classes; {checkpoint} has {len(ckpt.classes)}",
+                       options=("triples",))
     # The union of the classes' modules, as MwT reports it: no alignment.
     selection = ModuleSelection.of(ckpt, classes, threshold=threshold, align=1, path=checkpoint) if not matrix else None
     test_data = load_split(ckpt.source, "test", data_dir, download, classes=ckpt.classes)
@@ -398,7 +401,7 @@ def finetune(
     lr: Annotated[float, typer.Option(help="Initial SGD learning rate (cosine schedule).",
                                       callback=number(0, 100, low_open=True))] = 0.01,
     batch_size: Annotated[int, typer.Option(help="Batch size.", min=1, max=1 << 16)] = 128,
-    seed: Annotated[int, typer.Option(help="Random seed.", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.", min=0, max=MAX_SEED)] = 0,
     threshold: Threshold = DEFAULT_THRESHOLD,
     align: Align = DEFAULT_ALIGN,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name.")] = "auto",
