@@ -92,7 +92,8 @@ def measure(arch: str, args: argparse.Namespace) -> dict:
         test = load_named(ckpt.source, "test", list(selection.names))
         scored = {"full model": compiler.full_model, **{f"{g} module": m for g, (m, _) in modules.items()}}
         result.update(trained)
-        result["accuracy"] = module_accuracy(scored, test, list(selection.indices), threads=args.threads)
+        result["accuracy"] = module_accuracy(scored, test, list(selection.indices), threads=args.threads,
+                                             whole_models={"full model"})
     if args.profile:
         x = np.random.default_rng(0).random((args.batch, *ckpt.spec.input_shape), dtype=np.float32)
         result["op_ms"] = {"plain full": op_times(plain, x, args.threads),

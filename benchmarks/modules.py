@@ -61,7 +61,7 @@ def subtask_rows(compiler: ModuleCompiler, classes: tuple[int, ...], aligns: lis
     settings = side_by_side_settings(args.threads, ("CPUExecutionProvider",))
     runners = {name: ComposedClassifier([module_from_model(p)], settings=settings) for name, p in protos.items()}
     accuracy = subtask_accuracy({k: r.logits for k, r in runners.items() if k != "plain full"},
-                                test_data.relabel(list(classes)), list(classes))  # type: ignore[attr-defined]
+                                test_data.relabel(list(classes)), list(classes), whole_models={"full modular"})  # type: ignore[attr-defined]
     timings = compare_latency({k: r.logits for k, r in runners.items()}, ckpt.spec.input_shape, tuple(args.batches),
                               "plain full", min_seconds=args.seconds)
     plain = compiler.plain_cost.flops

@@ -3,7 +3,7 @@ of compiled modules on onnxruntime (an export's lowered modules, the latency ben
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,30 +48,32 @@ def accuracy(
     return int(counts[0]) / int(counts[1])
 
 
-def subtask_accuracy(runs: dict[str, Run], test: AnySplit, columns: Sequence[int], chunk: int = 500
-                     ) -> dict[str, float]:
+def subtask_accuracy(runs: dict[str, Run], test: AnySplit, columns: Sequence[int], chunk: int = 500, *,
+                     whole_models: Collection[str] = ()) -> dict[str, float]:
     """Accuracy of each run (float32 images -> logits) on a sub-task's test images, labelled
-    0..k-1 (see `load_named`). A module answers with the sub-task's k logits; a whole model's
-    logits are restricted to `columns`, the sub-task's classes among its own."""
+    0..k-1 (see `load_named`). A module answers with the sub-task's k logits, in order; the runs
+    named in `whole_models` answer all the model's classes, restricted here to `columns`, the
+    sub-task's classes among its own (named, not guessed from the width: a sub-task of every
+    class in another order is as wide as the whole model)."""
     data = test.materialize()
     x = data.images.cpu().numpy().astype(np.float32) / 255.0
     target = data.labels.cpu().numpy()
     out = {}
     for name, run in runs.items():
         logits = np.concatenate([run(x[i:i + chunk]) for i in range(0, len(x), chunk)])
-        if logits.shape[1] != len(columns):
+        if name in whole_models:
             logits = logits[:, list(columns)]
         out[name] = float((logits.argmax(1) == target).mean())
     return out
 
 
 def module_accuracy(models: dict[str, onnx.ModelProto], test: AnySplit, columns: Sequence[int],
-                    threads: int = 0) -> dict[str, float]:
-    """`subtask_accuracy` of module files held in memory."""
+                    threads: int = 0, *, whole_models: Collection[str] = ()) -> dict[str, float]:
+    """`subtask_accuracy` of module files held in memory (`whole_models`: as there)."""
     from runtime.composed import ComposedClassifier
     from runtime.module_file import module_from_model
     from runtime.session import SessionSettings
 
     settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
     runners = {k: ComposedClassifier([module_from_model(m)], settings=settings) for k, m in models.items()}
-    return subtask_accuracy({k: r.logits for k, r in runners.items()}, test, columns)
+    return subtask_accuracy({k: r.logits for k, r in runners.items()}, test, columns, whole_models=whole_models)

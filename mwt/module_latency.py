@@ -34,6 +34,7 @@ from runtime.module_file import ModuleFile, module_from_model
 from runtime.session import Parallelism, providers_for
 
 BASELINE = "plain full"
+WHOLE_MODEL = "full modular"  # the one row that answers every class of the model
 
 
 @dataclass
@@ -89,7 +90,7 @@ def build_configs(compiler: ModuleCompiler, union: ModuleSelection, train: AnySp
         selection = compiler.select(classes, threshold=union.threshold, align=align)
         return module_from_model(compiler.compile(selection, gates)[0])
 
-    configs = {BASELINE: [module_from_model(compiler.plain_model)], "full modular": [module_from_model(compiler.full_model)]}
+    configs = {BASELINE: [module_from_model(compiler.plain_model)], WHOLE_MODEL: [module_from_model(compiler.full_model)]}
     fp32 = compiler.compile(union, GateMode.dynamic)[0]
     configs[f"union (align {align})"] = [module_from_model(fp32)]
     configs[f"union fp16 (align {align})"] = [module_from_model(lower(fp32, Precision.fp16))]
@@ -169,7 +170,8 @@ def latency_benchmark(
         # The plain full model is timed only: built from modular weights without their gates, its
         # answers mean nothing. Sessions compute what the merged composition computes.
         result.accuracy = subtask_accuracy(
-            {k: v.logits for k, v in runners.items() if k not in (BASELINE, "composed sessions")}, test, union.indices)
+            {k: v.logits for k, v in runners.items() if k not in (BASELINE, "composed sessions")}, test, union.indices,
+            whole_models={WHOLE_MODEL})
     return result
 
 

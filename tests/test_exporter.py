@@ -371,6 +371,29 @@ def test_bench_latency_cli(tmp_path, shared_checkpoint_file, tiny_fashion_dir, c
     assert (out / "latency.png").stat().st_size > 1000
 
 
+def test_whole_model_accuracy_follows_the_sub_tasks_class_order(trained_checkpoint_file):
+    # Every class in another order is a sub-task as wide as the whole model: its logits must still be
+    # put in the sub-task's order (bench latency once scored the full model 0% on a reversed --classes).
+    from exporter.compile import ModuleCompiler
+    from mwt.data import load_named
+    from mwt.evaluate import module_accuracy
+    from runtime.composed import ComposedClassifier
+    from runtime.module_file import module_from_model
+
+    compiler = ModuleCompiler.from_file(trained_checkpoint_file)
+    names = list(compiler.ckpt.classes)
+    test = load_named(compiler.ckpt.source, "test", names).subset(500)
+    runner = ComposedClassifier([module_from_model(compiler.full_model)])
+    predicted = runner.logits(test.images.numpy().astype(np.float32) / 255.0).argmax(1)
+    assert len(set(predicted.tolist())) > 1  # not one answer for every image, which any order scores alike
+    expected = float((predicted == test.labels.numpy()).mean())
+    for order in (names, names[::-1], names[3:] + names[:3]):
+        columns = [names.index(n) for n in order]
+        scored = module_accuracy({"whole": compiler.full_model},
+                                 load_named(compiler.ckpt.source, "test", order).subset(500), columns, whole_models={"whole"})
+        assert scored["whole"] == pytest.approx(expected), order
+
+
 def test_bench_latency_refuses_a_file_as_output_folder_before_working(tmp_path, shared_checkpoint_file, capsys):
     from mwt.cli import main
 
