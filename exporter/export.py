@@ -53,7 +53,9 @@ class ExportSettings:
 @dataclass(frozen=True)
 class ExportImages:
     """Images of the module's classes for the export step, labelled 0..k-1 in the selection's
-    order (as `mwt.data.load_named` gives them); None where they are not at hand."""
+    order (as `mwt.data.load_named` gives them); None where they are not at hand. A one-class
+    module gets images of every class, its own labelled 0: it is checked by how its one logit
+    ranks them (`mwt.evaluate.one_class_separation`), and in a composition it sees them all."""
 
     train: AnySplit | None = None  # the folded-gates guard and INT8 calibration
     test: AnySplit | None = None  # a lowered module's accuracy against FP32
@@ -78,19 +80,25 @@ def needed_images(ckpt: Checkpoint, selection: ModuleSelection, settings: Export
 
 def check_folded(ckpt: Checkpoint, selection: ModuleSelection, train: AnySplit) -> FoldedCheck:
     """Accuracy of the module with dynamic and with folded gates (PyTorch simulations) on up to
-    FOLDED_CHECK_IMAGES of `train` (a seeded sample; images of the selection's classes)."""
-    from mwt.evaluate import accuracy
+    FOLDED_CHECK_IMAGES of `train` (a seeded sample; images of the selection's classes); for a
+    one-class module, its separation on images of every class (see `ExportImages`)."""
+    from mwt.evaluate import accuracy, separation
     from mwt.modularize import folded_gate_values, frozen_gates, retain_only
 
     images = train.sample(FOLDED_CHECK_IMAGES, seed=0).materialize()
     model = ckpt.build()
     columns = selection.indices
+    one_class = len(columns) == 1
+
+    def score() -> float:
+        return separation(model, images, columns[0]) if one_class else accuracy(model, images, columns=columns)
+
     with retain_only(model, selection.kept):
-        dynamic = accuracy(model, images, columns=columns)
+        dynamic = score()
         values = folded_gate_values(modularization_of(ckpt), columns, selection.kept)
         with frozen_gates(model, values):
-            folded = accuracy(model, images, columns=columns)
-    return FoldedCheck(dynamic, folded, len(images))
+            folded = score()
+    return FoldedCheck(dynamic, folded, len(images), "separation" if one_class else "accuracy")
 
 
 def guard_folded(ckpt: Checkpoint, selection: ModuleSelection, train: AnySplit | None) -> FoldedCheck | None:
@@ -106,11 +114,14 @@ def guard_folded(ckpt: Checkpoint, selection: ModuleSelection, train: AnySplit |
         return None
     check = check_folded(ckpt, selection, train)
     if check.folded_acc < check.dynamic_acc - FOLDED_DROP_LIMIT:
-        raise ExportError(
-            f"folded gates cannot represent {names}: on {check.images} of their training images the folded module "
-            f"is right {100 * check.folded_acc:.1f}% of the time against {100 * check.dynamic_acc:.1f}% with dynamic "
-            "gates; keep dynamic gates, fine-tune a gate-free module (mwt finetune), or force folding",
-            options=("force_folded",))
+        scored = (f"on {check.images} of their training images the folded module is right "
+                  f"{100 * check.folded_acc:.1f}% of the time against {100 * check.dynamic_acc:.1f}% with dynamic gates"
+                  if check.measure == "accuracy" else
+                  f"on {check.images} training images of every class the folded module's logit ranks its class's images "
+                  f"above the others' in {100 * check.folded_acc:.1f}% of pairs against {100 * check.dynamic_acc:.1f}% "
+                  "with dynamic gates")
+        raise ExportError(f"folded gates cannot represent {names}: {scored}; keep dynamic gates, fine-tune a gate-free "
+                          "module (mwt finetune), or force folding", options=("force_folded",))
     return check
 
 
@@ -122,7 +133,7 @@ def export_module(compiler: ModuleCompiler, selection: ModuleSelection, settings
     forced); INT8 needs `images.train` to calibrate on; a lowered module's accuracy beside the
     FP32 one's is measured on `images.test` where given.
     """
-    from mwt.evaluate import module_accuracy
+    from mwt.evaluate import module_accuracy, module_separation
 
     check = guard_folded(compiler.ckpt, selection, images.train) if _guarded(compiler.ckpt, selection, settings) else None
     model, report = compiler.compile(selection, settings.gates)
@@ -133,11 +144,16 @@ def export_module(compiler: ModuleCompiler, selection: ModuleSelection, settings
             if images.train is None:
                 raise ExportError("INT8 calibration needs training images of the module's classes",
                                   options=("data_dir",))
-            calibration = calibration_images(images.train, settings.calibration_images)
+            # on the module's classes' images (metadata records them), a one-class module's own among every class's
+            own = images.train.where([0]) if len(selection.indices) == 1 else images.train
+            calibration = calibration_images(own, settings.calibration_images)
         lowered = lower(model, settings.precision, calibration)
         if images.test is not None:
-            report.accuracy = module_accuracy({"fp32": model, settings.precision.value: lowered}, images.test,
-                                              selection.indices)
+            scored = {"fp32": model, settings.precision.value: lowered}
+            if len(selection.indices) == 1:
+                report.accuracy, report.accuracy_measure = module_separation(scored, images.test), "separation"
+            else:
+                report.accuracy = module_accuracy(scored, images.test, selection.indices)
         model, report.precision = lowered, settings.precision
     return model, report
 

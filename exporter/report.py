@@ -17,11 +17,13 @@ GATE_WORDS = {
 
 @dataclass(frozen=True)
 class FoldedCheck:
-    """A folded module against its dynamic self, on training images of its classes."""
+    """A folded module against its dynamic self, on training images of its classes (of every class
+    for a one-class module, scored by `measure`: its accuracy would be 100% whatever it answers)."""
 
     dynamic_acc: float
     folded_acc: float
     images: int
+    measure: str = "accuracy"  # or "separation" (mwt.evaluate.one_class_separation)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class ExportReport:
     folded_check: FoldedCheck | None = None
     precision: Precision = Precision.fp32
     accuracy: dict[str, float] = field(default_factory=dict)  # on the classes' test images, where measured
+    accuracy_measure: str = "accuracy"  # a one-class module's: "separation" on every class's test images
     retained: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the kept kernels
     finetune: dict | None = None  # a fine-tuned module's checkpoint: its source and settings (mwt finetune)
     gates: GateMode | None = None  # None: a network without gates
@@ -75,6 +78,8 @@ class ExportReport:
                 flops += (f": {100 * kept:.1f}% of its source's plain full model (fine-tuned from "
                           f"{str(self.finetune.get('source_sha256', '?'))[:12]})")  # type: ignore[union-attr]
             params = f"{self.module.params / 1e3:.1f} k"
+        scored_on = "the test images of every class" if self.accuracy_measure == "separation" else \
+            "the classes' test images"
         rows += [
             "",
             f"classes          {', '.join(self.classes)}",
@@ -85,11 +90,11 @@ class ExportReport:
             f"parameters       {params}",
             *([f"folding error    {100 * self.folding_error:.1f}% (RMS gate error of the constant gates, worst layer)"]
               if self.folding_error is not None else []),
-            *([f"folded check     {100 * self.folded_check.folded_acc:.2f}% folded vs "
+            *([f"folded check     {self.folded_check.measure} {100 * self.folded_check.folded_acc:.2f}% folded vs "
                f"{100 * self.folded_check.dynamic_acc:.2f}% dynamic on {self.folded_check.images} training images"]
               if self.folded_check is not None else []),
             f"precision        {self.precision.value}",
-            *[f"accuracy         {100 * v:.2f}% ({k}, on the classes' test images)" for k, v in self.accuracy.items()],
+            *[f"{self.accuracy_measure:<16} {100 * v:.2f}% ({k}, on {scored_on})" for k, v in self.accuracy.items()],
             f"file size        {self.file_bytes / 1024:.1f} KiB",
             f"export time      {self.seconds:.2f} s",
         ]

@@ -67,6 +67,47 @@ def subtask_accuracy(runs: dict[str, Run], test: AnySplit, columns: Sequence[int
     return out
 
 
+@torch.no_grad()
+def separation(model: nn.Module, data: AnySplit, column: int, batch_size: int = 512) -> float:
+    """`one_class_separation` of a torch model's logit `column` (forward returns (logits, gates)),
+    on `data` of every class labelled 0 for that column's class."""
+    model.eval()
+    scores = [model(x)[0][:, column] for x, _ in batches_in_order(data, torch.arange(len(data)), batch_size)]
+    return one_class_separation(torch.cat(scores).numpy(), (data.labels == 0).numpy())
+
+
+def one_class_separation(scores: np.ndarray, own: np.ndarray) -> float:
+    """How well one class's logit ranks its own images (`own` True) above every other class's: the
+    share of (own, other) image pairs in the right order, ties counting half (ROC AUC). A one-class
+    module answers one logit, so its accuracy (argmax over one column) is always 100%; in a
+    composition its logit must still rise on its class's images and only there."""
+    scores, own = np.asarray(scores, np.float64).ravel(), np.asarray(own, bool).ravel()
+    positives, negatives = int(own.sum()), int((~own).sum())
+    if not positives or not negatives:
+        raise ValueError("one-class separation needs images of the class and of other classes")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based, tied scores share their mean rank
+    return float((ranks[own].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def module_separation(models: dict[str, onnx.ModelProto], images: AnySplit, threads: int = 0) -> dict[str, float]:
+    """`one_class_separation` of one-class module files held in memory, on `images` of every class
+    labelled 0 for the module's own class (as `load_export_images` gives them)."""
+    from runtime.composed import ComposedClassifier
+    from runtime.module_file import module_from_model
+    from runtime.session import SessionSettings
+
+    data = images.materialize()
+    x = data.images.cpu().numpy().astype(np.float32) / 255.0
+    own = data.labels.cpu().numpy() == 0
+    settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
+    out = {}
+    for name, m in models.items():
+        run = ComposedClassifier([module_from_model(m)], settings=settings)
+        out[name] = one_class_separation(np.concatenate([run.logits(x[i:i + 500]) for i in range(0, len(x), 500)]), own)
+    return out
+
+
 def module_accuracy(models: dict[str, onnx.ModelProto], test: AnySplit, columns: Sequence[int],
                     threads: int = 0, *, whole_models: Collection[str] = ()) -> dict[str, float]:
     """`subtask_accuracy` of module files held in memory (`whole_models`: as there)."""

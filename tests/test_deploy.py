@@ -49,6 +49,20 @@ def test_int8_export_is_calibrated_on_the_classes_and_reports_accuracy(tmp_path,
     assert np.abs(a - b).max() < 0.25 * (np.abs(a).max() + 1e-3)  # close, not equal: 8-bit activations
 
 
+def test_a_one_class_module_reports_its_separation_not_a_100_percent_accuracy(tmp_path, capsys, trained_checkpoint_file):
+    # argmax over one logit is right whatever it answers: a lowered one-class module is scored by how its
+    # logit ranks its class's test images among every class's, and calibrated on its class's images only
+    out = tmp_path / "bag.onnx"
+    code, said, err = run(capsys, "export", str(trained_checkpoint_file), "--classes", "bag", "-o", str(out),
+                          "--precision", "int8", "--calibration-images", "32")
+    assert code == 0, err
+    lines = [line for line in said.splitlines() if line.startswith("separation")]
+    assert len(lines) == 2 and all("on the test images of every class" in line for line in lines), said
+    assert all(0.5 < float(line.split()[1].rstrip("%")) / 100 <= 1 for line in lines), lines
+    assert "accuracy " not in said
+    assert read_module(out).meta.calibration["classes"] == ["bag"]
+
+
 def test_fp16_export_keeps_float32_io_and_warns_on_cpu(tmp_path, capsys, checkpoint_file, tiny_fashion_dir):
     fp32, fp16 = tmp_path / "fp32.onnx", tmp_path / "fp16.onnx"
     assert run(capsys, "export", str(checkpoint_file), "--classes", "sneaker,bag", "-o", str(fp32))[0] == 0

@@ -282,8 +282,16 @@ def test_folded_gates_that_lose_accuracy_are_refused(tmp_path, capsys, trained_c
     assert "(--force-folded)" in err and not out.exists()
     assert main(["export", str(path), "--classes", "trouser,bag", "--gates", "folded", "-o", str(out),
                  "--force-folded"]) == 0 and out.exists()
+    # One class: argmax over its one logit is right 100% of the time whatever it answers, so a one-class
+    # module is checked by how its logit ranks its class's images among every class's.
     code = main(["export", str(trained_checkpoint_file), "--classes", "trouser", "--gates", "folded", "-o", str(out)])
-    assert code == 0 and "folded check     100.00% folded vs 100.00% dynamic" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert code == 0 and "folded check     separation" in said and "100.00% folded vs 100.00%" not in said, said
+    one = tmp_path / "one.onnx"
+    assert main(["export", str(path), "--classes", "trouser", "--gates", "folded", "-o", str(one)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "folded gates cannot represent trouser" in err and not one.exists(), err
+    assert "ranks its class's images above the others'" in err
     code = main(["export", str(path), "--classes", "trouser,bag", "--gates", "folded", "-o", str(out), "--data-dir",
                  str(tmp_path / "nowhere")])
     assert code == 0 and "warning: folded gates for trouser, bag were not checked" in capsys.readouterr().err
@@ -369,6 +377,18 @@ def test_bench_latency_cli(tmp_path, shared_checkpoint_file, tiny_fashion_dir, c
     plain = next(r for r in data["rows"] if r["config"] == "plain full")
     assert plain["speedup"] == 1.0 and plain["flops_ratio"] == 1.0
     assert (out / "latency.png").stat().st_size > 1000
+
+
+def test_one_class_separation_is_the_share_of_pairs_in_order():
+    from mwt.evaluate import one_class_separation
+
+    own = np.array([True, True, False, False])
+    assert one_class_separation(np.array([3.0, 2.0, 1.0, 0.0]), own) == 1.0
+    assert one_class_separation(np.array([0.0, 1.0, 2.0, 3.0]), own) == 0.0
+    assert one_class_separation(np.full(4, 7.0), own) == 0.5  # a constant logit tells nothing apart
+    assert one_class_separation(np.array([3.0, 1.0, 2.0, 0.0]), own) == 0.75  # 3 of 4 pairs in order
+    with pytest.raises(ValueError, match="other classes"):
+        one_class_separation(np.array([1.0, 2.0]), np.array([True, True]))
 
 
 def test_whole_model_accuracy_follows_the_sub_tasks_class_order(trained_checkpoint_file):

@@ -97,10 +97,13 @@ def load_export_images(ckpt: Checkpoint, selection: ModuleSelection, splits: set
     from mwt.core.errors import MwtError
     from mwt.data import load_named
 
+    names = list(selection.names)
+    if len(names) == 1:  # its own class first (label 0), then every other: see ExportImages
+        names += [c for c in ckpt.classes if c != names[0]]
     loaded = {}
     for split in sorted(splits):
         try:
-            loaded[split] = load_named(ckpt.source, split, list(selection.names), data_dir)
+            loaded[split] = load_named(ckpt.source, split, names, data_dir)
         except MwtError as e:
             if split == "train" and precision is Precision.int8:
                 raise ExportError(f"INT8 calibration needs training images of the module's classes, and {e}",
