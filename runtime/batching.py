@@ -15,6 +15,15 @@ class QueueFull(Exception):
     """The batching queue is at its bound; the caller should answer 503 and ask to retry."""
 
 
+class TooManySamples(Exception):
+    """A request in more pieces of `max_batch` than the queue holds: it could never be queued,
+    even on an idle server, so the caller should answer 413, not ask to retry."""
+
+    def __init__(self, samples: int, limit: int) -> None:
+        super().__init__(f"{samples} samples, over the {limit} one request may hold")
+        self.samples, self.limit = samples, limit
+
+
 @dataclass(frozen=True)
 class BatchingConfig:
     # Samples per onnxruntime call (1 turns batching off). 8, not 32: at 32 gRPC clients a 15%-FLOPs
@@ -70,9 +79,14 @@ class Batcher:
             self._task.cancel()
         self._executor.shutdown(wait=True)
 
+    @property
+    def max_samples(self) -> int:
+        """The most samples one request may hold: all its pieces must fit in the empty queue."""
+        return self.config.max_batch * self.config.queue_size
+
     async def submit(self, x: np.ndarray) -> np.ndarray:
         """Rows of `run`'s output for `x`; raises QueueFull when the queue is at its bound (a
-        request run inline never waits in it).
+        request run inline never waits in it), TooManySamples when `x` could never fit in it.
 
         An `x` of more than `max_batch` samples goes in pieces, so no onnxruntime call (and no
         buffer it allocates) is ever larger than `max_batch`."""
@@ -91,6 +105,8 @@ class Batcher:
                     self._on_batch(x.shape[0])
                 return out
         step = self.config.max_batch
+        if x.shape[0] > self.max_samples:
+            raise TooManySamples(x.shape[0], self.max_samples)
         pieces = [x[i:i + step] for i in range(0, x.shape[0], step)]
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[np.ndarray]] = []

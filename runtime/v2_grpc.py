@@ -50,6 +50,8 @@ def _decode_input(server: InferenceHost, request: pb.ModelInferRequest) -> tuple
     count = check_input_head(model, tensor.name, tensor.datatype, shape, server.config.limits.max_samples)
     dtype = INPUT_DTYPES[tensor.datatype]
     if request.raw_input_contents:
+        if tensor.HasField("contents"):  # two sources of data for one input: refused, as Triton does
+            raise V2Error(400, f"input '{tensor.name}' has both raw_input_contents and typed contents; send one")
         if len(request.raw_input_contents) != 1:
             raise V2Error(400, f"{len(request.raw_input_contents)} raw_input_contents for one input")
         raw = request.raw_input_contents[0]
@@ -69,7 +71,13 @@ def _decode_input(server: InferenceHost, request: pb.ModelInferRequest) -> tuple
     x = prepare_input(model, tensor.name, tensor.datatype, shape, values)
     wanted = []
     for o in request.outputs:
-        k = o.parameters["classification"].int64_param if "classification" in o.parameters else 0
+        k = 0
+        if "classification" in o.parameters:
+            param = o.parameters["classification"]
+            # A bool or string parameter is refused, not read as 0, as REST refuses a non-integer.
+            if param.WhichOneof("parameter_choice") != "int64_param" or param.int64_param < 0:
+                raise V2Error(400, f"output '{o.name}' classification must be a non-negative integer (int64_param)")
+            k = param.int64_param
         wanted.append(RequestedOutput(o.name, int(k), binary=True))
     return x, requested_outputs(model, wanted, binary=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def _header(body: bytes | bytearray, header_length: str | None) -> tuple[dict, m
     if header_length is None:
         split = len(body)
     else:
-        if not header_length.isdigit():
+        if not (header_length.isascii() and header_length.isdigit()):  # isdigit() alone takes "²", int() not
             raise V2Error(400, "Inference-Header-Content-Length is not a byte count")
         split = int(header_length)
         if split > len(body):
@@ -85,14 +86,27 @@ def _count(value: object, where: str) -> int:
     return value
 
 
+def _flat(data: list, ndim: int) -> list:
+    """The scalars of `ndim`-deep nested lists, row-major."""
+    for _ in range(ndim - 1):
+        data = list(chain.from_iterable(data))
+    return data
+
+
 def _values(data: object, datatype: str, count: int, name: str) -> np.ndarray:
     """JSON `data` (flat or nested, row-major) as an array of `count` elements."""
     if not isinstance(data, list):
         raise V2Error(400, f"input '{name}' has no 'data' list (nor binary_data_size)")
     try:
-        values = np.array(data, dtype=np.float64)
+        values = np.asarray(data)  # no dtype: a float64 one would parse strings ("0.5") and booleans
     except (ValueError, TypeError, OverflowError, RecursionError):
         raise V2Error(400, f"input '{name}' data are not all numbers in a regular array") from None
+    # The protocol's JSON data for FP32 and UINT8 are numbers. Booleans among numbers hide in an
+    # int or float array (numpy promotes them), so look at the elements' types too: C-speed.
+    if values.dtype.kind not in "iuf" or bool in set(map(type, _flat(data, values.ndim))):
+        raise V2Error(400, f"input '{name}' data are not all numbers (as {datatype} needs; strings, booleans and "
+                           "null are not)")
+    values = values.astype(np.float64, copy=False)
     if values.size != count:
         raise V2Error(400, f"input '{name}' has {values.size} values; its shape needs {count}")
     values = values.ravel()

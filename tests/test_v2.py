@@ -207,11 +207,20 @@ def binary_body(x: np.ndarray, size: int | None = None, **input_fields: object) 
     # JSON has no NaN: a strict parser (orjson) refuses the body, a lenient one (json) the value
     ("sneaker-bag", GOOD.replace(b"0.5,", b"NaN,", 1), {}, 400, ("not JSON", "NaN or infinite")),
     ("sneaker-bag", v2_json([300] * 784, [1, 1, 28, 28], "UINT8"), {}, 400, "UINT8"),
+    # JSON data for FP32 and UINT8 are numbers: numpy would parse strings and booleans as numbers
+    ("sneaker-bag", v2_json(["0.5"] * 784, [1, 1, 28, 28]), {}, 400, "not all numbers"),
+    ("sneaker-bag", v2_json([True] * 784, [1, 1, 28, 28]), {}, 400, "not all numbers"),
+    ("sneaker-bag", v2_json([True] + [0.5] * 783, [1, 1, 28, 28]), {}, 400, "not all numbers"),
+    ("sneaker-bag", v2_json([[[[0.5] * 28] * 27 + [[False] * 28]]], [1, 1, 28, 28]), {}, 400, "not all numbers"),
+    ("sneaker-bag", v2_json(["1"] * 784, [1, 1, 28, 28], "UINT8"), {}, 400, "not all numbers"),
+    ("sneaker-bag", v2_json([1] * 783 + [True], [1, 1, 28, 28], "UINT8"), {}, 400, "not all numbers"),
     ("sneaker-bag", v2_json([0.5] * 784 * 65, [65, 1, 28, 28]), {}, 413, "65 samples"),
     ("sneaker-bag", *binary_body(np.full((1, 1, 28, 28), np.nan, np.float32)), 400, "NaN or infinite"),
     ("sneaker-bag", *binary_body(images(1), size=100), 400, "binary_data_size 100"),
     ("sneaker-bag", binary_body(images(1))[0][:-4], binary_body(images(1))[1], 400, "binary_data_size 3136"),
     ("sneaker-bag", GOOD, {"Inference-Header-Content-Length": "999999"}, 400, "Inference-Header-Content-Length"),
+    # "²" is a digit to str.isdigit() but not to int(): it was a 500 in plain text
+    ("sneaker-bag", GOOD, {"Inference-Header-Content-Length": "\u00b2"}, 400, "Inference-Header-Content-Length"),
     ("sneaker-bag", b"{not json", {}, 400, "not JSON"),
     ("sneaker-bag", b"[1, 2]", {}, 400, "JSON object"),
     ("sneaker-bag", json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 28, 28],
@@ -253,6 +262,61 @@ def test_bad_grpc_requests_get_status_codes_and_the_server_keeps_serving(server)
     tensor = tc_grpc.InferInput("input", [1, 1, 28, 28], "FP32")
     tensor.set_data_from_numpy(images(1))
     assert client.infer("bag", [tensor]).as_numpy("logits").shape == (1, 1)
+
+
+def test_grpc_requests_with_conflicting_or_mistyped_fields_are_refused(server):
+    # Built from tritonclient's own messages: its client never sends these, other clients may.
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    stub = service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(server.grpc))
+
+    def request(**classification: object) -> service_pb2.ModelInferRequest:
+        r = service_pb2.ModelInferRequest(model_name="sneaker-bag")
+        r.inputs.add(name="input", datatype="FP32", shape=[1, 1, 28, 28])
+        r.raw_input_contents.append(images(1).tobytes())
+        if classification:
+            r.outputs.add(name="logits").parameters["classification"].CopyFrom(
+                service_pb2.InferParameter(**classification))
+        return r
+
+    def refused(r: service_pb2.ModelInferRequest) -> str:
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(r, timeout=30)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+        return e.value.details()
+
+    both = request()
+    both.inputs[0].contents.fp32_contents.extend([0.5] * 784)  # and raw_input_contents: which one counts?
+    assert "both raw_input_contents and typed contents" in refused(both)
+    for wrong in ({"bool_param": True}, {"string_param": "2"}, {"int64_param": -1}):
+        assert "classification must be a non-negative integer" in refused(request(**wrong))
+    answer = stub.ModelInfer(request(int64_param=2), timeout=30)
+    assert [(o.name, o.datatype, list(o.shape)) for o in answer.outputs] == [("logits", "BYTES", [1, 2])]
+
+
+def test_a_request_too_large_for_the_queue_gets_413_not_503(modules):
+    # With --max-batch 1 a request goes in pieces of 1 sample, one queue place each: one of more
+    # pieces than --queue-size could never be queued, so "busy, retry" (503) would be retried forever.
+    grpc_port = free_port()
+    with local_server([modules["sneaker"], modules["bag"]], "--max-batch", "1", "--queue-size", "4",
+                      "--grpc-port", str(grpc_port), "--threads", "1") as s:
+        assert post(s.url + "/predict", npy(images(4)))[0] == 200
+        for n in (5, 300):
+            status, answer = post(s.url + "/predict", npy(images(n)))
+            assert status == 413 and f"{n} samples, over the limit of 4" in answer["error"], answer
+        status, answer = post(s.url + "/v2/models/sneaker-bag/infer", v2_json([0.5] * 784 * 5, [5, 1, 28, 28]))
+        assert status == 413 and "over the limit of 4" in answer["error"], answer
+        client = tc_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        tensor = tc_grpc.InferInput("input", [5, 1, 28, 28], "FP32")
+        tensor.set_data_from_numpy(images(5))
+        with pytest.raises(InferenceServerException) as e:
+            client.infer("bag", [tensor])
+        assert "RESOURCE_EXHAUSTED" in str(e.value.status()) and "over the limit of 4" in e.value.message()
+        tensor = tc_grpc.InferInput("input", [4, 1, 28, 28], "FP32")
+        tensor.set_data_from_numpy(images(4))
+        assert client.infer("bag", [tensor]).as_numpy("logits").shape == (4, 1)
+    assert "Traceback" not in s.final_stderr
 
 
 _FORK_WHILE_CALLING = """

@@ -93,7 +93,9 @@ def serve(
                                            min=1, max=65536)] = BatchingConfig.max_batch,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with.",
                                                callback=number(0, 10_000))] = 5.0,
-    queue_size: Annotated[int, typer.Option(help="Most requests waiting; beyond it the server answers 503.",
+    queue_size: Annotated[int, typer.Option(help="Most requests (pieces of --max-batch samples) waiting; beyond "
+                                            "it the server answers 503. A request of more than --max-batch x "
+                                            "--queue-size samples could never wait in it: 413.",
                                             min=1, max=1_000_000)] = 256,
     inline_max_ms: Annotated[float, typer.Option(
         help="A lone request (nothing queued or arriving) runs on the event loop, skipping the hop to the "
