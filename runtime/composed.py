@@ -166,8 +166,13 @@ class ComposedClassifier:
         if batch.dtype.kind != "f":
             raise MwtError(f"expected float32 in [0, 1] or uint8 images, got dtype {batch.dtype}")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if not np.isfinite(batch).all():
+        lo, hi = float(batch.min()), float(batch.max())  # NaN propagates into both
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             raise MwtError("the batch holds NaN or infinite values")
+        low, high = self.input_spec.range
+        if lo < low or hi > high:  # say 0..255 floats: the module would answer, wrongly
+            raise MwtError(f"the batch holds values from {lo:.6g} to {hi:.6g}, outside the model's input range "
+                           f"[{low:g}, {high:g}] (uint8 pixels are scaled; float images must be in range already)")
         return batch
 
     def logits(self, x: np.ndarray) -> np.ndarray:

@@ -340,6 +340,16 @@ def test_cli_never_modularized_and_corrupt(tmp_path, capsys):
     assert "corrupt" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args", [["--full", "--precision", "int8"], ["--plain", "--gates", "folded"],
+                                  ["--full", "--plain"], ["--full", "--force-folded"]])
+def test_whole_model_export_refuses_options_it_would_ignore(tmp_path, capsys, checkpoint_file, args):
+    out = tmp_path / "m.onnx"
+    assert export_main([str(checkpoint_file), "--classes", "bag", "-o", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not apply" in err and not out.exists(), err
+    assert export_main([str(checkpoint_file), "--classes", "bag", "-o", str(out), args[0]]) == 0 and out.exists()
+
+
 def test_cli_failure_keeps_existing_output(tmp_path, checkpoint_file, capsys):
     out = tmp_path / "m.onnx"
     out.write_bytes(b"precious")

@@ -192,8 +192,27 @@ def _npy(name, array):
     return make
 
 
+def _png_beside(name, array):
+    """A folder of one PNG and one .npy: a batch that mixes pixels with another dtype."""
+    def make(d):
+        from PIL import Image
+
+        folder = d / "mixed"
+        folder.mkdir()
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "a.png")
+        np.save(folder / name, array)
+        return folder
+
+    return make
+
+
 @pytest.mark.parametrize("make_input, message", [
     (_undecodable, "cannot decode"),
+    # 0..255 as floats: the module would answer, wrongly (the server refused them; predict did not)
+    (_npy("f255.npy", np.full((1, 1, 28, 28), 200.0, np.float32)), "outside the model's input range"),
+    (_png_beside("f255.npy", np.full((1, 1, 28, 28), 200.0, np.float32)), "outside the model's input range"),
+    # beside a PNG an int64 array passed as floats of the wrong scale (alone it was refused)
+    (_png_beside("i64.npy", np.full((1, 1, 28, 28), 200, np.int64)), "got dtype int64"),
     (_npy("e.npy", np.zeros((0, 1, 28, 28), np.float32)), "no samples"),
     (_npy("w.npy", np.zeros((2, 28, 28, 1), np.float32)), "expected (N, 1, 28, 28)"),
     (lambda d: d / "missing.png", "does not exist"),

@@ -10,6 +10,7 @@ import typer
 
 from mwt.cli.entrypoint import exit_process, run_app
 from mwt.cli.options import ROUNDING_DEFAULT, Align, Classes, DataDir, PadLimit, Rounding, Threshold, choices
+from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode, Precision
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
 
@@ -59,6 +60,14 @@ def export(
     from mwt.selection import ModuleSelection
 
     if full or plain:
+        # the whole model is written as it is: an option that would change the file must not pass unnoticed
+        which = "--plain" if plain else "--full"
+        conflicting = [name for name, given in (("--full", full and plain), ("--precision", precision.value != "fp32"),
+                                                ("--gates", gates is not None), ("--force-folded", force_folded))
+                       if given]
+        if conflicting:
+            raise MwtError(f"{which} writes the whole model as it is (fp32, its own gates): {conflicting[0]} does not "
+                           "apply; export a module with --classes alone for that", options=(conflicting[0].lstrip("-").replace("-", "_"),))
         target = out or Path("plain.onnx" if plain else "full.onnx")
         check_writable(target)
         compiler = ModuleCompiler.from_file(checkpoint)
@@ -94,7 +103,6 @@ def load_export_images(ckpt: Checkpoint, selection: ModuleSelection, splits: set
     INT8 calibrates on, without which there is no module."""
     from exporter.errors import ExportError
     from exporter.export import ExportImages
-    from mwt.core.errors import MwtError
     from mwt.data import load_named
 
     names = list(selection.names)

@@ -146,5 +146,9 @@ def load_inputs(paths: list[Path], spec: InputSpec, limits: InputLimits = InputL
     if not arrays:
         raise MwtError("the inputs hold no samples")
     if len({a.dtype for a in arrays}) > 1:
+        # only pixels (uint8) and floats mix: any other dtype would pass as floats of the wrong scale
+        for name, a in zip(names, arrays):
+            if a.dtype != np.uint8 and a.dtype.kind != "f":
+                raise MwtError(f"{name}: expected float images in [0, 1] or uint8 pixels, got dtype {a.dtype}")
         arrays = [a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32) for a in arrays]
     return np.concatenate(arrays), names
