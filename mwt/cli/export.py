@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mwt.cli.entrypoint import exit_process, run_app
-from mwt.cli.options import ROUNDING_DEFAULT, Align, Classes, DataDir, PadLimit, Rounding, Threshold, choices
+from mwt.cli.options import (ROUNDING_DEFAULT, Align, Classes, DataDir, Download, PadLimit, Rounding, Threshold,
+                             choices)
 from mwt.core.errors import MwtError
 from mwt.core.metadata import GateMode, Precision
 from mwt.defaults import DEFAULT_ALIGN, DEFAULT_THRESHOLD
@@ -44,6 +45,7 @@ def export(
     calibration_images: Annotated[int, typer.Option(
         help="INT8: how many training images of the classes calibrate the activation ranges.")] = 512,
     data_dir: DataDir = None,
+    download: Download = False,
     full: Annotated[bool, typer.Option("--full", help="Export the whole modular model instead (all classes).")] = False,
     plain: Annotated[bool, typer.Option(
         "--plain", help="Export the whole model without gates instead: the baseline a module is timed against.")] = False,
@@ -86,7 +88,7 @@ def export(
     check_writable(target)  # before the (slow) torch export
     # the images the export step needs, before the torch export too: missing ones fail fast
     images = load_export_images(ckpt, selection, needed_images(ckpt, selection, settings), settings.precision,
-                                data_dir)
+                                data_dir, download)
     if settings.precision is Precision.fp16 and "CUDAExecutionProvider" not in available_providers():
         typer.echo("warning: an FP16 module gains nothing on a CPU (onnxruntime computes it through float32); "
                    "it is meant for GPUs", err=True)
@@ -97,7 +99,7 @@ def export(
 
 
 def load_export_images(ckpt: Checkpoint, selection: ModuleSelection, splits: set[str], precision: Precision,
-                       data_dir: Path | None) -> ExportImages:
+                       data_dir: Path | None, download: bool = False) -> ExportImages:
     """The images of the selection's classes the export step asks for, by name; a split that
     cannot be loaded is left out (the step then skips what needs it), except the training images
     INT8 calibrates on, without which there is no module."""
@@ -111,7 +113,7 @@ def load_export_images(ckpt: Checkpoint, selection: ModuleSelection, splits: set
     loaded = {}
     for split in sorted(splits):
         try:
-            loaded[split] = load_named(ckpt.source, split, names, data_dir)
+            loaded[split] = load_named(ckpt.source, split, names, data_dir, download)
         except MwtError as e:
             if split == "train" and precision is Precision.int8:
                 raise ExportError(f"INT8 calibration needs training images of the module's classes, and {e}",
