@@ -55,6 +55,12 @@ class Dist:
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
         return t
 
+    def all_reduce_min(self, t: torch.Tensor) -> torch.Tensor:
+        """Elementwise minimum over ranks (in place; the tensor itself when alone)."""
+        if self.active:
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return t
+
     def all_gather_rows(self, t: torch.Tensor) -> torch.Tensor:
         """Rows of every rank's `t` (equal shapes), rank order, with gradients back to their owners."""
         if not self.active:

@@ -70,8 +70,11 @@ def kernel_frequency(
                 kept[c] += rows.shape[0]
     if not sums:  # this rank's share was empty: contribute zeros
         sums = [torch.zeros(3, num_classes, b.out_channels, dtype=torch.float64) for _, b in gated_layers(model)]
-    for t in [*sums, class_counts]:
-        dist.all_reduce_sum(t)
+    if dist.active:  # summed where the process group can: NCCL reduces only tensors on the GPU
+        on_device = dist.all_reduce_sum(torch.cat([t.flatten() for t in [*sums, class_counts]]).to(device)).cpu()
+        parts = on_device.split([t.numel() for t in [*sums, class_counts]])
+        sums = [p.view_as(t) for p, t in zip(parts, sums)]
+        class_counts = parts[-1].view_as(class_counts)
     denom = class_counts.clamp(min=1)[:, None]
     frequency = {n: (sums[i][0] / denom).float() for i, n in enumerate(names)}
     gate_mean = {n: (sums[i][1] / denom).float() for i, n in enumerate(names)}

@@ -75,19 +75,22 @@ class SubtaskRoute:
         self.mean = [torch.ones(num_classes, c, device=device) for c in widths]
         self.seen = torch.zeros(num_classes, dtype=torch.bool, device=device)
 
-    def plan(self, labels: torch.Tensor, generator: torch.Generator) -> RoutePlan:
-        """Pick the routed rows and their sub-tasks (drawn from `generator`, so runs repeat)."""
+    def plan(self, labels: torch.Tensor, generator: torch.Generator, dist: Dist = Dist()) -> RoutePlan:
+        """Pick the routed rows and their sub-tasks (drawn from `generator`, so runs repeat; under
+        torchrun every process routes as many rows, `dist` agreeing on the fewest)."""
         b, k = labels.shape[0], self.num_classes
         draw = torch.rand(b, generator=generator)
         routed = (draw < self.settings.share).to(labels.device)
-        # Until every class has been seen with dynamic gates their statistics mean nothing. The test is
-        # on the running statistics (the same on every process), not on this batch's labels, so under
-        # torchrun every process routes the same number of rows and draws the same from `generator`.
-        if not bool(self.seen.all()):
-            routed[:] = False
+        # Until a class has been seen with dynamic gates its statistics mean nothing.
+        routed &= self.seen[labels]
         # At least one dynamic row: MwT's losses over no rows are NaN (a batch of one row, routed).
         if bool(routed.all()):
             routed[-1] = False
+        if dist.active:
+            # Which classes a process holds is its own, so are its routable rows: every process keeps the
+            # fewest, as the losses' gathers need equal row counts and `generator` must draw alike everywhere.
+            fewest = dist.all_reduce_min(routed.sum())
+            routed &= torch.cumsum(routed.long(), 0) <= fewest
         r = int(routed.sum())
         own = labels[routed]
         sizes = torch.tensor(self.settings.sizes)[torch.randint(len(self.settings.sizes), (r,), generator=generator)]

@@ -893,7 +893,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         if run.device.type == "cuda" and config.channels_last is not False:
             x = x.contiguous(memory_format=torch.channels_last)
-        plan = run.route.plan(y, run.generator) if run.route is not None else None
+        plan = run.route.plan(y, run.generator, dist) if run.route is not None else None
         with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
             with contextlib.ExitStack() as hooks:
                 if plan is not None:

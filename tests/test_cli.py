@@ -213,6 +213,17 @@ def test_export_runs_on_onnxruntime_input_spec(tmp_path, capsys, checkpoint_file
     assert logits.shape == (2, 2)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--classes", "sneaker,dog", "-o", "{tmp}/demo"], "unknown class 'dog'"),
+    (["-o", "{tmp}/afile/sub"], "cannot create the output folder"),
+])
+def test_demo_refuses_bad_classes_and_outputs_before_any_work(tmp_path, capsys, args, message):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run(capsys, "demo", *[a.format(tmp=tmp_path) for a in args])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # refused before training: nothing written
+
+
 def test_demo_walks_the_whole_path_on_a_small_dataset(tmp_path, capsys, tiny_fashion_dir):
     data = tiny_fashion_dir
     out = tmp_path / "demo"

@@ -98,6 +98,37 @@ def test_the_whole_path_on_an_image_folder(tmp_path, capsys, cache, shapes):
     assert snapshot(shapes) == before  # nothing written to the user's data folder
 
 
+def test_a_moved_folder_is_found_through_data_dir_and_a_limit_that_drops_classes_is_said(tmp_path, capsys, cache,
+                                                                                           shapes):
+    ckpt = tmp_path / "m.pt"
+    # an image folder lists its images class by class: the first 20 are all circles (and one cross)
+    assert main(["train", "--dataset", str(shapes), "--model", "vgg11", "--width", "0.0625", "--epochs", "1",
+                 "--limit", "20", "--out", str(ckpt), "-q"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and "--limit 20 leaves no training image of square" in warned[0], warned
+    # a module read off no images of its class would be its most active kernels: refused, and nothing written
+    before = ckpt.read_bytes()
+    assert main(["modularize", str(ckpt), "--limit", "20", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no training image of square" in err[0] and ckpt.read_bytes() == before, err
+    moved = tmp_path / "moved"
+    shapes.rename(moved)
+    assert main(["modularize", str(ckpt), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"the image folder {shapes} is not there" in err[0] and "--data-dir" in err[0], err
+    assert main(["modularize", str(ckpt), "--data-dir", str(moved), "-q"]) == 0
+    assert main(["eval", str(ckpt), "--classes", "circle,square", "--data-dir", str(moved)]) == 0
+    assert main(["eval", str(ckpt), "--classes", "circle,square", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "the image folder" in capsys.readouterr().err
+
+
+def test_a_test_fraction_that_holds_out_nothing_is_refused(tmp_path, capsys, cache, shapes):
+    out = tmp_path / "m.pt"
+    code = main(["train", "--dataset", str(shapes), "--test-fraction", "0.01", "--epochs", "1", "-o", str(out), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holds out no image" in err[0] and not out.exists(), err
+
+
 def test_predict_sees_an_image_exactly_as_training_did(tmp_path, capsys, cache, shapes):
     ckpt = tmp_path / "m.pt"
     assert main(["train", "--dataset", str(shapes), "--model", "vgg11", "--width", "0.125", "--epochs", "1",

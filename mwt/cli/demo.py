@@ -154,11 +154,18 @@ def demo(
     quiet: Quiet = False,
 ) -> None:
     """The whole path on Fashion-MNIST: train, modularize, export, compose, predict, and time it."""
+    from mwt.data import dataset_info, resolve_classes
+
     parts = [c.strip() for c in classes.split(",") if c.strip()]
     if len(parts) != 2:
         raise MwtError(f"the demo takes exactly two classes, got {len(parts)}")
+    resolve_classes(dataset_info("fashion-mnist").classes, parts)  # an unknown class fails now, not after training
     if out.exists() and not out.is_dir():
         raise MwtError(f"{out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a parent that is a file, no permission: one line, before any work
+        raise MwtError(f"cannot create the output folder {out}: {e.strerror}") from None
     run_demo(DemoConfig(out=out, classes=(parts[0], parts[1]), epochs=epochs, train_images=train_images, width=width,
                         recipe=recipe.value, seed=seed, bench_seconds=bench_seconds, data_dir=data_dir,
                         verbose=not quiet))

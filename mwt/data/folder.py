@@ -181,6 +181,9 @@ def scan_folder(root: Path, test_fraction: float = 0.2, split_seed: int = 0) -> 
                 files += [FolderFile(r, label, "test" if i in test_set else "train") for i, r in enumerate(rel)]
             else:
                 files += [FolderFile(r, label, split) for r in rel]
+    if files and not any(f.split == "test" for f in files):  # scored on nothing, "test accuracy nan%"
+        raise MwtError(f"--test-fraction {test_fraction:g} holds out no image of {root} for testing: raise it, or "
+                       "give the folder train/ and test/ subfolders", options=("test_fraction",))
     stats = []
     for f in files:
         try:

@@ -52,9 +52,15 @@ class DataSource:
                    split_seed=int(d.get("split_seed", 0)), storage=str(d.get("storage", "auto")),
                    strict=bool(d.get("strict", False)))
 
-    def check(self) -> None:
-        """Settings that make sense, and a name that is a built-in dataset or an existing folder."""
-        if self.is_folder and not Path(self.name).is_dir():
+    def check(self, data_dir: Path | None = None) -> None:
+        """Settings that make sense, and a name that is a built-in dataset or an existing folder
+        (`data_dir`, where given: the folder a checkpoint's images are in now)."""
+        if self.is_folder and data_dir is not None and not Path(data_dir).is_dir():
+            raise MwtError(f"the image folder {data_dir} is not there", options=("data_dir",))
+        if self.is_folder and data_dir is None and not Path(self.name).is_dir():
+            if any(sep in self.name for sep in ("/", "\\")) or self.name.startswith("."):
+                raise MwtError(f"the image folder {self.name} is not there; if it moved, give its new place",
+                               options=("data_dir",))
             dataset_info(self.name)  # says which names are known
         if self.channels not in (None, 1, 3):
             raise MwtError(f"channels must be 1 or 3, got {self.channels}")
@@ -80,7 +86,7 @@ def load_dataset(source: str | DataSource, data_dir: Path | None = None, downloa
                  show_progress: bool = True) -> Dataset:
     """Both splits of a dataset. For a folder, the normalization comes from its training split."""
     source = DataSource(source) if isinstance(source, str) else source
-    source.check()
+    source.check(data_dir if source.is_folder else None)
     if not source.is_folder:
         info = dataset_info(source.name)
         return Dataset(info, source, load_builtin(info.name, "train", data_dir, download),

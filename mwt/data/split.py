@@ -186,3 +186,10 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None)
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         out[flip] = out[flip].flip(3)
     return out
+
+
+def classes_missing(split: AnySplit, classes: list[str]) -> list[str]:
+    """The classes (of `classes`, by label index) with no sample in `split`: what `--limit` leaves
+    out where the samples are listed class by class, as an image folder lists them."""
+    present = set(torch.unique(split.labels.cpu()).tolist())
+    return [name for i, name in enumerate(classes) if i not in present]
