@@ -29,7 +29,7 @@ from mwt.class_budget import BudgetSettings, ClassBudget
 from mwt.collapse import DEFAULT_DROP, LR_BACKOFF, MAX_REWINDS, Collapse, SnapshotRing, detect
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
-from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, dataset_info
+from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, classes_missing, dataset_info
 from mwt.distributed import Dist
 from mwt.evaluate import accuracy
 from mwt.init_weights import init_from, read_state_dict
@@ -571,6 +571,10 @@ def train(
         run.data = initial.data
     train_data = train_data.subset(config.train_limit)
     test_data = test_data.subset(config.test_limit)
+    missing = classes_missing(train_data, list(info.classes))
+    if missing and dist.main:  # the model cannot learn them (an image folder lists its images class by class)
+        warnings.warn(MwtWarning(f"--limit {config.train_limit} leaves no training image of {', '.join(missing)} (it "
+                                 f"takes the first {config.train_limit} images)", options=("limit",)), stacklevel=2)
     if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
         train_data, test_data = train_data.to(run.device), test_data.to(run.device)
     _schedule(run, state, train_data)

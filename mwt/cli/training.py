@@ -200,7 +200,7 @@ def train(
 ) -> None:
     """Train a modular CNN (or the standard baseline) and save it as a checkpoint; torchrun runs it on several processes."""
     from mwt.checkpoint import load_checkpoint
-    from mwt.data import classes_missing, load_dataset
+    from mwt.data import load_dataset
     from mwt.distributed import Dist, join, leave, world_from_env
     from mwt.train import TrainConfig, resolve_device, save_or_rescue
     from mwt.train import train as run_training
@@ -257,11 +257,6 @@ def train(
         if previous and list(data.info.classes) != previous.classes:
             raise MwtError(f"the dataset now holds classes {list(data.info.classes)}, not the run's {previous.classes}")
         train_data, test_data = data.train, data.test
-        missing = classes_missing(train_data.subset(config.train_limit), list(data.info.classes))
-        if missing and dist.main:
-            warnings.warn(MwtWarning(f"--limit {config.train_limit} leaves no training image of {', '.join(missing)} "
-                                     "(it takes the first images, and an image folder lists them class by class)",
-                                     options=("limit",)), stacklevel=2)
         if dist.main:
             kind = "standard" if not config.modular else f"modular ({config.recipe} recipe)"
             where = f" on {dist.world} processes" if dist.active else ""
@@ -309,8 +304,8 @@ def modularize(
         missing = classes_missing(train_data, ckpt.classes)
         if missing:  # a module read off no images of its class is its most active kernels, nothing more
             raise MwtError(f"no training image of {', '.join(missing)} in the {len(train_data)} used: a module needs "
-                           "its class's images (--limit takes the first images, and an image folder lists them class "
-                           "by class)", options=("limit",))
+                           "its class's images (--limit takes the first images; an image folder lists them class by "
+                           "class)", options=("limit",))
         ckpt.modularization = kernel_frequency(ckpt.build(), train_data, len(ckpt.classes), show_progress=not quiet,
                                                device=device, dist=dist)
     finally:
