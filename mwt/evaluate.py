@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mwt.core.errors import MwtError
 from mwt.data import AnySplit, batches_in_order
 from mwt.distributed import Dist
 
@@ -84,7 +85,8 @@ def one_class_separation(scores: np.ndarray, own: np.ndarray) -> float:
     scores, own = np.asarray(scores, np.float64).ravel(), np.asarray(own, bool).ravel()
     positives, negatives = int(own.sum()), int((~own).sum())
     if not positives or not negatives:
-        raise ValueError("one-class separation needs images of the class and of other classes")
+        raise MwtError("a one-class module is scored on images of its class and of other classes; "
+                       f"got {positives} of its class and {negatives} of others")
     _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
     ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based, tied scores share their mean rank
     return float((ranks[own].sum() - positives * (positives + 1) / 2) / (positives * negatives))

@@ -390,6 +390,7 @@ def test_bench_latency_cli(tmp_path, shared_checkpoint_file, tiny_fashion_dir, c
 
 
 def test_one_class_separation_is_the_share_of_pairs_in_order():
+    from mwt.core.errors import MwtError
     from mwt.evaluate import one_class_separation
 
     own = np.array([True, True, False, False])
@@ -397,7 +398,7 @@ def test_one_class_separation_is_the_share_of_pairs_in_order():
     assert one_class_separation(np.array([0.0, 1.0, 2.0, 3.0]), own) == 0.0
     assert one_class_separation(np.full(4, 7.0), own) == 0.5  # a constant logit tells nothing apart
     assert one_class_separation(np.array([3.0, 1.0, 2.0, 0.0]), own) == 0.75  # 3 of 4 pairs in order
-    with pytest.raises(ValueError, match="other classes"):
+    with pytest.raises(MwtError, match="other classes"):
         one_class_separation(np.array([1.0, 2.0]), np.array([True, True]))
 
 
