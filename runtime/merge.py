@@ -73,12 +73,11 @@ def merge_modules(modules: list[ModuleFile]) -> onnx.ModelProto:
         module_params=sum(m.meta.module_params for m in modules),
         full_params=first.meta.full_params,
         precision=precisions.pop() if len(precisions) == 1 else Precision.mixed,
-        parts=tuple(
+        # a composed file's own parts, not the file as one part (its per-module fields are empty)
+        parts=tuple(part for m in modules for part in (m.meta.parts or (
             {"classes": m.classes, "krr": m.meta.krr, "flops": m.flops, "source": m.source,
              "gates": m.meta.gates.value if m.meta.gates else None, "align": m.meta.align,
-             "precision": m.meta.precision.value}
-            for m in modules
-        ),
+             "precision": m.meta.precision.value},))),
     ).write(model)
     onnx.checker.check_model(model)
     return model

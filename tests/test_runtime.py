@@ -100,6 +100,11 @@ def test_merged_file_outputs_and_metadata(modules):
     # A composed file is itself a module: it composes again and predicts the same.
     again = ComposedClassifier([module_from_model(model)])
     np.testing.assert_allclose(again.predict(x).logits, logits, atol=1e-6)
+    # composed with another module, its parts are listed as they were (a composed file's own fields are empty)
+    twice = ModuleMetadata.read(ComposedClassifier([module_from_model(model), read_module(modules["ankle"])]).merged_model())
+    assert [p["classes"] for p in twice.parts] == [["sneaker"], ["bag"], ["ankle-boot"]]
+    assert [p["gates"] for p in twice.parts] == [p["gates"] for p in meta.parts] + [read_module(modules["ankle"]).meta.gates.value]
+    assert all(p["gates"] is not None and p["krr"] is not None for p in twice.parts)
 
 
 def test_uint8_images_equal_scaled_floats(modules):
