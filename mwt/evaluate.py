@@ -56,12 +56,10 @@ def subtask_accuracy(runs: dict[str, Run], test: AnySplit, columns: Sequence[int
     named in `whole_models` answer all the model's classes, restricted here to `columns`, the
     sub-task's classes among its own (named, not guessed from the width: a sub-task of every
     class in another order is as wide as the whole model)."""
-    data = test.materialize()
-    x = data.images.cpu().numpy().astype(np.float32) / 255.0
-    target = data.labels.cpu().numpy()
+    x, target = _inputs(test)
     out = {}
     for name, run in runs.items():
-        logits = np.concatenate([run(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+        logits = _in_chunks(run, x, chunk)
         if name in whole_models:
             logits = logits[:, list(columns)]
         out[name] = float((logits.argmax(1) == target).mean())
@@ -95,28 +93,33 @@ def one_class_separation(scores: np.ndarray, own: np.ndarray) -> float:
 def module_separation(models: dict[str, onnx.ModelProto], images: AnySplit, threads: int = 0) -> dict[str, float]:
     """`one_class_separation` of one-class module files held in memory, on `images` of every class
     labelled 0 for the module's own class (as `load_export_images` gives them)."""
-    from runtime.composed import ComposedClassifier
-    from runtime.module_file import module_from_model
-    from runtime.session import SessionSettings
-
-    data = images.materialize()
-    x = data.images.cpu().numpy().astype(np.float32) / 255.0
-    own = data.labels.cpu().numpy() == 0
-    settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
-    out = {}
-    for name, m in models.items():
-        run = ComposedClassifier([module_from_model(m)], settings=settings)
-        out[name] = one_class_separation(np.concatenate([run.logits(x[i:i + 500]) for i in range(0, len(x), 500)]), own)
-    return out
+    x, labels = _inputs(images)
+    return {name: one_class_separation(_in_chunks(run, x), labels == 0)
+            for name, run in _module_runs(models, threads).items()}
 
 
 def module_accuracy(models: dict[str, onnx.ModelProto], test: AnySplit, columns: Sequence[int],
                     threads: int = 0, *, whole_models: Collection[str] = ()) -> dict[str, float]:
     """`subtask_accuracy` of module files held in memory (`whole_models`: as there)."""
+    return subtask_accuracy(_module_runs(models, threads), test, columns, whole_models=whole_models)
+
+
+def _module_runs(models: dict[str, onnx.ModelProto], threads: int) -> dict[str, Run]:
+    """Each module file held in memory as a run (float32 images -> logits) on onnxruntime's CPU."""
     from runtime.composed import ComposedClassifier
     from runtime.module_file import module_from_model
     from runtime.session import SessionSettings
 
     settings = SessionSettings(intra_op_threads=threads, providers=("CPUExecutionProvider",))
-    runners = {k: ComposedClassifier([module_from_model(m)], settings=settings) for k, m in models.items()}
-    return subtask_accuracy({k: r.logits for k, r in runners.items()}, test, columns, whole_models=whole_models)
+    return {k: ComposedClassifier([module_from_model(m)], settings=settings).logits for k, m in models.items()}
+
+
+def _inputs(data: AnySplit) -> tuple[np.ndarray, np.ndarray]:
+    """A split's images as float32 in [0, 1], as a module takes them, and its labels."""
+    split = data.materialize()
+    return split.images.cpu().numpy().astype(np.float32) / 255.0, split.labels.cpu().numpy()
+
+
+def _in_chunks(run: Run, x: np.ndarray, chunk: int = 500) -> np.ndarray:
+    """`run`'s logits for `x`, `chunk` images a call (memory stays bounded on big splits)."""
+    return np.concatenate([run(x[i:i + chunk]) for i in range(0, len(x), chunk)])

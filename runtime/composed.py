@@ -33,6 +33,17 @@ class MixedSourcesWarning(MwtWarning):
     """Modules from different checkpoints were composed: their logits are not on one scale."""
 
 
+def range_problem(x: np.ndarray, low: float, high: float, label: str) -> str | None:
+    """What is wrong with a float batch's values (NaN, infinity, outside [low, high]), or None: the
+    one rule for inputs, whichever caller (predict, the server's endpoints) reports it."""
+    lo, hi = float(x.min()), float(x.max())  # NaN propagates into both
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{label} holds NaN or infinite values"
+    if lo < low or hi > high:
+        return f"{label} holds values from {lo:.6g} to {hi:.6g}, outside the model's input range [{low:g}, {high:g}]"
+    return None
+
+
 @dataclass
 class Prediction:
     """What `predict` returns for a batch of N images over K classes."""
@@ -166,13 +177,9 @@ class ComposedClassifier:
         if batch.dtype.kind != "f":
             raise MwtError(f"expected float32 in [0, 1] or uint8 images, got dtype {batch.dtype}")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        lo, hi = float(batch.min()), float(batch.max())  # NaN propagates into both
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise MwtError("the batch holds NaN or infinite values")
-        low, high = self.input_spec.range
-        if lo < low or hi > high:  # say 0..255 floats: the module would answer, wrongly
-            raise MwtError(f"the batch holds values from {lo:.6g} to {hi:.6g}, outside the model's input range "
-                           f"[{low:g}, {high:g}] (uint8 pixels are scaled; float images must be in range already)")
+        problem = range_problem(batch, *self.input_spec.range, "the batch")
+        if problem is not None:  # say 0..255 floats: the module would answer, wrongly
+            raise MwtError(problem)
         return batch
 
     def logits(self, x: np.ndarray) -> np.ndarray:

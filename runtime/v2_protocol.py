@@ -29,7 +29,7 @@ from mwt import __version__
 from mwt.core.errors import MwtError
 from mwt.core.metadata import LABEL, LOGITS, PROBABILITIES
 from runtime.batching import Batcher
-from runtime.composed import ComposedClassifier
+from runtime.composed import ComposedClassifier, range_problem
 from runtime.module_file import ModuleFile
 from runtime.triton import model_name
 
@@ -206,13 +206,10 @@ def prepare_input(model: ServedModel, name: str, datatype: str, shape: list[int]
 
 
 def check_range(x: np.ndarray, low: float, high: float, label: str) -> None:
-    """V2Error unless every value of a float array is finite and inside [low, high]."""
-    lo, hi = float(x.min()), float(x.max())  # NaN propagates into both
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise V2Error(400, f"{label} holds NaN or infinite values")
-    if lo < low or hi > high:
-        raise V2Error(400, f"{label} holds values from {lo:.6g} to {hi:.6g}, outside the model's input range "
-                           f"[{low:g}, {high:g}]")
+    """V2Error (400) unless every value of a float array is finite and inside [low, high]."""
+    problem = range_problem(x, low, high, label)
+    if problem is not None:
+        raise V2Error(400, problem)
 
 
 def requested_outputs(model: ServedModel, requested: list[RequestedOutput] | None, binary: bool) -> list[RequestedOutput]:
