@@ -37,6 +37,7 @@ from mwt.core.atomic import WriteFailed
 from mwt.defaults import check_channel_block, check_seed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import classifier_inputs, classifier_layer, distillation_loss, load_teacher, similarity_loss
+from mwt.teacher_answers import TeacherAnswers, answer_all, fits
 from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
@@ -534,6 +535,7 @@ class _Run:
     teacher: nn.Module | None = None  # distilled from (mwt.distill)
     # the student's and the teacher's classifier layers, whose inputs the similarity term compares
     classifiers: tuple[nn.Linear, nn.Linear] | None = None
+    answers: TeacherAnswers | None = None  # the teacher's answers to every training image, kept when unaugmented
     resumed: bool = False  # continues a resumable checkpoint's run (its state is restored)
     save_every: int = 0  # epochs between periodic saves; kept in them, so a resumed run saves as often
 
@@ -577,6 +579,11 @@ def train(
                                  f"takes the first {config.train_limit} images)", options=("limit",)), stacklevel=2)
     if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
         train_data, test_data = train_data.to(run.device), test_data.to(run.device)
+    if run.teacher is not None and info.augment == "none" and fits(
+            run.teacher, run.classifiers[1] if run.classifiers else None, len(train_data), len(run.classes)):
+        run.answers = answer_all(run.teacher, run.classifiers[1] if run.classifiers else None, train_data, run.device,
+                                 batch_size=config.batch_size, amp=AMP_TYPES.get(config.amp),
+                                 show_progress=show_progress and dist.main)
     _schedule(run, state, train_data)
     log = _EpochLog(log_path) if log_path and dist.main else None
     try:
@@ -887,8 +894,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     seen = state.seen
     start = time.perf_counter() - state.seconds
     amp = AMP_TYPES.get(config.amp)
+    batch = config.batch_size // dist.world
     bar = progress(
-        batches_in_order(data, local_order, config.batch_size // dist.world, start_step=state.step,
+        batches_in_order(data, local_order, batch, start_step=state.step,
                          generator=run.generator, augment=info.augment),
         total=steps - state.step, desc=f"epoch {epoch}/{config.epochs}", enable=show_progress and dist.main,
     )
@@ -914,11 +922,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
                 if delta:
                     preactivations = local.preactivations
             if run.teacher is not None:
-                with torch.no_grad(), (classifier_inputs(run.classifiers[1]) if run.classifiers
-                                       else contextlib.nullcontext([])) as taught_features:
-                    taught = run.teacher(x)[0].float()
-                if run.classifiers:  # over every row, routed or not: each path keeps the teacher's geometry
-                    similar = similarity_loss(features[-1].float(), taught_features[-1].float())
+                taught, taught_features = _teacher_answer(run, x, local_order[step * batch:(step + 1) * batch])
+                if taught_features is not None:  # over every row, routed or not: each path keeps the teacher's geometry
+                    similar = similarity_loss(features[-1].float(), taught_features)
                 # each routed row learns the teacher's answer over its sub-task's classes only
                 allowed = torch.ones_like(taught, dtype=torch.bool)
                 if plan is not None:
@@ -1018,6 +1024,17 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         record["coupling_scale_min"], record["coupling_scale_max"] = float(factors.min()), float(factors.max())
     record["epoch"] = epoch
     return record
+
+
+def _teacher_answer(run: _Run, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The teacher's logits for batch `x` (the training images `idx`), and the input of its classifier
+    layer when the similarity term compares it: kept from the run's start, or computed now."""
+    if run.answers is not None:
+        return run.answers.rows(idx)
+    with torch.no_grad(), (classifier_inputs(run.classifiers[1]) if run.classifiers
+                           else contextlib.nullcontext([])) as taught_features:
+        taught = run.teacher(x)[0].float()  # type: ignore[misc]
+    return taught, taught_features[-1].float() if run.classifiers else None
 
 
 def _stop_agreed(stop: StopRequest, dist: Dist, device: torch.device) -> bool:

@@ -269,6 +269,34 @@ def test_the_teachers_similarity_term_joins_the_loss(tmp_path):
             train(TrainConfig(epochs=1, **bad, **TINY), data, data, show_progress=False)
 
 
+def test_the_teachers_answers_kept_once_train_as_the_teacher_run_batch_by_batch(tmp_path, monkeypatch):
+    import mwt.train as training
+    from mwt.checkpoint import save_checkpoint
+    from mwt.registry import DATASETS
+
+    data = _data(80)  # 5 batches of 16: every step reads its own rows of the kept answers
+    teacher = train(TrainConfig(epochs=2, seed=2, modular=False, **TINY), data, data, show_progress=False)
+    path = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, path)
+    config = TrainConfig.from_recipe("reuse", epochs=2, seed=1, teacher=str(path), similarity=1000.0, **TINY)
+    kept = train(config, data, data, show_progress=False)
+    whole, _, resumed = stopped_and_resumed(config, data, tmp_path)
+    assert _equal(kept.state_dict, whole.state_dict) and _equal(whole.state_dict, resumed.state_dict)
+    with monkeypatch.context() as m:  # the teacher run on each batch, as an augmented dataset needs
+        m.setattr(training, "fits", lambda *_: False)
+        per_batch = train(config, data, data, show_progress=False)
+    for a, b in zip(kept.state_dict.values(), per_batch.state_dict.values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+    last, other = kept.training["history"][-1], per_batch.training["history"][-1]
+    assert last["distill"] > 0 and last["similarity"] > 0
+    assert last["distill"] == pytest.approx(other["distill"], rel=1e-4)
+    assert last["similarity"] == pytest.approx(other["similarity"], rel=1e-4)
+    # augmented images differ from epoch to epoch: nothing is kept
+    monkeypatch.setattr(training, "answer_all", lambda *_, **__: pytest.fail("answers kept for augmented images"))
+    augmented = replace(DATASETS["fashion-mnist"], augment="crop")
+    assert train(config, data, data, show_progress=False, info=augmented).training["history"][-1]["distill"] > 0
+
+
 def test_the_learning_rate_warms_up_without_moving_the_schedule_and_resumes_within_the_warmup(tmp_path):
     data = _data(64)
     config = TrainConfig.from_recipe("reuse", epochs=3, seed=2, lr_warmup=2, **TINY)
