@@ -37,8 +37,9 @@ class TeacherAnswers:
         return self.logits[idx], None if self.features is None else self.features[idx]
 
 
-def fits(teacher: nn.Module, classifier: nn.Linear | None, images: int, classes: int) -> bool:
-    """Whether the answers to `images` images would stay under MAX_BYTES."""
+def fits(classifier: nn.Linear | None, images: int, classes: int) -> bool:
+    """Whether the answers to `images` images (and their features, with the teacher's `classifier`) would
+    stay under MAX_BYTES."""
     width = classes + (classifier.in_features if classifier is not None else 0)
     return images * width * 4 <= MAX_BYTES
 

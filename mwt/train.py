@@ -579,9 +579,9 @@ def train(
                                  f"takes the first {config.train_limit} images)", options=("limit",)), stacklevel=2)
     if run.device.type == "cuda":  # decoded datasets are small: one copy to the GPU, none per step
         train_data, test_data = train_data.to(run.device), test_data.to(run.device)
-    if run.teacher is not None and info.augment == "none" and fits(
-            run.teacher, run.classifiers[1] if run.classifiers else None, len(train_data), len(run.classes)):
-        run.answers = answer_all(run.teacher, run.classifiers[1] if run.classifiers else None, train_data, run.device,
+    taught_layer = run.classifiers[1] if run.classifiers else None
+    if run.teacher is not None and info.augment == "none" and fits(taught_layer, len(train_data), len(run.classes)):
+        run.answers = answer_all(run.teacher, taught_layer, train_data, run.device,
                                  batch_size=config.batch_size, amp=AMP_TYPES.get(config.amp),
                                  show_progress=show_progress and dist.main)
     _schedule(run, state, train_data)
