@@ -26,12 +26,12 @@ wait_for() {
 }
 
 # NAME SEED [options...]: P1's command (stop 50: reuse recipe, budget 0.17, coupling 3, the epoch-25 standard model
-# as teacher), 30 epochs, a resumable checkpoint after every epoch, plus any further options.
+# as teacher: $TEACHER, by default M9's), 30 epochs, a resumable checkpoint after every epoch, plus any further options.
 train_p1() {
   local name=$1 seed=$2; shift 2
   log "start $name (seed $seed${*:+, $*})"
   run_step "$name done" "$D/$name.out" "$M/mwt" train --recipe reuse --width 0.25 --epochs 30 --seed "$seed" \
-    --save-every 1 --quiet --cost-block 16 --teacher /work/runs/s52/std-e25.pt --flops-target 0.17 --gamma-warmup 5 \
+    --save-every 1 --quiet --cost-block 16 --teacher "${TEACHER:-/work/runs/s52/std-e25.pt}" --flops-target 0.17 --gamma-warmup 5 \
     --beta 3 --budget-by-loss 0.5 --similarity 300 "$@" --log "$D/$name.jsonl" -o "$D/$name.pt"
 }
 
