@@ -96,6 +96,10 @@ class TrainConfig:
     # FLOPs stay above their mean target, and shrinks back below it (never under gamma): the budget binds
     # (mwt.budget_pull); 0: the pull above the target is gamma's, whatever the target
     budget_adapt: float = 0.0
+    # > 0: closed gates can open again. A gate at 0 gets no gradient from any loss (ReLU(tanh) in its generator,
+    # and the ReLU after it); with this, VGG's gated convs rectify before gating (the same values) and a closed
+    # gate passes this share of an opening gradient (mwt.models.gate); 0: MwT's gates
+    gate_leak: float = 0.0
     # > 0: each pair of classes weighs sqrt(f_a * f_b) in the coupling loss, f = (running cross-entropy /
     # the mean) ** -coupling_by_loss within 0.5-2x, so hard classes are parted less (mwt.class_budget)
     coupling_by_loss: float = 0.0
@@ -234,6 +238,10 @@ class TrainConfig:
         if not (_number(self.budget_adapt) and 0 <= self.budget_adapt <= 1):
             raise MwtError(f"--budget-adapt must be a number in [0, 1], got {self.budget_adapt}",
                            options=("budget_adapt",))
+        if not (_number(self.gate_leak) and 0 <= self.gate_leak <= 1):
+            raise MwtError(f"--gate-leak must be a number in [0, 1], got {self.gate_leak}", options=("gate_leak",))
+        if self.gate_leak and not self.modular:
+            raise MwtError("--gate-leak trains the gates; a standard model has none", options=("gate_leak",))
         if self.budget_adapt and not self.flops_target:
             raise MwtError("--budget-adapt makes the FLOPs target bind; give one with --flops-target",
                            options=("budget_adapt",))
@@ -800,6 +808,8 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
             state = RunState.from_dict(initial.resume, config.epochs)
     cost = cost_model(model, spec.input_shape) if spec.modular else None
     gate_names = [n for n, _ in gated_layers(model)]
+    for _, block in gated_layers(model):
+        block.gate.leak = config.gate_leak  # type: ignore[union-attr]
     model = model.to(device)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     if channels_last:

@@ -133,6 +133,11 @@ def train(
         "64x; from the end of --gamma-warmup). At 0.01 it grows about tenfold in an epoch of 60,000 images (469 steps) spent 50% over (0: off, the "
         "pull is gamma's).",
         callback=number(0, 1))] = 0.0,
+    gate_leak: Annotated[float, typer.Option(
+        help="Let closed gates open again. A gate at 0 gets no gradient from any loss (the ReLU in its generator "
+        "and the one after it), so a kernel the budget closed stays closed; with this, a closed gate passes this "
+        "share of a gradient that would open it (VGG's gated convs; 0: off, MwT's gates). Not yet measured at 30 "
+        "epochs.", callback=number(0, 1))] = 0.0,
     budget_by_loss: Annotated[float, typer.Option(
         help="Give each class its own FLOPs budget (with --flops-target): the target times (the class's running "
         "cross-entropy / the mean over classes) to this power, within 0.5-2x, so the classes the network finds "
@@ -219,7 +224,7 @@ def train(
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
-                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, budget_by_loss=budget_by_loss,
+                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, gate_leak=gate_leak, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs, collapse_drop=collapse_drop,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,

@@ -7,6 +7,25 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _ReopenableGate(torch.autograd.Function):
+    """ReLU(tanh(z)) forward. Backward, a closed gate (z <= 0), to which ReLU gives no gradient, passes `leak` x
+    its gradient to z where the losses together would open it (a negative gradient), so the task's loss can
+    open a kernel again (training only; mwt train --gate-leak). Only that way: passing the FLOPs term's push
+    on closed gates too drove their pre-activations down without end, and a tiny run diverged (stop 61)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, leak: float) -> torch.Tensor:  # type: ignore[override]
+        t = torch.tanh(z)
+        ctx.save_for_backward(t)
+        ctx.leak = leak
+        return F.relu(t)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (t,) = ctx.saved_tensors
+        return torch.where(t > 0, grad * (1 - t * t), ctx.leak * grad.clamp(max=0)), None
+
+
 class MaskGenerator(nn.Module):
     """Per-sample kernel gates from a layer's input, as in MwT.
 
@@ -23,10 +42,16 @@ class MaskGenerator(nn.Module):
         nn.init.kaiming_normal_(self.fc2.weight)
         # Bias 1 starts every kernel switched on; the losses then teach the gates to close.
         nn.init.constant_(self.fc2.bias, 1.0)
+        # > 0 while training: closed gates pass this share of an opening gradient (_ReopenableGate); set by the
+        # training run (TrainConfig.gate_leak), not part of the weights
+        self.leak = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean(dim=(2, 3))  # (B, C_in)
-        return F.relu(torch.tanh(self.fc2(F.relu(self.fc1(s)))))  # (B, C_out)
+        z = self.fc2(F.relu(self.fc1(s)))
+        if self.leak and self.training and torch.is_grad_enabled():
+            return _ReopenableGate.apply(z, self.leak)  # type: ignore[no-any-return]
+        return F.relu(torch.tanh(z))  # (B, C_out)
 
     def detached(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(pre-activation, gates) for input `x` as `forward` computes them, but with `x` detached:
@@ -75,6 +100,16 @@ class GatedConv(nn.Module):
         if self.gate is None:
             return y, None
         g = self.gate(x)  # (B, C_out)
+        return y * g[:, :, None, None], g
+
+    def rectified(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ReLU(forward(x)) as ReLU(conv -> BN) x gate: the same values (a gate is never negative), but a closed
+        gate's gradient is what opening it would do, where after the product ReLU gives it none. For
+        training with reopenable gates (MaskGenerator.leak); callers that apply ReLU right after use it."""
+        y = F.relu(self.bn(self.conv(x)))
+        if self.gate is None:
+            return y, None
+        g = self.gate(x)
         return y * g[:, :, None, None], g
 
 

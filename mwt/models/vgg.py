@@ -52,10 +52,13 @@ class VGG(nn.Module):
             if not isinstance(layer, GatedConv):
                 x = layer(x)
                 continue
-            x, g = layer(x)
-            if conv_index in self.residual:
-                x = x + outputs[self.residual[conv_index]]
-            x = F.relu(x)
+            if conv_index not in self.residual and layer.gate is not None and layer.gate.leak and self.training:
+                x, g = layer.rectified(x)  # the same values; a closed gate learns what opening it would do
+            else:
+                x, g = layer(x)
+                if conv_index in self.residual:
+                    x = x + outputs[self.residual[conv_index]]
+                x = F.relu(x)
             if self.residual:
                 outputs[conv_index] = x
             conv_index += 1
