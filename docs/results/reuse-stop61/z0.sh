@@ -4,7 +4,6 @@
 # two threads; then scored (reuse-lib.sh's score_when_done: accuracy, then every pair and 20 triples timed).
 D=/work/runs/s61; source /work/main/docs/results/reuse-lib.sh
 export TEACHER=$D/std-e25.pt
-wait_for "std done rc 0" || exit
 train_p1 Z0 0 --lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003 &
 score_when_done Z0 "$D/std.pt"
 log "stop 61 scoring done"
