@@ -45,6 +45,17 @@ def fits(classifier: nn.Linear | None, images: int, classes: int) -> bool:
 
 
 @torch.no_grad()
+def answer(teacher: nn.Module, classifier: nn.Linear | None, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The (frozen, eval-mode) `teacher`'s float32 logits for batch `x`, and with `classifier` (the teacher's
+    `mwt.distill.classifier_layer`) that layer's input, one row per image."""
+    if classifier is None:
+        return teacher(x)[0].float(), None
+    with classifier_inputs(classifier) as seen:
+        logits = teacher(x)[0].float()
+    return logits, seen[-1].float().reshape(x.shape[0], -1)
+
+
+@torch.no_grad()
 def answer_all(teacher: nn.Module, classifier: nn.Linear | None, data: AnySplit, device: torch.device, *,
                batch_size: int = 128, amp: torch.dtype | None = None, show_progress: bool = True) -> TeacherAnswers:
     """One pass of the (frozen, eval-mode) `teacher` over `data` in its order, unaugmented; with
@@ -56,10 +67,8 @@ def answer_all(teacher: nn.Module, classifier: nn.Linear | None, data: AnySplit,
     for x, _ in progress(batches(data, batch_size, shuffle=False), total=steps, desc="teacher's answers",
                          enable=show_progress):
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            if classifier is None:
-                logits.append(teacher(x.to(device, non_blocking=True))[0].float())
-            else:
-                with classifier_inputs(classifier) as seen:
-                    logits.append(teacher(x.to(device, non_blocking=True))[0].float())
-                features.append(seen[-1].float().reshape(x.shape[0], -1))
+            taught, seen = answer(teacher, classifier, x.to(device, non_blocking=True))
+        logits.append(taught)
+        if seen is not None:
+            features.append(seen)
     return TeacherAnswers(torch.cat(logits), torch.cat(features) if classifier is not None else None)

@@ -37,7 +37,7 @@ from mwt.core.atomic import WriteFailed
 from mwt.defaults import check_channel_block, check_seed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import classifier_inputs, classifier_layer, distillation_loss, load_teacher, similarity_loss
-from mwt.teacher_answers import TeacherAnswers, answer_all, fits
+from mwt.teacher_answers import TeacherAnswers, answer, answer_all, fits
 from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
@@ -807,8 +807,9 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         if not fresh:
             state = RunState.from_dict(initial.resume, config.epochs)
     cost = cost_model(model, spec.input_shape) if spec.modular else None
-    gate_names = [n for n, _ in gated_layers(model)]
-    for _, block in gated_layers(model):
+    layers = gated_layers(model)
+    gate_names = [n for n, _ in layers]
+    for _, block in layers:
         block.gate.leak = config.gate_leak  # type: ignore[union-attr]
     model = model.to(device)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
@@ -1041,10 +1042,7 @@ def _teacher_answer(run: _Run, x: torch.Tensor, idx: torch.Tensor) -> tuple[torc
     layer when the similarity term compares it: kept from the run's start, or computed now."""
     if run.answers is not None:
         return run.answers.rows(idx)
-    with torch.no_grad(), (classifier_inputs(run.classifiers[1]) if run.classifiers
-                           else contextlib.nullcontext([])) as taught_features:
-        taught = run.teacher(x)[0].float()  # type: ignore[misc]
-    return taught, taught_features[-1].float() if run.classifiers else None
+    return answer(run.teacher, run.classifiers[1] if run.classifiers else None, x)  # type: ignore[arg-type]
 
 
 def _stop_agreed(stop: StopRequest, dist: Dist, device: torch.device) -> bool:
