@@ -100,6 +100,7 @@ class TrainConfig:
     # and the ReLU after it); with this, VGG's gated convs rectify before gating (the same values) and a closed
     # gate passes this share of an opening gradient (mwt.models.gate); 0: MwT's gates
     gate_leak: float = 0.0
+    gate_leak_from: int = 1  # the epoch (from 1) the leak starts at: later lets the budget bind first
     # > 0: each pair of classes weighs sqrt(f_a * f_b) in the coupling loss, f = (running cross-entropy /
     # the mean) ** -coupling_by_loss within 0.5-2x, so hard classes are parted less (mwt.class_budget)
     coupling_by_loss: float = 0.0
@@ -240,6 +241,9 @@ class TrainConfig:
                            options=("budget_adapt",))
         if not (_number(self.gate_leak) and 0 <= self.gate_leak <= 1):
             raise MwtError(f"--gate-leak must be a number in [0, 1], got {self.gate_leak}", options=("gate_leak",))
+        if not (isinstance(self.gate_leak_from, int) and 1 <= self.gate_leak_from):
+            raise MwtError(f"--gate-leak-from must be an epoch from 1, got {self.gate_leak_from}",
+                           options=("gate_leak_from",))
         if self.gate_leak and not self.modular:
             raise MwtError("--gate-leak trains the gates; a standard model has none", options=("gate_leak",))
         if self.budget_adapt and not self.flops_target:
@@ -809,8 +813,6 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
     cost = cost_model(model, spec.input_shape) if spec.modular else None
     layers = gated_layers(model)
     gate_names = [n for n, _ in layers]
-    for _, block in layers:
-        block.gate.leak = config.gate_leak  # type: ignore[union-attr]
     model = model.to(device)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     if channels_last:
@@ -893,6 +895,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     beta = 0.0 if settling else _ramped(config.beta, epoch, config.beta_warmup)
     gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup)
     delta = 0.0 if settling else config.delta
+    leak = config.gate_leak if epoch >= config.gate_leak_from and not settling else 0.0
+    for _, block in gated_layers(run.model):
+        block.gate.leak = leak  # type: ignore[union-attr]
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
         order = state.order
     else:

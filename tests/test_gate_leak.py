@@ -57,7 +57,24 @@ def test_a_run_with_reopenable_gates_trains_and_keeps_the_leak_out_of_its_weight
     assert all(block.gate.leak == 0 for _, block in gated_layers(model))  # type: ignore[union-attr]
 
 
+def test_a_delayed_leak_starts_at_its_epoch():
+    data = _data()
+    settings = dict(epochs=2, seed=1, flops_target=0.05, budget_adapt=0.2, **TINY)
+    plain = train(TrainConfig.from_recipe("reuse", **settings), data, data, show_progress=False)
+    never = train(TrainConfig.from_recipe("reuse", gate_leak=0.5, gate_leak_from=3, **settings), data, data,
+                  show_progress=False)
+    second = train(TrainConfig.from_recipe("reuse", gate_leak=0.5, gate_leak_from=2, **settings), data, data,
+                   show_progress=False)
+    # a leak that starts after the last epoch changes nothing
+    assert all(torch.equal(a, b) for a, b in zip(never.state_dict.values(), plain.state_dict.values()))
+    # one that starts at epoch 2: epoch 1 as without it, epoch 2 not
+    untimed = [{k: v for k, v in run.training["history"][0].items() if k != "seconds"} for run in (second, plain)]
+    assert untimed[0] == untimed[1]
+    assert any(not torch.equal(a, b) for a, b in zip(second.state_dict.values(), plain.state_dict.values()))
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--recipe", "reuse", "--gate-leak", "0.1", "--gate-leak-from", "0"], "gate-leak-from"),
     (["--recipe", "reuse", "--gate-leak", "2"], "gate-leak"),
     (["--recipe", "reuse", "--gate-leak", "nan"], "gate-leak"),
     (["--standard", "--gate-leak", "0.1"], "gate-leak"),

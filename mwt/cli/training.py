@@ -138,6 +138,10 @@ def train(
         "and the one after it), so a kernel the budget closed stays closed; with this, a closed gate passes this "
         "share of a gradient that would open it (VGG's gated convs; 0: off, MwT's gates). Not yet measured at 30 "
         "epochs.", callback=number(0, 1))] = 0.0,
+    gate_leak_from: Annotated[int, typer.Option(
+        help="The epoch (from 1) at which --gate-leak starts: a later one lets the FLOPs budget bind first, so "
+        "the leak reopens the kernels the budget's pull closed past its target instead of fighting the pull.",
+        min=1)] = 1,
     budget_by_loss: Annotated[float, typer.Option(
         help="Give each class its own FLOPs budget (with --flops-target): the target times (the class's running "
         "cross-entropy / the mean over classes) to this power, within 0.5-2x, so the classes the network finds "
@@ -224,7 +228,7 @@ def train(
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
-                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, gate_leak=gate_leak, budget_by_loss=budget_by_loss,
+                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, gate_leak=gate_leak, gate_leak_from=gate_leak_from, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs, collapse_drop=collapse_drop,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
