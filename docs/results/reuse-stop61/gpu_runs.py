@@ -1,15 +1,16 @@
 """Issue 16's three seeds on one GPU in one call of the device tool (stop 61; not yet run on a GPU).
 
-The standard models of seeds 0, 1 and 2 and stop 59's one command (Z: P1 + --lr-warmup 2 --delta 2
---flops-target 0.14 --budget-adapt 0.003, teacher = seed 0's standard at epoch 25) at the same seeds, each in
-a process of its own, side by side on the one GPU: the standards first; each Z starts as soon as the teacher's
+The standard models of seeds 0, 1 and 2 and a reuse command at the same seeds (--command: Z, stop 59's one
+command, P1 + --lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003; or K, stop 62's, Z +
+--gate-leak 0.1 --gate-leak-from 8, the default; teacher = seed 0's standard at epoch 25), each in
+a process of its own, side by side on the one GPU: the standards first; each reuse run starts as soon as the teacher's
 epoch-25 checkpoint is written. At DEADLINE seconds every run still going is stopped with SIGTERM, which saves
 a resumable checkpoint (`mwt train --resume` goes on from it, here or on the CPU). Each run's files are packed
 into OUT/NAME.tar.gz (under the device tool's 16 MiB per file). Training only: modularizing, the reuse matrix
 and the timings run on the CPU afterwards (reuse-lib.sh's score_accuracy and bench_reuse).
 
     python docs/results/reuse-stop61/gpu_runs.py OUT [--epochs 30] [--limit N] [--deadline 540] [--resume DIR]
-        [--teacher-epoch 25]
+        [--teacher-epoch 25] [--command K]
 
 With --resume DIR (a folder of earlier NAME.tar.gz), unfinished runs go on from their resumable checkpoints and
 finished ones are packed again unchanged.
@@ -31,6 +32,9 @@ STANDARD = ["--standard", "--width", "0.25"]
 Z = ["--recipe", "reuse", "--width", "0.25", "--cost-block", "16", "--flops-target", "0.17", "--gamma-warmup", "5",
      "--beta", "3", "--budget-by-loss", "0.5", "--similarity", "300", "--lr-warmup", "2", "--delta", "2",
      "--flops-target", "0.14", "--budget-adapt", "0.003"]
+# stop 62's candidate: Z with closed gates reopenable from epoch 8 (seed 0 on M10: gap 0.98 pp against Z's 1.14)
+K = Z + ["--gate-leak", "0.1", "--gate-leak-from", "8"]
+COMMANDS = {"Z": Z, "K": K}
 SEEDS = (0, 1, 2)
 
 
@@ -76,6 +80,8 @@ def main() -> None:
     parser.add_argument("--resume", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu16"))
     parser.add_argument("--teacher-epoch", type=int, default=25)
+    parser.add_argument("--command", choices=sorted(COMMANDS), default="K",
+                        help="the reuse command to run at each seed (its runs are named after it: K0, K1, K2)")
     args = parser.parse_args()
     begun = time.monotonic()
     work = args.work
@@ -88,7 +94,8 @@ def main() -> None:
     epoch = args.teacher_epoch
     teacher = work / f"std0-e{epoch}.pt"
     running: dict[str, subprocess.Popen] = {}
-    waiting = {f"Z{s}": s for s in SEEDS if not finished(work, f"Z{s}")}
+    c = args.command
+    waiting = {f"{c}{s}": s for s in SEEDS if not finished(work, f"{c}{s}")}
     for s in SEEDS:
         if not finished(work, f"std{s}"):
             running[f"std{s}"] = start(f"std{s}", STANDARD, s, work, args.epochs, args.limit, save_every=epoch)
@@ -104,7 +111,7 @@ def main() -> None:
             print(f"{time.strftime('%H:%M:%S')} teacher kept", flush=True)
         if teacher.exists() and not stopped:
             for name, s in list(waiting.items()):
-                running[name] = start(name, Z + ["--teacher", str(teacher)], s, work, args.epochs, args.limit,
+                running[name] = start(name, COMMANDS[c] + ["--teacher", str(teacher)], s, work, args.epochs, args.limit,
                                       save_every=1)
                 del waiting[name]
         for name, p in list(running.items()):
@@ -118,7 +125,7 @@ def main() -> None:
             print(f"{time.strftime('%H:%M:%S')} deadline: stopping {', '.join(running)}", flush=True)
             for p in running.values():
                 p.send_signal(signal.SIGTERM)
-    for name in [f"std{s}" for s in SEEDS] + [f"Z{s}" for s in SEEDS]:
+    for name in [f"std{s}" for s in SEEDS] + [f"{c}{s}" for s in SEEDS]:
         files = [f for f in sorted(work.glob(f"{name}*")) if f.is_file()]
         if files:
             with tarfile.open(args.out / f"{name}.tar.gz", "w:gz") as tar:
