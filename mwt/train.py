@@ -56,10 +56,10 @@ SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct",
         "distill", "similarity")
 
 
-def _check_count(value: object, what: str, option: str) -> None:
-    """A count (of channels, of epochs) must be a whole number >= 0; a bool is not one."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MwtError(f"{what} must be a whole number >= 0, got {value}", options=(option,))
+def _check_count(value: object, what: str, option: str, least: int = 0) -> None:
+    """A count (of channels, of epochs) must be a whole number >= `least`; a bool is not one."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise MwtError(f"{what} must be a whole number >= {least}, got {value}", options=(option,))
 
 
 @dataclass
@@ -241,9 +241,7 @@ class TrainConfig:
                            options=("budget_adapt",))
         if not (_number(self.gate_leak) and 0 <= self.gate_leak <= 1):
             raise MwtError(f"--gate-leak must be a number in [0, 1], got {self.gate_leak}", options=("gate_leak",))
-        if not (isinstance(self.gate_leak_from, int) and 1 <= self.gate_leak_from):
-            raise MwtError(f"--gate-leak-from must be an epoch from 1, got {self.gate_leak_from}",
-                           options=("gate_leak_from",))
+        _check_count(self.gate_leak_from, "--gate-leak-from (an epoch)", "gate_leak_from", least=1)
         if self.gate_leak and not self.modular:
             raise MwtError("--gate-leak trains the gates; a standard model has none", options=("gate_leak",))
         if self.budget_adapt and not self.flops_target:
@@ -811,8 +809,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         if not fresh:
             state = RunState.from_dict(initial.resume, config.epochs)
     cost = cost_model(model, spec.input_shape) if spec.modular else None
-    layers = gated_layers(model)
-    gate_names = [n for n, _ in layers]
+    gate_names = [n for n, _ in gated_layers(model)]
     model = model.to(device)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     if channels_last:
