@@ -25,7 +25,8 @@ from PIL import Image
 
 from mwt.data import DataSource, load_dataset, load_split
 from mwt.registry import DATASETS
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 
 
 def write_folder(root: Path, count: int) -> None:

@@ -24,7 +24,8 @@ import torch
 from mwt.data import Split, load_split
 from mwt.core.errors import MwtError
 from mwt.modularize import kernel_frequency
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 
 
 def cifar_or_synthetic(data_dir: Path | None, images: int) -> tuple[Split, Split, str]:

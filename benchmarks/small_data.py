@@ -26,7 +26,8 @@ from mwt.core.atomic import write_bytes_atomic
 from mwt.data import load_dataset
 from mwt.modularize import kernel_frequency
 from mwt.reuse_matrix import all_pairs, score_subtasks
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 
 
 def digits_folder(root: Path) -> Path:

@@ -22,7 +22,8 @@ from mwt.checkpoint import save_checkpoint
 from mwt.data import load_split
 from mwt.modularize import kernel_frequency, mean_module_krr
 from mwt.report import module_report
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 
 CURVE_SAMPLES = 6000  # training images used for the per-epoch KRR estimate
 

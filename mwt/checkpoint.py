@@ -79,7 +79,7 @@ class Checkpoint:
     training: dict[str, Any] = field(default_factory=dict)  # settings, results, per-epoch history
     modularization: Modularization | None = None
     mwt_version: str = __version__
-    resume: dict[str, Any] | None = None  # a resumable run's state (mwt.train.RunState), None once finished
+    resume: dict[str, Any] | None = None  # a resumable run's state (mwt.run_state.RunState), None once finished
     data: dict[str, Any] | None = None  # the DataSource (an image folder's path and preprocessing)
 
     def dataset_info(self) -> DatasetInfo:

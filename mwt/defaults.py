@@ -22,6 +22,11 @@ DEFAULT_ROUNDING = "up"
 MAX_SEED = 2**64 - 1
 
 
+def finite_number(value: object) -> bool:
+    """A real, finite number (bools are not numbers here)."""
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
+
 def check_threshold(threshold: float) -> float:
     """A threshold must be a finite number in (0, 1]."""
     if not (math.isfinite(threshold) and 0 < threshold <= 1):

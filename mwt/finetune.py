@@ -26,7 +26,8 @@ from mwt.models import GatedConv, build_model
 from mwt.modularize import folded_gate_values, retain_only
 from mwt.report import percent_rows
 from mwt.selection import ModuleSelection
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 
 
 @dataclass(frozen=True)

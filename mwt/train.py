@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from torch import nn
 
 from mwt.budget_pull import BudgetPull
 from mwt.class_budget import BudgetSettings, ClassBudget
-from mwt.collapse import DEFAULT_DROP, LR_BACKOFF, MAX_REWINDS, Collapse, SnapshotRing, detect
+from mwt.collapse import LR_BACKOFF, MAX_REWINDS, Collapse, SnapshotRing, detect
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, classes_missing, dataset_info
@@ -34,275 +32,19 @@ from mwt.distributed import Dist
 from mwt.evaluate import accuracy
 from mwt.init_weights import init_from, read_state_dict
 from mwt.core.atomic import WriteFailed
-from mwt.defaults import check_channel_block, check_seed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import classifier_inputs, classifier_layer, distillation_loss, load_teacher, similarity_loss
 from mwt.teacher_answers import TeacherAnswers, answer, answer_all, fits
 from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
-from mwt.registry import (
-    GATE_LOSS_SCOPES, STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_constructed,
-    is_torchvision, is_user_code,
-)
-from mwt.registry import recipe as registry_recipe
+from mwt.registry import check_input_size, is_constructed, is_user_code
+from mwt.run_state import SUMS, RunState
+from mwt.stop_request import StopRequest
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
+from mwt.train_config import AMP_TYPES, TrainConfig
 
 SYNC_EVERY = 20  # steps between reads of the running sums (progress bar, divergence check)
-AMP_TYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# How a run computes, not what it computes: a resumed run may change these.
-RUNTIME_SETTINGS = ("device", "amp", "channels_last", "compile")
-SUMS = ("loss", "ce", "cohesion", "coupling", "flops", "kernel_rate", "correct", "subtask_ce", "decisiveness",
-        "distill", "similarity")
-
-
-def _check_count(value: object, what: str, option: str, least: int = 0) -> None:
-    """A count (of channels, of epochs) must be a whole number >= `least`; a bool is not one."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise MwtError(f"{what} must be a whole number >= {least}, got {value}", options=(option,))
-
-
-@dataclass
-class TrainConfig:
-    """Settings of one training run (defaults: the paper's recipe)."""
-
-    model: str = "vgg16"
-    stem: str = "default"  # torchvision: models only: "cifar" adapts the stem to 32x32 images
-    init_from: str | None = None  # a state dict (weights only) to start from (mwt.init_weights)
-    dataset: str = "fashion-mnist"
-    width: float = 1.0
-    modular: bool = True
-    epochs: int = 200
-    batch_size: int = 128  # the global batch: split evenly across processes
-    lr: float = 0.05
-    # epochs over which each step's learning rate ramps linearly from near 0 to the schedule's (0: off)
-    lr_warmup: int = 0
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    recipe: str = "paper"  # the named recipe the weights below came from (see mwt.registry.RECIPES)
-    alpha: float = 0.5  # weight of the cohesion loss
-    beta: float = 1.5  # weight of the coupling loss
-    gamma: float = 0.0  # weight of the expected-FLOPs loss (the cost-aware recipe)
-    gate_first: bool = False  # gate the first conv too
-    beta_warmup: int = 0  # epochs over which beta ramps linearly from 0 (0: constant beta, the paper's recipe)
-    gamma_warmup: int = 0  # epochs over which gamma ramps linearly from 0 (0: constant gamma)
-    cost_block: int = 1  # the FLOPs term counts conv channels in blocks of this many (mwt.cost.blocked_rate)
-    free_channels: int = 0  # the FLOPs term leaves each layer's first N open channels uncounted (mwt.cost)
-    flops_target: float = 0.0  # > 0: the FLOPs term is a budget, charged per sample only above this fraction
-    # > 0: each class's budget is flops_target * (its running cross-entropy / the mean) ** budget_by_loss,
-    # within 0.5-2x (mwt.class_budget), so hard classes may keep more kernels and easy ones fewer
-    budget_by_loss: float = 0.0
-    # > 0: the FLOPs weight grows by exp(budget_adapt * relative excess) a step while the samples' mean
-    # FLOPs stay above their mean target, and shrinks back below it (never under gamma): the budget binds
-    # (mwt.budget_pull); 0: the pull above the target is gamma's, whatever the target
-    budget_adapt: float = 0.0
-    # > 0: closed gates can open again. A gate at 0 gets no gradient from any loss (ReLU(tanh) in its generator,
-    # and the ReLU after it); with this, VGG's gated convs rectify before gating (the same values) and a closed
-    # gate passes this share of an opening gradient (mwt.models.gate); 0: MwT's gates
-    gate_leak: float = 0.0
-    gate_leak_from: int = 1  # the epoch (from 1) the leak starts at: later lets the budget bind first
-    # > 0: each pair of classes weighs sqrt(f_a * f_b) in the coupling loss, f = (running cross-entropy /
-    # the mean) ** -coupling_by_loss within 0.5-2x, so hard classes are parted less (mwt.class_budget)
-    coupling_by_loss: float = 0.0
-    coupling_by_cost: bool = False  # weigh each layer's coupling by what one of its kernels costs
-    # What the gate losses (cohesion, coupling, FLOPs, decisiveness) train: "network", as in MwT (their
-    # gradients reach every layer through each generator's input), or "generators" only (the network's
-    # weights then learn from the task's losses alone: cross-entropy, the sub-task route, the teacher).
-    gate_losses: str = "network"
-    # The last N epochs train the network's weights under the gates it has: the gate losses (cohesion,
-    # coupling, FLOPs, decisiveness) are off and the mask generators frozen; the route and teacher stay.
-    settle_epochs: int = 0
-    # A fall of training accuracy (a fraction) between consecutive epochs that rewinds the run two epochs and
-    # halves its learning rate (mwt.collapse); 0: no guard. Only where a FLOPs term is in play.
-    collapse_drop: float = DEFAULT_DROP
-    reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
-    delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)
-    teacher: str | None = None  # a checkpoint of the same classes to distill from (mwt.distill)
-    distill: float = 1.0  # weight of the teacher's term (with a teacher only)
-    temperature: float = 4.0  # softens both answers in the teacher's term
-    # > 0: weight of the teacher's similarity-preserving term on the penultimate features (mwt.distill)
-    similarity: float = 0.0
-    seed: int = 0
-    device: str = "auto"  # "auto": CUDA when present, else CPU
-    amp: str = "off"  # "off", "bf16" or "fp16" (CUDA only; fp16 with a gradient scaler)
-    channels_last: bool | None = None  # None: on CUDA only
-    compile: bool = False  # torch.compile the model
-    train_limit: int | None = None  # use only the first N training samples (tests, quick runs)
-    test_limit: int | None = None
-    # Image folders (`dataset` is then the folder's path): see mwt.data.folder.
-    image_size: int | None = None  # resize to this square size (None: the images' common size, else 32)
-    channels: int | None = None  # 1 or 3 (None: detected)
-    test_fraction: float = 0.2  # held out per class when the folder has no train/ and test/
-    storage: str = "auto"  # "memory", "stream" or "auto" (stream past the memory budget)
-    strict: bool = False  # refuse files that cannot be decoded instead of skipping them
-
-    @classmethod
-    def from_recipe(cls, recipe: str = "paper", *, alpha: float | None = None, beta: float | None = None,
-                    gamma: float | None = None, reuse: float | None = None, delta: float | None = None,
-                    **settings: Any) -> TrainConfig:
-        """A config with the named recipe's loss weights; a weight given here overrides the recipe's."""
-        r = registry_recipe(recipe)
-        return cls(recipe=recipe, alpha=r.alpha if alpha is None else alpha, beta=r.beta if beta is None else beta,
-                   gamma=r.gamma if gamma is None else gamma, gate_first=r.gate_first,
-                   reuse=r.reuse if reuse is None else reuse, delta=r.delta if delta is None else delta, **settings)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """A config from a checkpoint's training settings (unknown keys are an error)."""
-        names = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise MwtError(f"the checkpoint's training settings hold an unknown field '{unknown[0]}'")
-        return cls(**d)
-
-    def resumed_with(self, given: dict[str, Any], run: str | Path = "the run") -> TrainConfig:
-        """This config (a resumable checkpoint's) continued with the settings `given` now.
-
-        A setting given at its default is no change; any other must equal the run's, or this
-        raises MwtError naming `run` (resuming continues a run as it was configured). The
-        runtime settings (RUNTIME_SETTINGS: device, mixed precision, memory layout, compiling)
-        are taken from `given` where it names them.
-        """
-        defaults = TrainConfig()
-        for key, value in given.items():
-            if key in RUNTIME_SETTINGS:
-                continue
-            if value != getattr(defaults, key) and value != getattr(self, key):
-                raise MwtError(f"{key} {value} differs from the run in {run} ({getattr(self, key)}); "
-                               "--resume continues a run as it was configured")
-        return replace(self, **{k: given[k] for k in RUNTIME_SETTINGS if k in given})
-
-    def source(self) -> DataSource:
-        """Where the images come from (a built-in name or a folder) and how they are preprocessed."""
-        size = (self.image_size, self.image_size) if self.image_size else None
-        return DataSource(self.dataset, size, self.channels, test_fraction=self.test_fraction, storage=self.storage,
-                          strict=self.strict)
-
-    def validate(self, world: int = 1) -> None:
-        """The one place training settings are checked (every comparison also rejects NaN)."""
-        check_model_name(self.model)
-        check_width(self.width)
-        if self.stem not in STEMS:
-            raise MwtError(f"unknown stem '{self.stem}'; choose one of: {', '.join(STEMS)}")
-        if is_torchvision(self.model):
-            from mwt.models.torchvision_models import torchvision_builder
-
-            torchvision_builder(self.model[len(TORCHVISION_PREFIX):])  # an unknown name fails before any work
-        elif is_user_code(self.model):
-            from mwt.models.user_code import required_code
-
-            required_code(self.model)
-        elif self.stem != "default":
-            raise MwtError(f"--stem applies to {TORCHVISION_PREFIX} models; {self.model} has its own stem")
-        if self.init_from is not None:
-            read_state_dict(self.init_from)  # a pickle, a file without tensors or NaN weights fail before any work
-        if self.image_size is not None:
-            check_input_size(self.model, (self.image_size, self.image_size))
-        self.source().check()
-        check_seed(self.seed)
-        if not self.epochs > 0:
-            raise MwtError(f"epochs must be a positive number, got {self.epochs}")
-        if not self.batch_size > 0:
-            raise MwtError(f"batch size must be a positive number, got {self.batch_size}")
-        if self.batch_size % world:
-            raise MwtError(f"the batch size {self.batch_size} does not split evenly over {world} processes; "
-                           f"use a multiple of {world}")
-        if not 0 < self.lr < float("inf"):
-            raise MwtError(f"learning rate must be a positive number, got {self.lr}")
-        if not 0 <= self.weight_decay < 1:
-            raise MwtError(f"weight decay must be a number in [0, 1), got {self.weight_decay}")
-        for name in ("alpha", "beta", "gamma", "delta", "distill"):
-            if not 0 <= getattr(self, name) < float("inf"):
-                raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
-        for name in ("lr_warmup", "beta_warmup", "gamma_warmup"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
-                raise MwtError(f"{name.replace('_', ' ')} must be a whole number of epochs >= 0, "
-                               f"got {getattr(self, name)}")
-        check_channel_block(self.cost_block, "the cost block", "cost_block")
-        if self.cost_block > 1 and not self.gamma:
-            raise MwtError("--cost-block shapes the FLOPs term, which this run does not have (gamma 0); "
-                           "use --recipe cost or reuse, or --gamma", options=("cost_block",))
-        _check_count(self.free_channels, "the free channels", "free_channels")
-        if self.free_channels and not self.gamma:
-            raise MwtError("--free-channels shapes the FLOPs term, which this run does not have (gamma 0); "
-                           "use --recipe cost or reuse, or --gamma", options=("free_channels",))
-        if not (isinstance(self.flops_target, (int, float)) and not isinstance(self.flops_target, bool)
-                and 0 <= self.flops_target < 1):
-            raise MwtError(f"the FLOPs target must be a fraction in [0, 1), got {self.flops_target}",
-                           options=("flops_target",))
-        if self.flops_target and not self.gamma:
-            raise MwtError("--flops-target shapes the FLOPs term, which this run does not have (gamma 0); "
-                           "use --recipe cost or reuse, or --gamma", options=("flops_target",))
-        if not (_number(self.budget_by_loss) and 0 <= self.budget_by_loss <= 4):
-            raise MwtError(f"--budget-by-loss must be a number in [0, 4], got {self.budget_by_loss}",
-                           options=("budget_by_loss",))
-        if not (_number(self.budget_adapt) and 0 <= self.budget_adapt <= 1):
-            raise MwtError(f"--budget-adapt must be a number in [0, 1], got {self.budget_adapt}",
-                           options=("budget_adapt",))
-        if not (_number(self.gate_leak) and 0 <= self.gate_leak <= 1):
-            raise MwtError(f"--gate-leak must be a number in [0, 1], got {self.gate_leak}", options=("gate_leak",))
-        _check_count(self.gate_leak_from, "--gate-leak-from (an epoch)", "gate_leak_from", least=1)
-        if self.gate_leak and not self.modular:
-            raise MwtError("--gate-leak trains the gates; a standard model has none", options=("gate_leak",))
-        if self.budget_adapt and not self.flops_target:
-            raise MwtError("--budget-adapt makes the FLOPs target bind; give one with --flops-target",
-                           options=("budget_adapt",))
-        if self.budget_by_loss and not self.flops_target:
-            raise MwtError("--budget-by-loss scales the FLOPs target per class; give one with --flops-target",
-                           options=("budget_by_loss",))
-        if not (_number(self.coupling_by_loss) and 0 <= self.coupling_by_loss <= 4):
-            raise MwtError(f"--coupling-by-loss must be a number in [0, 4], got {self.coupling_by_loss}",
-                           options=("coupling_by_loss",))
-        if self.coupling_by_loss and not (self.modular and self.beta):
-            raise MwtError("--coupling-by-loss weighs the coupling loss, which this run does not have "
-                           "(a standard model, or beta 0)",
-                           options=("coupling_by_loss",))
-        if not isinstance(self.coupling_by_cost, bool):
-            raise MwtError(f"coupling by cost is on or off, got {self.coupling_by_cost!r}",
-                           options=("coupling_by_cost",))
-        if self.coupling_by_cost and not (self.modular and self.beta):
-            raise MwtError("coupling by cost weighs the coupling loss, which this run does not have "
-                           f"({'no gates' if not self.modular else 'beta 0'})", options=("coupling_by_cost",))
-        if self.gate_losses not in GATE_LOSS_SCOPES:
-            raise MwtError(f"the gate losses train one of: {', '.join(GATE_LOSS_SCOPES)}; got '{self.gate_losses}'",
-                           options=("gate_losses",))
-        if self.gate_losses != "network" and not self.modular:
-            raise MwtError("--gate-losses applies to gated runs; a standard model has no gates",
-                           options=("gate_losses",))
-        _check_count(self.settle_epochs, "the settle epochs", "settle_epochs")
-        if not (_number(self.collapse_drop) and 0 <= self.collapse_drop < 1):
-            raise MwtError(f"--collapse-drop must be a fraction in [0, 1), got {self.collapse_drop}",
-                           options=("collapse_drop",))
-        if self.settle_epochs and not self.modular:
-            raise MwtError("--settle-epochs trains under the gates; a standard model has none",
-                           options=("settle_epochs",))
-        if self.settle_epochs >= self.epochs:
-            raise MwtError(f"--settle-epochs {self.settle_epochs} leaves no epoch to train the gates in "
-                           f"(of {self.epochs}); use fewer than --epochs", options=("settle_epochs",))
-        if self.teacher is None and (self.distill, self.temperature) != (TrainConfig.distill, TrainConfig.temperature):
-            raise MwtError("the teacher's weight and temperature apply only with a teacher (--teacher)",
-                           options=("teacher",))
-        if self.teacher is not None and not self.distill > 0:
-            raise MwtError(f"the teacher's weight must be positive, got {self.distill}; to train without a "
-                           "teacher, leave out --teacher", options=("distill",))
-        if not 0 <= self.similarity <= 1e6:  # also refuses NaN
-            raise MwtError(f"the similarity weight must be in [0, 1e6], got {self.similarity}", options=("similarity",))
-        if self.similarity and self.teacher is None:
-            raise MwtError("the similarity term compares the run with a teacher: give one with --teacher",
-                           options=("similarity",))
-        if not 0 < self.temperature < float("inf"):
-            raise MwtError(f"the temperature must be a positive number, got {self.temperature}",
-                           options=("temperature",))
-        if self.teacher is not None and not Path(self.teacher).is_file():
-            raise MwtError(f"the teacher {self.teacher} is not a file", options=("teacher",))
-        if not 0 <= self.reuse < 1:
-            raise MwtError(f"the reuse share must be in [0, 1), got {self.reuse}", options=("reuse",))
-        if self.reuse and not self.modular:
-            raise MwtError("the reuse share trains through gates; a standard model has none", options=("reuse",))
-        if self.train_limit is not None and self.train_limit <= 0:
-            raise MwtError(f"the training limit must be positive, got {self.train_limit}")
-        if self.amp not in ("off", *AMP_TYPES):
-            raise MwtError(f"amp must be off, bf16 or fp16, got '{self.amp}'")
 
 
 def resolve_device(device: str, dist: Dist = Dist()) -> torch.device:
@@ -330,190 +72,6 @@ def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
         width=config.width, modular=config.modular, mean=info.mean, std=info.std, pad=info.pad,
         gate_first=config.gate_first and config.modular, stem=config.stem,
     )
-
-
-@dataclass
-class RunState:
-    """Where a run stands, beyond its weights: what a resumable checkpoint holds under "resume"."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # steps done in the epoch under way (0 at an epoch boundary)
-    order: torch.Tensor | None = None  # the epoch under way's sample order
-    generator: torch.Tensor | None = None  # state of the data-order generator
-    torch_rng: torch.Tensor | None = None
-    optimizer: dict[str, Any] = field(default_factory=dict)
-    scheduler: dict[str, Any] = field(default_factory=dict)
-    scaler: dict[str, Any] | None = None
-    sums: list[float] = field(default_factory=list)  # the epoch under way's running sums (SUMS order)
-    seen: int = 0
-    seconds: float = 0.0
-    history: list[dict[str, float]] = field(default_factory=list)
-    route: dict[str, Any] | None = None  # the reuse recipe's running sub-task statistics
-    budget: dict[str, Any] | None = None  # the running per-class losses of --budget-by-loss
-    pull: dict[str, Any] | None = None  # the FLOPs weight's factor under --budget-adapt
-    # times the collapse guard rewound the run (mwt.collapse); each cut the learning rate, which the
-    # optimizer's state carries
-    rewinds: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: object, epochs: int | None = None) -> RunState:
-        """The state, with every field but `route` and `budget` checked (their loaders check those); what
-        needs the run itself (optimizer, scheduler, order) is checked by `check_against`."""
-        if not isinstance(d, dict):
-            raise MwtError("the checkpoint's resume state is not a dict")
-        # stop 51's guard halved the FLOPs weight instead and kept that factor; the weight is whole again
-        d = {k: v for k, v in d.items() if k != "backoff"}
-        try:
-            state = cls(**d)
-        except TypeError as e:
-            raise MwtError(f"the checkpoint's resume state is malformed ({e})") from None
-        bad = _bad_field(state, epochs)
-        if bad:
-            raise MwtError(f"the checkpoint's resume state is damaged: {bad}; resume from an untouched checkpoint or "
-                           "train afresh")
-        return state
-
-    def check_against(self, run: _Run, steps: int, samples: int) -> None:
-        """Check the fields that depend on the run: the sample order, the step, the optimizer's
-        and the scheduler's state, against a run with `steps` steps of `samples` samples an epoch."""
-        bad = _bad_order(self, steps, samples) or _bad_optimizer(self.optimizer, run.optimizer)
-        bad = bad or _bad_scheduler(self.scheduler, run.scheduler, self.epoch * steps + self.step)
-        if bad:
-            raise MwtError(f"the checkpoint's resume state is damaged: {bad}; resume from an untouched checkpoint or "
-                           "train afresh")
-
-
-def _number(value: object) -> bool:
-    """A real, finite number (bools are not numbers here)."""
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
-
-
-def _generator_problem(t: object) -> bool:
-    if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8:
-        return True
-    try:
-        torch.Generator().set_state(t)  # the one authority on the format
-    except (RuntimeError, TypeError, ValueError):
-        return True
-    return False
-
-
-def _bad_field(state: RunState, epochs: int | None) -> str | None:
-    """What is wrong with the run-independent fields (None when nothing)."""
-    if type(state.epoch) is not int or type(state.step) is not int or state.epoch < 0 or state.step < 0:
-        return "its epoch and step are not whole numbers"
-    if epochs is not None and state.epoch >= epochs:
-        return f"its epoch {state.epoch} is not before the run's last ({epochs})"
-    if _generator_problem(state.generator):
-        return "the data-order generator state is not a torch generator's"
-    if state.torch_rng is not None and _generator_problem(state.torch_rng):
-        return "torch's random number generator state is not a generator's"
-    if not isinstance(state.sums, list) or len(state.sums) > len(SUMS) or not all(_number(v) for v in state.sums):
-        return f"the running sums are not up to {len(SUMS)} finite numbers"
-    if type(state.seen) is not int or state.seen < 0:
-        return "the count of samples seen is not a whole number"
-    if not _number(state.seconds) or state.seconds < 0:
-        return "the seconds spent are not a finite number"
-    if (not isinstance(state.history, list) or len(state.history) != state.epoch
-            or not all(isinstance(r, dict) and all(isinstance(k, str) and type(v) in (int, float) for k, v in r.items())
-                       for r in state.history)):
-        return "the history is not one record of figures per epoch done"
-    if not isinstance(state.optimizer, dict) or not isinstance(state.scheduler, dict):
-        return "the optimizer or scheduler state is not a dict"
-    if state.scaler is not None and not isinstance(state.scaler, dict):
-        return "the gradient scaler state is not a dict"
-    if type(state.rewinds) is not int or not 0 <= state.rewinds <= MAX_REWINDS:
-        return f"its count of rewinds is not a whole number up to {MAX_REWINDS}"
-    return None
-
-
-def _bad_order(state: RunState, steps: int, samples: int) -> str | None:
-    if state.step >= steps:
-        return f"its step {state.step} is past the epoch's {steps} steps"
-    if state.step:
-        order = state.order
-        if (not isinstance(order, torch.Tensor) or order.dtype != torch.int64 or order.shape != (samples,)
-                or not torch.equal(order.sort().values, torch.arange(samples))):
-            return f"the epoch's sample order is not an order of the {samples} training samples"
-    return None
-
-
-def _same_shape(value: object, reference: object) -> bool:
-    """Whether a loaded state value is of the kind the fresh one is (numbers finite, tensors alike)."""
-    if isinstance(reference, bool) or reference is None:
-        return type(value) is type(reference)
-    if isinstance(reference, (int, float)):
-        return _number(value)
-    if isinstance(reference, torch.Tensor):
-        return (isinstance(value, torch.Tensor) and value.shape == reference.shape and value.dtype == reference.dtype
-                and (not value.is_floating_point() or bool(torch.isfinite(value).all())))
-    if isinstance(reference, (list, tuple)):
-        return (isinstance(value, (list, tuple)) and len(value) == len(reference)
-                and all(_same_shape(v, r) for v, r in zip(value, reference)))
-    if isinstance(reference, dict):
-        return isinstance(value, dict) and set(value) == set(reference) and all(
-            _same_shape(value[k], reference[k]) for k in reference)
-    return type(value) is type(reference)
-
-
-def _bad_optimizer(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> str | None:
-    fresh = optimizer.state_dict()
-    groups = saved.get("param_groups")
-    if set(saved) != {"state", "param_groups"} or not isinstance(groups, list) or len(groups) != len(fresh["param_groups"]):
-        return "the optimizer state is not this run's optimizer's"
-    for group, ref in zip(groups, fresh["param_groups"]):
-        if not isinstance(group, dict) or set(group) != set(ref) or group["params"] != ref["params"]:
-            return "the optimizer's parameter groups are not this run's"
-        for key, value in ref.items():
-            if key != "params" and not _same_shape(group[key], value):
-                return f"the optimizer's {key} is {group[key]!r}, not a finite number"
-        if not group["lr"] > 0 or not 0 <= group["momentum"] < 1:
-            return f"the optimizer's lr {group['lr']} or momentum {group['momentum']} is out of range"
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    state = saved["state"]
-    if not isinstance(state, dict) or not set(state) <= set(range(len(params))):
-        return "the optimizer's per-parameter state is not this run's"
-    for index, entry in state.items():
-        buffer = entry.get("momentum_buffer") if isinstance(entry, dict) else None
-        if (not isinstance(entry, dict) or set(entry) != {"momentum_buffer"} or not isinstance(buffer, torch.Tensor)
-                or not _same_shape(buffer, params[index].detach())):
-            return f"the optimizer's momentum buffer of parameter {index} does not fit it"
-    return None
-
-
-def _bad_scheduler(saved: dict[str, Any], scheduler: torch.optim.lr_scheduler.LRScheduler, done: int) -> str | None:
-    fresh = scheduler.state_dict()
-    if not _same_shape(saved, fresh):
-        return "the learning-rate scheduler state is not this run's scheduler's"
-    if saved.get("T_max") != fresh.get("T_max") or saved.get("last_epoch") != done:
-        return (f"the learning-rate scheduler is at step {saved.get('last_epoch')} of {saved.get('T_max')}, "
-                f"where the run is at step {done} of {fresh.get('T_max')}")
-    return None
-
-
-class StopRequest:
-    """Within the block, SIGINT and SIGTERM only record that a stop was asked for; the loop stops
-    at the next step boundary. Outside the main thread (where handlers cannot go) it does nothing."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._record)
-        return self
-
-    def _record(self, signum: int, _frame: object) -> None:
-        self.signal = signum
-
-    def __exit__(self, *_: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 EpochHook = Callable[[int, nn.Module], dict[str, float]]
@@ -652,7 +210,7 @@ def _schedule(run: _Run, state: RunState, data: AnySplit) -> None:
     steps = _steps_per_epoch(len(data), run.config, run.dist)
     run.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, T_max=run.config.epochs * steps)
     if run.resumed:
-        state.check_against(run, steps, len(data))
+        state.check_against(run.optimizer, run.scheduler, steps, len(data))
         _restore(run, state)
 
 

@@ -457,7 +457,8 @@ def _resumable(work: Path) -> dict[str, object]:
     import torch
 
     from mwt.data.split import Split
-    from mwt.train import TrainConfig, train
+    from mwt.train import train
+    from mwt.train_config import TrainConfig
 
     gen = torch.Generator().manual_seed(0)
     data = Split(torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8, generator=gen), torch.arange(32) % 10)

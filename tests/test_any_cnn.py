@@ -319,7 +319,8 @@ def test_vgg_without_batch_norm_is_refused_at_train_time(tmp_path, capsys, monke
 def test_train_modularize_export_compose_predict(name, tmp_path):
     from mwt.data import load_split
     from mwt.modularize import kernel_frequency
-    from mwt.train import TrainConfig, train
+    from mwt.train import train
+    from mwt.train_config import TrainConfig
 
     width, stem = NETWORKS[name]
     data = load_split("fashion-mnist", "train").sample(64, seed=0)
@@ -611,7 +612,8 @@ def test_train_a_users_network_from_the_command_line(tmp_path, capsys, monkeypat
 def test_the_reuse_recipe_trains_a_torchvision_network():
     """The cost loss (pass-through convs counted once), sub-task routing and decisiveness on MobileNetV2."""
     from mwt.data import load_split
-    from mwt.train import TrainConfig, train
+    from mwt.train import train
+    from mwt.train_config import TrainConfig
 
     data = load_split("fashion-mnist", "train").sample(64, seed=0)
     test = load_split("fashion-mnist", "test").subset(32)

@@ -11,7 +11,8 @@ import torch
 from mwt.budget_pull import MAX_FACTOR, BudgetPull
 from mwt.cli import main
 from mwt.core.errors import MwtError
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 from tests.test_training import TINY, _data, _equal, stopped_and_resumed
 
 

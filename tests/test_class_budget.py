@@ -12,7 +12,8 @@ from mwt.core.errors import MwtError
 from mwt.cost import cost_model
 from mwt.losses import modular_loss
 from mwt.models import build_model, gated_layers
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 from tests.conftest import tiny_spec
 from tests.test_training import TINY, _data, _equal, stopped_and_resumed
 

@@ -265,7 +265,7 @@ def test_train_option_defaults_are_the_config_defaults():
     import inspect
 
     from mwt.cli.training import train
-    from mwt.train import TrainConfig
+    from mwt.train_config import TrainConfig
 
     fields = {"model": "model", "dataset": "dataset", "width": "width", "epochs": "epochs", "recipe": "recipe",
               "batch_size": "batch_size", "lr": "lr", "lr_warmup": "lr_warmup", "weight_decay": "weight_decay", "beta_warmup": "beta_warmup", "gamma_warmup": "gamma_warmup",

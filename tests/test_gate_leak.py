@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from mwt.cli import main
 from mwt.models import ModelSpec, build_model, gated_layers
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 from tests.test_training import TINY, _data
 
 

@@ -489,7 +489,8 @@ def test_a_tampered_cache_is_rebuilt(tmp_path, cache, meta, images):
 def resumable(tmp_path_factory, tiny_fashion_dir) -> Path:
     """A resumable checkpoint saved after epoch 1 of 2 (2 steps an epoch)."""
     from mwt.data import load_split
-    from mwt.train import TrainConfig, train
+    from mwt.train import train
+    from mwt.train_config import TrainConfig
 
     path = tmp_path_factory.mktemp("resume") / "run.pt"
     config = TrainConfig(model="vgg11", width=0.0625, epochs=2, batch_size=32, lr=0.02, seed=0, device="cpu",

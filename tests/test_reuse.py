@@ -21,7 +21,8 @@ from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, 
 from mwt.models import build_model, gated_layers
 from mwt.reuse_matrix import all_pairs, random_subtasks, score_subtasks
 from mwt.subtask_route import RouteSettings, SubtaskRoute, subtask_cross_entropy
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 from runtime.composed import ComposedClassifier
 from runtime.module_file import module_from_model
 from tests.conftest import tiny_spec

@@ -18,7 +18,8 @@ from mwt.cli import main
 from mwt.checkpoint import Checkpoint, load_checkpoint
 from mwt.data import Split, load_split
 from mwt.core.errors import MwtError
-from mwt.train import TrainConfig, train
+from mwt.train import train
+from mwt.train_config import TrainConfig
 from tests.children import signal_when
 
 TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")
@@ -303,7 +304,7 @@ def test_the_learning_rate_warms_up_without_moving_the_schedule_and_resumes_with
     start = train(replace(config, epochs=1, lr=1e-12), data, data, show_progress=False).state_dict  # ~ the init
     saved, cold_saved = tmp_path / "run.pt", tmp_path / "cold.pt"
     whole = train(config, data, data, show_progress=False, save_path=saved, save_every=1)
-    cold = train(replace(config, lr_warmup=0), data, data, show_progress=False, save_path=cold_saved, save_every=1)
+    train(replace(config, lr_warmup=0), data, data, show_progress=False, save_path=cold_saved, save_every=1)
     halfway, cold_halfway = load_checkpoint(saved), load_checkpoint(cold_saved)
     # Resumed halfway through the warm-up, the run ends with the same weights as the one never stopped.
     assert _equal(whole.state_dict, train(config, data, data, show_progress=False, resume=halfway).state_dict)

@@ -58,7 +58,8 @@ def run_demo(cfg: DemoConfig) -> None:
     from mwt.modularize import kernel_frequency
     from mwt.report import module_report, subtask_report
     from mwt.selection import ModuleSelection
-    from mwt.train import TrainConfig, train
+    from mwt.train import train
+    from mwt.train_config import TrainConfig
     from runtime.composed import ComposedClassifier
     from mwt.core.images import load_inputs
     from runtime.merge import merge_modules

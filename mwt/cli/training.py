@@ -212,8 +212,9 @@ def train(
     from mwt.checkpoint import load_checkpoint
     from mwt.data import load_dataset
     from mwt.distributed import Dist, join, leave, world_from_env
-    from mwt.train import TrainConfig, resolve_device, save_or_rescue
+    from mwt.train import resolve_device, save_or_rescue
     from mwt.train import train as run_training
+    from mwt.train_config import TrainConfig
 
     if dataset.lower() in DATASETS:  # a bare built-in name means the built-in dataset, folder or not
         if Path(dataset).is_dir():
