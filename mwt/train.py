@@ -35,7 +35,9 @@ from mwt.core.atomic import WriteFailed
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.distill import classifier_inputs, classifier_layer, distillation_loss, load_teacher, similarity_loss
 from mwt.teacher_answers import TeacherAnswers, answer, answer_all, fits
-from mwt.losses import decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss
+from mwt.losses import (
+    LossParts, decisiveness, gate_preactivations, generator_only_gates, kernel_rate, modular_loss,
+)
 from mwt.models import ModelSpec, build_model, gated_layers
 from mwt.progress import progress
 from mwt.registry import check_input_size, is_constructed, is_user_code
@@ -435,6 +437,25 @@ def _warmed_up(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[None
             group["lr"] = rate
 
 
+@dataclass(frozen=True)
+class _EpochWeights:
+    """One epoch's loss weights and gate leak: ramped in over their warm-ups, all 0 in the settle epochs."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    delta: float
+    leak: float
+
+    @classmethod
+    def of(cls, config: TrainConfig, epoch: int) -> _EpochWeights:
+        if epoch > config.epochs - config.settle_epochs:
+            return cls(0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(config.alpha, _ramped(config.beta, epoch, config.beta_warmup),
+                   _ramped(config.gamma, epoch, config.gamma_warmup), config.delta,
+                   config.gate_leak if epoch >= config.gate_leak_from else 0.0)
+
+
 def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: StopRequest, save_path: Path | None,
                  show_progress: bool) -> dict[str, float]:
     config, dist = run.config, run.dist
@@ -446,13 +467,9 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     # decay included); toggling requires_grad instead would upset DistributedDataParallel's hooks.
     frozen = ([p for _, block in gated_layers(run.model) for p in block.gate.parameters()]  # type: ignore[union-attr]
               if settling else [])
-    alpha = 0.0 if settling else config.alpha
-    beta = 0.0 if settling else _ramped(config.beta, epoch, config.beta_warmup)
-    gamma = 0.0 if settling else _ramped(config.gamma, epoch, config.gamma_warmup)
-    delta = 0.0 if settling else config.delta
-    leak = config.gate_leak if epoch >= config.gate_leak_from and not settling else 0.0
+    weights = _EpochWeights.of(config, epoch)
     for _, block in gated_layers(run.model):
-        block.gate.leak = leak  # type: ignore[union-attr]
+        block.gate.leak = weights.leak  # type: ignore[union-attr]
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
         order = state.order
     else:
@@ -464,7 +481,6 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     sums = torch.tensor((state.sums + [0.0] * len(SUMS))[:len(SUMS)], dtype=torch.float64, device=run.device)
     seen = state.seen
     start = time.perf_counter() - state.seconds
-    amp = AMP_TYPES.get(config.amp)
     batch = config.batch_size // dist.world
     bar = progress(
         batches_in_order(data, local_order, batch, start_step=state.step,
@@ -476,92 +492,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
         if run.device.type == "cuda" and config.channels_last is not False:
             x = x.contiguous(memory_format=torch.channels_last)
-        plan = run.route.plan(y, run.generator, dist) if run.route is not None else None
-        with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            with contextlib.ExitStack() as hooks:
-                if plan is not None:
-                    hooks.enter_context(run.route.routing(run.model, plan))
-                local = (hooks.enter_context(generator_only_gates(run.model))
-                         if config.gate_losses == "generators" else None)
-                preactivations = (hooks.enter_context(gate_preactivations(run.model))
-                                  if delta and local is None else [])
-                features = hooks.enter_context(classifier_inputs(run.classifiers[0])) if run.classifiers else []
-                logits, gates = run.forward(x)
-            loss_gates = gates
-            if local is not None:  # the same values; their gradients stop at each generator's input
-                loss_gates = local.gates
-                if delta:
-                    preactivations = local.preactivations
-            if run.teacher is not None:
-                taught, taught_features = _teacher_answer(run, x, local_order[step * batch:(step + 1) * batch])
-                if taught_features is not None:  # over every row, routed or not: each path keeps the teacher's geometry
-                    similar = similarity_loss(features[-1].float(), taught_features)
-                # each routed row learns the teacher's answer over its sub-task's classes only
-                allowed = torch.ones_like(taught, dtype=torch.bool)
-                if plan is not None:
-                    allowed[plan.routed] = plan.members
-                distilled = distillation_loss(logits.float(), taught, config.temperature, allowed)
-            if plan is not None:  # MwT's losses see the dynamic rows; the routed rows their sub-task's classes
-                routed_logits, members, routed_y = logits[plan.routed], plan.members, y[plan.routed]
-                keep = ~plan.routed
-                logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
-                loss_gates = [g[keep] for g in loss_gates]
-            pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
-            target = run.budget.targets(y) if run.budget is not None and config.budget_by_loss else config.flops_target
-            class_weights = run.budget.coupling_factors() if run.budget is not None and config.coupling_by_loss else None
-            pull = gamma * run.pull.factor.float() if run.pull is not None and gamma else gamma
-            parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, pull, run.cost, run.gate_names,
-                                 pairs=pairs, block=config.cost_block, free=config.free_channels,
-                                 target=target, coupling_weights=run.coupling_weights, class_weights=class_weights)
-            # the factor adapts once the FLOPs weight has ramped in: during the ramp the samples sit far over any
-            # budget, and a factor grown on that would close gates the ramp means to close slowly
-            if run.pull is not None and gamma and epoch >= config.gamma_warmup:
-                run.pull.update(parts.flops, target, int(y.shape[0]), dist.all_reduce_sum)
-            if run.budget is not None:
-                run.budget.update(nn.functional.cross_entropy(logits.detach().float(), y, reduction="none"), y,
-                                  dist.all_reduce_sum)
-            if plan is not None:
-                parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
-                parts.total = parts.total + parts.subtask
-                run.route.update(gates, y, dist)
-            if preactivations:  # over the dynamic rows (all processes' rows under torchrun)
-                rows = [z[~plan.routed] if plan is not None else z for z in preactivations]
-                if dist.active:
-                    rows = [dist.all_gather_rows(z) for z in rows]
-                parts.decisiveness = decisiveness(rows, pairs[1] if pairs is not None else y, len(run.classes))
-                parts.total = parts.total + delta * parts.decisiveness
-            if run.teacher is not None:
-                parts.distill = distilled
-                parts.total = parts.total + config.distill * distilled
-                if run.classifiers:
-                    parts.similarity = similar
-                    parts.total = parts.total + config.similarity * similar
-        run.optimizer.zero_grad(set_to_none=True)
-        if run.scaler is not None:
-            run.scaler.scale(parts.total).backward()
-            for p in frozen:
-                p.grad = None
-        else:
-            parts.total.backward()
-            for p in frozen:
-                p.grad = None
-        # The scheduler has stepped once per step done, so this step is the run's (last_epoch + 1)-th.
-        with _warmed_up(run.optimizer, _ramped(1.0, run.scheduler.last_epoch + 1, config.lr_warmup * steps)):
-            if run.scaler is not None:
-                run.scaler.step(run.optimizer)
-                run.scaler.update()
-            else:
-                run.optimizer.step()
-        run.scheduler.step()
-        n = int(y.shape[0])
+        parts, logits, gates, y = _step_loss(run, x, y, local_order[step * batch:(step + 1) * batch], weights, epoch)
+        _optimizer_step(run, parts.total, frozen, steps)
         with torch.no_grad():
-            zero = torch.zeros((), device=logits.device)
-            extra = [zero if v is None else v.detach()
-                     for v in (parts.subtask, parts.decisiveness, parts.distill, parts.similarity)]
-            sums += torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(),
-                                 parts.coupling.detach(), parts.flops.detach(), kernel_rate(gates).to(logits.device),
-                                 (logits.argmax(1) == y).sum() / max(n, 1), *extra]).double() * n
-        seen += n
+            sums += _step_sums(parts, logits, gates, y)
+        seen += int(y.shape[0])
         step += 1
         if step % SYNC_EVERY == 0:
             current = sums.tolist()  # the one host read every SYNC_EVERY steps
@@ -573,6 +508,113 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             state.step, state.order, state.sums, state.seen = step, order, sums.tolist(), seen
             state.seconds = time.perf_counter() - start
             _stop(run, state, save_path, stop.signal)
+    return _epoch_record(run, sums, seen, time.perf_counter() - start, weights, epoch)
+
+
+def _step_loss(run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, weights: _EpochWeights,
+               epoch: int) -> tuple[LossParts, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """One batch's forward and every loss term (`idx`: the batch's training-image indices, for kept teacher
+    answers), updating the running statistics the terms keep. Returns the parts and the logits, gates and
+    labels of the batch's dynamic rows (those the reuse recipe did not route through sub-task gates)."""
+    config, dist = run.config, run.dist
+    amp = AMP_TYPES.get(config.amp)
+    alpha, beta, gamma, delta = weights.alpha, weights.beta, weights.gamma, weights.delta
+    plan = run.route.plan(y, run.generator, dist) if run.route is not None else None
+    with torch.autocast(run.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        with contextlib.ExitStack() as hooks:
+            if plan is not None:
+                hooks.enter_context(run.route.routing(run.model, plan))  # type: ignore[union-attr]
+            local = (hooks.enter_context(generator_only_gates(run.model))
+                     if config.gate_losses == "generators" else None)
+            preactivations = (hooks.enter_context(gate_preactivations(run.model))
+                              if delta and local is None else [])
+            features = hooks.enter_context(classifier_inputs(run.classifiers[0])) if run.classifiers else []
+            logits, gates = run.forward(x)
+        loss_gates = gates
+        if local is not None:  # the same values; their gradients stop at each generator's input
+            loss_gates = local.gates
+            if delta:
+                preactivations = local.preactivations
+        if run.teacher is not None:
+            taught, taught_features = _teacher_answer(run, x, idx)
+            if taught_features is not None:  # over every row, routed or not: each path keeps the teacher's geometry
+                similar = similarity_loss(features[-1].float(), taught_features)
+            # each routed row learns the teacher's answer over its sub-task's classes only
+            allowed = torch.ones_like(taught, dtype=torch.bool)
+            if plan is not None:
+                allowed[plan.routed] = plan.members
+            distilled = distillation_loss(logits.float(), taught, config.temperature, allowed)
+        if plan is not None:  # MwT's losses see the dynamic rows; the routed rows their sub-task's classes
+            routed_logits, members, routed_y = logits[plan.routed], plan.members, y[plan.routed]
+            keep = ~plan.routed
+            logits, gates, y = logits[keep], [g[keep] for g in gates], y[keep]
+            loss_gates = [g[keep] for g in loss_gates]
+        pairs = ([dist.all_gather_rows(g) for g in loss_gates], dist.all_gather_rows(y)) if dist.active else None
+        target = run.budget.targets(y) if run.budget is not None and config.budget_by_loss else config.flops_target
+        class_weights = run.budget.coupling_factors() if run.budget is not None and config.coupling_by_loss else None
+        pull = gamma * run.pull.factor.float() if run.pull is not None and gamma else gamma
+        parts = modular_loss(logits.float(), loss_gates, y, alpha, beta, pull, run.cost, run.gate_names,
+                             pairs=pairs, block=config.cost_block, free=config.free_channels,
+                             target=target, coupling_weights=run.coupling_weights, class_weights=class_weights)
+        # the factor adapts once the FLOPs weight has ramped in: during the ramp the samples sit far over any
+        # budget, and a factor grown on that would close gates the ramp means to close slowly
+        if run.pull is not None and gamma and epoch >= config.gamma_warmup:
+            run.pull.update(parts.flops, target, int(y.shape[0]), dist.all_reduce_sum)
+        if run.budget is not None:
+            run.budget.update(nn.functional.cross_entropy(logits.detach().float(), y, reduction="none"), y,
+                              dist.all_reduce_sum)
+        if plan is not None:
+            parts.subtask = subtask_cross_entropy(routed_logits.float(), members, routed_y)
+            parts.total = parts.total + parts.subtask
+            run.route.update(gates, y, dist)  # type: ignore[union-attr]
+        if preactivations:  # over the dynamic rows (all processes' rows under torchrun)
+            rows = [z[~plan.routed] if plan is not None else z for z in preactivations]
+            if dist.active:
+                rows = [dist.all_gather_rows(z) for z in rows]
+            parts.decisiveness = decisiveness(rows, pairs[1] if pairs is not None else y, len(run.classes))
+            parts.total = parts.total + delta * parts.decisiveness
+        if run.teacher is not None:
+            parts.distill = distilled
+            parts.total = parts.total + config.distill * distilled
+            if run.classifiers:
+                parts.similarity = similar
+                parts.total = parts.total + config.similarity * similar
+    return parts, logits, gates, y
+
+
+def _optimizer_step(run: _Run, total: torch.Tensor, frozen: list[nn.Parameter], steps_per_epoch: int) -> None:
+    """Back-propagate `total`, drop the frozen weights' gradients, and step the optimizer (its learning rate
+    warmed up) and the scheduler."""
+    run.optimizer.zero_grad(set_to_none=True)
+    (run.scaler.scale(total) if run.scaler is not None else total).backward()
+    for p in frozen:
+        p.grad = None
+    # The scheduler has stepped once per step done, so this step is the run's (last_epoch + 1)-th.
+    warmup = _ramped(1.0, run.scheduler.last_epoch + 1, run.config.lr_warmup * steps_per_epoch)
+    with _warmed_up(run.optimizer, warmup):
+        if run.scaler is not None:
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            run.optimizer.step()
+    run.scheduler.step()
+
+
+def _step_sums(parts: LossParts, logits: torch.Tensor, gates: list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    """One step's contribution to the epoch's running sums (SUMS order), each figure times the rows it is over."""
+    n = int(y.shape[0])
+    zero = torch.zeros((), device=logits.device)
+    extra = [zero if v is None else v.detach() for v in (parts.subtask, parts.decisiveness, parts.distill, parts.similarity)]
+    return torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(), parts.coupling.detach(),
+                        parts.flops.detach(), kernel_rate(gates).to(logits.device),
+                        (logits.argmax(1) == y).sum() / max(n, 1), *extra]).double() * n
+
+
+def _epoch_record(run: _Run, sums: torch.Tensor, seen: int, seconds: float, weights: _EpochWeights,
+                  epoch: int) -> dict[str, float]:
+    """The epoch's figures over all processes: the running sums' means, the weights it trained with, and
+    where the FLOPs budget's pull and the per-class scales stand."""
+    dist, config = run.dist, run.config
     totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=run.device)]))
     values = totals.tolist()
     if not all(v == v and abs(v) != float("inf") for v in values):
@@ -580,11 +622,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     total_seen = max(values[-1], 1)
     record = {k: v / total_seen for k, v in zip(SUMS, values)}
     record["train_acc"] = record.pop("correct")
-    record["seconds"] = time.perf_counter() - start
+    record["seconds"] = seconds
     record["lr"] = float(run.optimizer.param_groups[0]["lr"])
-    record["alpha"] = alpha
-    record["beta"] = beta
-    record["gamma"] = gamma
+    record["alpha"] = weights.alpha
+    record["beta"] = weights.beta
+    record["gamma"] = weights.gamma
     if run.pull is not None:  # the factor on gamma that the budget's excess has built up
         record["budget_pull"] = float(run.pull.factor)
     if run.budget is not None and config.budget_by_loss:  # how far the per-class targets have moved apart
