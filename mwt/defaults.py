@@ -1,5 +1,5 @@
-"""Defaults shared by the library and the command line, and the one rule for each selection
-setting, defined once. Needs no torch (the CLI checks options with these before loading any)."""
+"""Defaults shared by the library and the command line, and the one rule for each selection and
+training setting, defined once. Needs no torch (the CLI checks options with these before loading any)."""
 
 from __future__ import annotations
 

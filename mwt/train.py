@@ -69,7 +69,7 @@ def spec_for(config: TrainConfig, info: DatasetInfo) -> ModelSpec:
         from mwt.models.user_code import code_args, required_code
 
         args = code_args(required_code(config.model))
-    return ModelSpec(args=args, 
+    return ModelSpec(args=args,
         arch=config.model, num_classes=len(info.classes), in_channels=info.channels, input_size=info.size,
         width=config.width, modular=config.modular, mean=info.mean, std=info.std, pad=info.pad,
         gate_first=config.gate_first and config.modular, stem=config.stem,
@@ -446,14 +446,16 @@ class _EpochWeights:
     gamma: float
     delta: float
     leak: float
+    settling: bool  # one of the last settle_epochs: the gate losses off and the mask generators frozen
 
     @classmethod
-    def of(cls, config: TrainConfig, epoch: int) -> _EpochWeights:
+    def for_epoch(cls, config: TrainConfig, epoch: int) -> _EpochWeights:
+        """The weights of epoch `epoch` (counted from 1) of a run configured by `config`."""
         if epoch > config.epochs - config.settle_epochs:
-            return cls(0.0, 0.0, 0.0, 0.0, 0.0)
+            return cls(0.0, 0.0, 0.0, 0.0, 0.0, settling=True)
         return cls(config.alpha, _ramped(config.beta, epoch, config.beta_warmup),
                    _ramped(config.gamma, epoch, config.gamma_warmup), config.delta,
-                   config.gate_leak if epoch >= config.gate_leak_from else 0.0)
+                   config.gate_leak if epoch >= config.gate_leak_from else 0.0, settling=False)
 
 
 def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: StopRequest, save_path: Path | None,
@@ -462,12 +464,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
     steps = _steps_per_epoch(len(data), config, dist)
     run.forward.train()
     info = run.info
-    settling = epoch > config.epochs - config.settle_epochs
+    weights = _EpochWeights.for_epoch(config, epoch)
     # Frozen by dropping their gradients after each backward (SGD skips a weight with none, momentum and
     # decay included); toggling requires_grad instead would upset DistributedDataParallel's hooks.
     frozen = ([p for _, block in gated_layers(run.model) for p in block.gate.parameters()]  # type: ignore[union-attr]
-              if settling else [])
-    weights = _EpochWeights.of(config, epoch)
+              if weights.settling else [])
     for _, block in gated_layers(run.model):
         block.gate.leak = weights.leak  # type: ignore[union-attr]
     if state.step:  # a resumed epoch: the same order, from the step where it stopped
@@ -508,7 +509,7 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             state.step, state.order, state.sums, state.seen = step, order, sums.tolist(), seen
             state.seconds = time.perf_counter() - start
             _stop(run, state, save_path, stop.signal)
-    return _epoch_record(run, sums, seen, time.perf_counter() - start, weights, epoch)
+    return _epoch_record(run, sums, seen, start, weights, epoch)
 
 
 def _step_loss(run: _Run, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, weights: _EpochWeights,
@@ -590,8 +591,8 @@ def _optimizer_step(run: _Run, total: torch.Tensor, frozen: list[nn.Parameter], 
     for p in frozen:
         p.grad = None
     # The scheduler has stepped once per step done, so this step is the run's (last_epoch + 1)-th.
-    warmup = _ramped(1.0, run.scheduler.last_epoch + 1, run.config.lr_warmup * steps_per_epoch)
-    with _warmed_up(run.optimizer, warmup):
+    lr_factor = _ramped(1.0, run.scheduler.last_epoch + 1, run.config.lr_warmup * steps_per_epoch)
+    with _warmed_up(run.optimizer, lr_factor):
         if run.scaler is not None:
             run.scaler.step(run.optimizer)
             run.scaler.update()
@@ -604,16 +605,18 @@ def _step_sums(parts: LossParts, logits: torch.Tensor, gates: list[torch.Tensor]
     """One step's contribution to the epoch's running sums (SUMS order), each figure times the rows it is over."""
     n = int(y.shape[0])
     zero = torch.zeros((), device=logits.device)
-    extra = [zero if v is None else v.detach() for v in (parts.subtask, parts.decisiveness, parts.distill, parts.similarity)]
+    extra = [zero if v is None else v.detach()
+             for v in (parts.subtask, parts.decisiveness, parts.distill, parts.similarity)]
     return torch.stack([parts.total.detach(), parts.ce.detach(), parts.cohesion.detach(), parts.coupling.detach(),
                         parts.flops.detach(), kernel_rate(gates).to(logits.device),
                         (logits.argmax(1) == y).sum() / max(n, 1), *extra]).double() * n
 
 
-def _epoch_record(run: _Run, sums: torch.Tensor, seen: int, seconds: float, weights: _EpochWeights,
+def _epoch_record(run: _Run, sums: torch.Tensor, seen: int, start: float, weights: _EpochWeights,
                   epoch: int) -> dict[str, float]:
-    """The epoch's figures over all processes: the running sums' means, the weights it trained with, and
-    where the FLOPs budget's pull and the per-class scales stand."""
+    """The epoch's figures over all processes: the running sums' means, its time since `start` (read after the
+    sums, so a GPU's queued work counts), the weights it trained with, and where the FLOPs budget's pull and the
+    per-class scales stand."""
     dist, config = run.dist, run.config
     totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=run.device)]))
     values = totals.tolist()
@@ -622,7 +625,7 @@ def _epoch_record(run: _Run, sums: torch.Tensor, seen: int, seconds: float, weig
     total_seen = max(values[-1], 1)
     record = {k: v / total_seen for k, v in zip(SUMS, values)}
     record["train_acc"] = record.pop("correct")
-    record["seconds"] = seconds
+    record["seconds"] = time.perf_counter() - start
     record["lr"] = float(run.optimizer.param_groups[0]["lr"])
     record["alpha"] = weights.alpha
     record["beta"] = weights.beta

@@ -14,7 +14,13 @@ from mwt.data import DataSource
 from mwt.defaults import check_channel_block, check_seed, finite_number
 from mwt.init_weights import read_state_dict
 from mwt.registry import (
-    GATE_LOSS_SCOPES, STEMS, TORCHVISION_PREFIX, check_input_size, check_model_name, check_width, is_torchvision,
+    GATE_LOSS_SCOPES,
+    STEMS,
+    TORCHVISION_PREFIX,
+    check_input_size,
+    check_model_name,
+    check_width,
+    is_torchvision,
     is_user_code,
 )
 from mwt.registry import recipe as registry_recipe

@@ -17,8 +17,8 @@ from mwt.checkpoint import load_checkpoint
 from mwt.collapse import MAX_REWINDS, SnapshotRing, detect
 from mwt.core.errors import Interrupted, MwtError, MwtWarning
 from mwt.data import Split
-from mwt.train import train
 from mwt.run_state import RunState
+from mwt.train import train
 from mwt.train_config import TrainConfig
 
 TINY = dict(model="vgg11", width=0.0625, batch_size=16, device="cpu")
