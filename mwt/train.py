@@ -455,7 +455,8 @@ class _EpochWeights:
             return cls(0.0, 0.0, 0.0, 0.0, 0.0, settling=True)
         return cls(config.alpha, _ramped(config.beta, epoch, config.beta_warmup),
                    _ramped(config.gamma, epoch, config.gamma_warmup), config.delta,
-                   config.gate_leak if epoch >= config.gate_leak_from else 0.0, settling=False)
+                   _ramped(config.gate_leak, epoch - config.gate_leak_from + 1, config.gate_leak_warmup)
+                   if epoch >= config.gate_leak_from else 0.0, settling=False)
 
 
 def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: StopRequest, save_path: Path | None,
@@ -630,6 +631,8 @@ def _epoch_record(run: _Run, sums: torch.Tensor, seen: int, start: float, weight
     record["alpha"] = weights.alpha
     record["beta"] = weights.beta
     record["gamma"] = weights.gamma
+    if run.config.gate_leak:  # the leak this epoch trained with (0 before --gate-leak-from, ramped in after)
+        record["gate_leak"] = weights.leak
     if run.pull is not None:  # the factor on gamma that the budget's excess has built up
         record["budget_pull"] = float(run.pull.factor)
     if run.budget is not None and config.budget_by_loss:  # how far the per-class targets have moved apart

@@ -75,6 +75,9 @@ class TrainConfig:
     # gate passes this share of an opening gradient (mwt.models.gate); 0: MwT's gates
     gate_leak: float = 0.0
     gate_leak_from: int = 1  # the epoch (from 1) the leak starts at: later lets the budget bind first
+    # epochs over which the leak ramps linearly from 0, from gate_leak_from on (0: at full strength at once), so
+    # the kernels it reopens come back a few at a time instead of all in the epoch the budget's pull answers them
+    gate_leak_warmup: int = 0
     # > 0: each pair of classes weighs sqrt(f_a * f_b) in the coupling loss, f = (running cross-entropy /
     # the mean) ** -coupling_by_loss within 0.5-2x, so hard classes are parted less (mwt.class_budget)
     coupling_by_loss: float = 0.0
@@ -216,6 +219,10 @@ class TrainConfig:
         if not (finite_number(self.gate_leak) and 0 <= self.gate_leak <= 1):
             raise MwtError(f"--gate-leak must be a number in [0, 1], got {self.gate_leak}", options=("gate_leak",))
         _check_count(self.gate_leak_from, "--gate-leak-from (an epoch)", "gate_leak_from", least=1)
+        _check_count(self.gate_leak_warmup, "--gate-leak-warmup (epochs)", "gate_leak_warmup")
+        if self.gate_leak_warmup and not self.gate_leak:
+            raise MwtError("--gate-leak-warmup ramps the gate leak in; give one with --gate-leak",
+                           options=("gate_leak_warmup",))
         if self.gate_leak and not self.modular:
             raise MwtError("--gate-leak trains the gates; a standard model has none", options=("gate_leak",))
         if self.budget_adapt and not self.flops_target:

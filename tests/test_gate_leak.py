@@ -69,9 +69,22 @@ def test_a_delayed_leak_starts_at_its_epoch():
     # a leak that starts after the last epoch changes nothing
     assert all(torch.equal(a, b) for a, b in zip(never.state_dict.values(), plain.state_dict.values()))
     # one that starts at epoch 2: epoch 1 as without it, epoch 2 not
-    untimed = [{k: v for k, v in run.training["history"][0].items() if k != "seconds"} for run in (second, plain)]
-    assert untimed[0] == untimed[1]
+    untimed = [{k: v for k, v in run.training["history"][0].items() if k not in ("seconds", "gate_leak")}
+               for run in (second, plain)]
+    assert untimed[0] == untimed[1] and second.training["history"][0]["gate_leak"] == 0.0
     assert any(not torch.equal(a, b) for a, b in zip(second.state_dict.values(), plain.state_dict.values()))
+
+
+def test_a_leak_ramps_in_over_its_warmup_and_is_logged_per_epoch():
+    data = _data()
+    settings = dict(epochs=4, seed=1, flops_target=0.05, budget_adapt=0.2, gate_leak=0.5, gate_leak_from=2, **TINY)
+    ramped = train(TrainConfig.from_recipe("reuse", gate_leak_warmup=2, **settings), data, data, show_progress=False)
+    at_once = train(TrainConfig.from_recipe("reuse", **settings), data, data, show_progress=False)
+    assert [r["gate_leak"] for r in ramped.training["history"]] == [0.0, 0.25, 0.5, 0.5]
+    assert [r["gate_leak"] for r in at_once.training["history"]] == [0.0, 0.5, 0.5, 0.5]
+    assert any(not torch.equal(a, b) for a, b in zip(ramped.state_dict.values(), at_once.state_dict.values()))
+    plain = train(TrainConfig.from_recipe("reuse", epochs=1, seed=1, **TINY), data, data, show_progress=False)
+    assert "gate_leak" not in plain.training["history"][0]  # runs without a leak log no such figure
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -79,6 +92,8 @@ def test_a_delayed_leak_starts_at_its_epoch():
     (["--recipe", "reuse", "--gate-leak", "2"], "gate-leak"),
     (["--recipe", "reuse", "--gate-leak", "nan"], "gate-leak"),
     (["--standard", "--gate-leak", "0.1"], "gate-leak"),
+    (["--recipe", "reuse", "--gate-leak-warmup", "2"], "gate-leak-warmup"),
+    (["--recipe", "reuse", "--gate-leak", "0.1", "--gate-leak-warmup", "-1"], "gate-leak-warmup"),
 ])
 def test_bad_gate_leak_is_one_line(tmp_path, capsys, args, message):
     code = main(["train", "--model", "vgg11", "--width", "0.0625", "--epochs", "1", *args, "-o", str(tmp_path / "m.pt")])

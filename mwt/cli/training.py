@@ -143,6 +143,11 @@ def train(
         help="The epoch (from 1) at which --gate-leak starts: a later one lets the FLOPs budget bind first, so "
         "the leak reopens the kernels the budget's pull closed past its target instead of fighting the pull.",
         min=1)] = 1,
+    gate_leak_warmup: Annotated[int, typer.Option(
+        help="Epochs over which --gate-leak ramps linearly from 0, from --gate-leak-from on (0: full strength at "
+        "once): the closed kernels reopen a few at a time, so the budget's pull does not answer them all in one "
+        "epoch (at full strength from epoch 8, seed 1's training accuracy fell 7 pp at epoch 9; stop 63).",
+        min=0)] = 0,
     budget_by_loss: Annotated[float, typer.Option(
         help="Give each class its own FLOPs budget (with --flops-target): the target times (the class's running "
         "cross-entropy / the mean over classes) to this power, within 0.5-2x, so the classes the network finds "
@@ -230,7 +235,8 @@ def train(
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
-                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, gate_leak=gate_leak, gate_leak_from=gate_leak_from, budget_by_loss=budget_by_loss,
+                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, gate_leak=gate_leak, gate_leak_from=gate_leak_from,
+                 gate_leak_warmup=gate_leak_warmup, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs, collapse_drop=collapse_drop,
                  teacher=str(teacher.resolve()) if teacher else None, distill=distill, temperature=temperature,
