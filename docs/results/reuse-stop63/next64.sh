@@ -1,0 +1,42 @@
+#!/bin/bash
+# For the next stop on M10 (prepared in stop 63): finish K1w (K1's command + --gate-leak-warmup 4, seed 1,
+# resumable save every epoch) and score it against seed 1's standard and time it; then time K1 (its accuracy
+# was scored in stop 63); then seed 2's standard. Each step alone on two threads; finished steps are skipped,
+# so rerun it in a later session to go on.
+# Usage: nohup bash docs/results/reuse-stop63/next64.sh > /work/runs/s63/next64.log 2>&1 &
+D=/work/runs/s63
+TEACHER=/work/runs/s61/std-e25.pt
+source "$(dirname "$0")/../reuse-lib.sh"
+K=(--lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003 --gate-leak 0.1 --gate-leak-from 8)
+
+finished() { python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if any(x.get('epoch')==30 for x in r) else 1)" "$1" 2>/dev/null; }
+
+# NAME SEED [options]: a reuse run trained (or resumed) to epoch 30, scored against seed SEED's standard, timed
+run_scored() {
+  local name=$1 s=$2; shift 2
+  if ! finished $D/$name.jsonl; then
+    if [ -f $D/$name.pt ]; then
+      run_step "$name done" $D/$name.out $M/mwt train --resume $D/$name.pt --quiet --log $D/$name.jsonl || return
+    else
+      train_p1 $name $s "$@" || return
+    fi
+  fi
+  [ -f $D/$name-paired.txt ] || score_accuracy $D/$name.pt $name $D/std$s.pt || return
+  [ -f $D/bench-$name-c20-r2/reuse.json ] || bench_reuse $D/$name.pt $name 20 2 || return
+  $PY $S/reuse-stop55/goals.py $name=$D/bench-$name-c20-r2:$D/$name-paired.txt > $D/goals-$name.txt
+}
+
+standard() {
+  local s=$1 ckpt=$D/std$1.pt
+  finished $D/std$s.jsonl && return 0
+  if [ -f $ckpt ]; then
+    run_step "std$s done" $D/std$s.out $M/mwt train --resume $ckpt --quiet --log $D/std$s.jsonl
+  else
+    run_step "std$s done" $D/std$s.out $M/mwt train --standard --width 0.25 --epochs 30 --seed $s --save-every 5 \
+      --quiet --log $D/std$s.jsonl -o $ckpt
+  fi
+}
+
+run_scored K1w 1 "${K[@]}" --gate-leak-warmup 4
+run_scored K1 1 "${K[@]}"
+standard 2
