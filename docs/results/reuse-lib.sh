@@ -35,6 +35,22 @@ train_p1() {
     --beta 3 --budget-by-loss 0.5 --similarity 300 "$@" --log "$D/$name.jsonl" -o "$D/$name.pt"
 }
 
+# True when the epoch log $1 holds epoch 30 (the run finished).
+finished() { "$PY" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if any(x.get('epoch')==30 for x in r) else 1)" "$1" 2>/dev/null; }
+
+# SEED: seed SEED's standard model (30 epochs, a resumable save every 5) in $D/stdSEED.pt, resumed where an
+# earlier session left it; nothing to do once its log holds epoch 30.
+train_standard() {
+  local s=$1 ckpt=$D/std$1.pt
+  finished "$D/std$s.jsonl" && return 0
+  if [ -f "$ckpt" ]; then
+    run_step "std$s done" "$D/std$s.out" "$M/mwt" train --resume "$ckpt" --quiet --log "$D/std$s.jsonl"
+  else
+    run_step "std$s done" "$D/std$s.out" "$M/mwt" train --standard --width 0.25 --epochs 30 --seed "$s" --save-every 5 \
+      --quiet --log "$D/std$s.jsonl" -o "$ckpt"
+  fi
+}
+
 # CKPT NAME [STD]: modularize, mean FLOPs kept per threshold, then (given the standard model's checkpoint STD)
 # the whole model paired against it and per-class accuracy beside each class's FLOPs. Without STD (a seed
 # whose standard is not on disk) the gap is read off the log instead (goals.py LOG@PCT). No timing. Stops

@@ -9,19 +9,10 @@ TEACHER=/work/runs/s61/std-e25.pt   # every reuse run's teacher: seed 0's standa
 source "$(dirname "$0")/../reuse-lib.sh"
 K=(--lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003 --gate-leak 0.1 --gate-leak-from 8)
 
-finished() { python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if any(x.get('epoch')==30 for x in r) else 1)" "$1" 2>/dev/null; }
-
-# SEED: seed SEED's standard model in $D/stdSEED.pt (resumed where an earlier session left it)
+# SEED: seed SEED's standard model, from the copy stop 62 left in /work/runs/s62 where there is one
 standard() {
-  local s=$1 ckpt=$D/std$1.pt
-  [ -f /work/runs/s62/std$s.pt ] && [ ! -f $ckpt ] && cp /work/runs/s62/std$s.pt $ckpt && cp /work/runs/s62/std$s.jsonl $D/
-  finished $D/std$s.jsonl && return 0
-  if [ -f $ckpt ]; then
-    run_step "std$s done" $D/std$s.out $M/mwt train --resume $ckpt --quiet --log $D/std$s.jsonl
-  else
-    run_step "std$s done" $D/std$s.out $M/mwt train --standard --width 0.25 --epochs 30 --seed $s --save-every 5 \
-      --quiet --log $D/std$s.jsonl -o $ckpt
-  fi
+  [ -f /work/runs/s62/std$1.pt ] && [ ! -f $D/std$1.pt ] && cp /work/runs/s62/std$1.pt $D/ && cp /work/runs/s62/std$1.jsonl $D/
+  train_standard "$1"
 }
 
 # SEED: K at seed SEED, scored against its standard and timed (2 passes), resumed if a session ended it

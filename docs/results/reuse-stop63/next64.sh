@@ -9,8 +9,6 @@ TEACHER=/work/runs/s61/std-e25.pt
 source "$(dirname "$0")/../reuse-lib.sh"
 K=(--lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003 --gate-leak 0.1 --gate-leak-from 8)
 
-finished() { python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if any(x.get('epoch')==30 for x in r) else 1)" "$1" 2>/dev/null; }
-
 # NAME SEED [options]: a reuse run trained (or resumed) to epoch 30, scored against seed SEED's standard, timed
 run_scored() {
   local name=$1 s=$2; shift 2
@@ -26,17 +24,6 @@ run_scored() {
   $PY $S/reuse-stop55/goals.py $name=$D/bench-$name-c20-r2:$D/$name-paired.txt > $D/goals-$name.txt
 }
 
-standard() {
-  local s=$1 ckpt=$D/std$1.pt
-  finished $D/std$s.jsonl && return 0
-  if [ -f $ckpt ]; then
-    run_step "std$s done" $D/std$s.out $M/mwt train --resume $ckpt --quiet --log $D/std$s.jsonl
-  else
-    run_step "std$s done" $D/std$s.out $M/mwt train --standard --width 0.25 --epochs 30 --seed $s --save-every 5 \
-      --quiet --log $D/std$s.jsonl -o $ckpt
-  fi
-}
-
 run_scored K1w 1 "${K[@]}" --gate-leak-warmup 4
 run_scored K1 1 "${K[@]}"
-standard 2
+train_standard 2
