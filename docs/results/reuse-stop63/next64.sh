@@ -19,7 +19,7 @@ run_scored() {
       train_p1 $name $s "$@" || return
     fi
   fi
-  [ -f $D/$name-paired.txt ] || score_accuracy $D/$name.pt $name $D/std$s.pt || return
+  [ -f $D/$name-perclass.txt ] || score_accuracy $D/$name.pt $name $D/std$s.pt || return
   [ -f $D/bench-$name-c20-r2/reuse.json ] || bench_reuse $D/$name.pt $name 20 2 || return
   $PY $S/reuse-stop55/goals.py $name=$D/bench-$name-c20-r2:$D/$name-paired.txt > $D/goals-$name.txt
 }
