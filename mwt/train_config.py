@@ -192,9 +192,7 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < float("inf"):
                 raise MwtError(f"{name} must be a non-negative number, got {getattr(self, name)}")
         for name in ("lr_warmup", "beta_warmup", "gamma_warmup"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
-                raise MwtError(f"{name.replace('_', ' ')} must be a whole number of epochs >= 0, "
-                               f"got {getattr(self, name)}")
+            _check_count(getattr(self, name), f"{name.replace('_', ' ')} (epochs)", name)
         check_channel_block(self.cost_block, "the cost block", "cost_block")
         if self.cost_block > 1 and not self.gamma:
             raise MwtError("--cost-block shapes the FLOPs term, which this run does not have (gamma 0); "

@@ -327,6 +327,14 @@ def test_the_flops_weight_ramps_up_over_its_warmup_epochs():
         train(TrainConfig(epochs=1, gamma_warmup=-1, **TINY), data, data, show_progress=False)
 
 
+@pytest.mark.parametrize("warmup", ["lr_warmup", "beta_warmup", "gamma_warmup"])
+@pytest.mark.parametrize("bad", [-1, True, 1.5])
+def test_a_warmup_is_a_whole_number_of_epochs(warmup: str, bad: object):
+    # A bool is an int to Python, but `lr_warmup=True` is a mistake, not one epoch.
+    with pytest.raises(MwtError, match=warmup.replace("_", " ")):
+        TrainConfig(epochs=1, **{warmup: bad}, **TINY).validate()
+
+
 def test_the_blocked_flops_term_trains_and_bad_blocks_free_channels_or_targets_are_refused():
     data = _data(32)
     config = TrainConfig.from_recipe("cost", epochs=1, cost_block=8, free_channels=2, flops_target=0.2,
