@@ -100,3 +100,20 @@ score_when_done() {
     score_accuracy "$D/$1.pt" "$1" ${2:+"$2"} && log "$1 scored" && paused bench_reuse "$D/$1.pt" "$1" 20 3
   ) 9> "$D/score.lock"
 }
+
+# NAME SEED [options...]: a reuse run (train_p1's command plus the options) trained or resumed to epoch 30,
+# scored against seed SEED's standard ($D/stdSEED.pt) and timed (20 calls a turn, 2 passes), then its goals
+# in $D/goals-NAME.txt. Finished steps are skipped. (Stop 63's next64.sh has this as its own copy.)
+run_scored() {
+  local name=$1 s=$2; shift 2
+  if ! finished "$D/$name.jsonl"; then
+    if [ -f "$D/$name.pt" ]; then
+      run_step "$name done" "$D/$name.out" "$M/mwt" train --resume "$D/$name.pt" --quiet --log "$D/$name.jsonl" || return
+    else
+      train_p1 "$name" "$s" "$@" || return
+    fi
+  fi
+  [ -f "$D/$name-perclass.txt" ] || score_accuracy "$D/$name.pt" "$name" "$D/std$s.pt" || return
+  [ -f "$D/bench-$name-c20-r2/reuse.json" ] || bench_reuse "$D/$name.pt" "$name" 20 2 || return
+  "$PY" "$S/reuse-stop55/goals.py" "$name=$D/bench-$name-c20-r2:$D/$name-paired.txt" > "$D/goals-$name.txt"
+}
