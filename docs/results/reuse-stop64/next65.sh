@@ -1,6 +1,7 @@
 #!/bin/bash
 # For the next stop on M10 (prepared in stop 64): K + --gate-leak-warmup 4 (stop 63's K1w command) at seeds 2 and
-# 0, each scored against its own seed's standard and timed. Waits for next64.sh (seed 2's standard) to end first.
+# 0, each scored against its own seed's standard and timed, after seed 2's standard (next64.sh, stopped in stop 64
+# before it got there, must not be running).
 # Every step alone on two threads; finished steps are skipped, so rerun it in a later session to go on.
 # Usage: nohup bash docs/results/reuse-stop64/next65.sh > /work/runs/s63/next65.log 2>&1 &
 D=/work/runs/s63
