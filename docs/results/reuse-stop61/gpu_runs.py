@@ -1,8 +1,8 @@
 """Issue 16's three seeds on one GPU in one call of the device tool (stop 61; not yet run on a GPU).
 
 The standard models of seeds 0, 1 and 2 and a reuse command at the same seeds (--command: Z, stop 59's one
-command, P1 + --lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003; or K, stop 62's, Z +
---gate-leak 0.1 --gate-leak-from 8, the default; teacher = seed 0's standard at epoch 25), each in
+command, P1 + --lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003; K, stop 62's, Z +
+--gate-leak 0.1 --gate-leak-from 8; or Kw, stop 64's, K + --gate-leak-warmup 4, the default; teacher = seed 0's standard at epoch 25), each in
 a process of its own, side by side on the one GPU: the standards first; each reuse run starts as soon as the teacher's
 epoch-25 checkpoint is written. At DEADLINE seconds every run still going is stopped with SIGTERM, which saves
 a resumable checkpoint (`mwt train --resume` goes on from it, here or on the CPU). Each run's files are packed
@@ -10,7 +10,7 @@ into OUT/NAME.tar.gz (under the device tool's 16 MiB per file). Training only: m
 and the timings run on the CPU afterwards (reuse-lib.sh's score_accuracy and bench_reuse).
 
     python docs/results/reuse-stop61/gpu_runs.py OUT [--epochs 30] [--limit N] [--deadline 540] [--resume DIR]
-        [--teacher-epoch 25] [--command K]
+        [--teacher-epoch 25] [--command Kw]
 
 With --resume DIR (a folder of earlier NAME.tar.gz), unfinished runs go on from their resumable checkpoints and
 finished ones are packed again unchanged.
@@ -34,7 +34,9 @@ Z = ["--recipe", "reuse", "--width", "0.25", "--cost-block", "16", "--flops-targ
      "--flops-target", "0.14", "--budget-adapt", "0.003"]
 # stop 62's candidate: Z with closed gates reopenable from epoch 8 (seed 0 on M10: gap 0.98 pp against Z's 1.14)
 K = Z + ["--gate-leak", "0.1", "--gate-leak-from", "8"]
-COMMANDS = {"Z": Z, "K": K}
+# stop 64's candidate: K with the leak ramped in over epochs 8-11 (seed 1 on M10: gap 0.78 pp against K's 1.55)
+KW = K + ["--gate-leak-warmup", "4"]
+COMMANDS = {"Z": Z, "K": K, "Kw": KW}
 SEEDS = (0, 1, 2)
 
 
@@ -80,8 +82,8 @@ def main() -> None:
     parser.add_argument("--resume", type=Path, default=None)
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu16"))
     parser.add_argument("--teacher-epoch", type=int, default=25)
-    parser.add_argument("--command", choices=sorted(COMMANDS), default="K",
-                        help="the reuse command to run at each seed (its runs are named after it: K0, K1, K2)")
+    parser.add_argument("--command", choices=sorted(COMMANDS), default="Kw",
+                        help="the reuse command to run at each seed (its runs are named after it: Kw0, Kw1, Kw2)")
     args = parser.parse_args()
     begun = time.monotonic()
     work = args.work
