@@ -147,7 +147,7 @@ def train(
         help="Epochs over which --gate-leak ramps linearly from 0, from --gate-leak-from on (0: full strength at "
         "once): the closed kernels reopen a few at a time, so the budget's pull does not answer them all in one "
         "epoch (at full strength from epoch 8, seed 1's training accuracy fell 7 pp at epoch 9, stop 63; ramped "
-        "in over 4 epochs it never fell and the run met every goal of issue 16, stop 64).",
+        "in over 4 epochs it never fell and met every goal of issue 16 at that seed, stop 64).",
         min=0)] = 0,
     budget_by_loss: Annotated[float, typer.Option(
         help="Give each class its own FLOPs budget (with --flops-target): the target times (the class's running "
