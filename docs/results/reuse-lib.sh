@@ -103,7 +103,7 @@ score_when_done() {
 
 # NAME SEED [options...]: a reuse run (train_p1's command plus the options) trained or resumed to epoch 30,
 # scored against seed SEED's standard ($D/stdSEED.pt) and timed (20 calls a turn, 2 passes), then its goals
-# in $D/goals-NAME.txt. Finished steps are skipped. (Stop 63's next64.sh has this as its own copy.)
+# in $D/goals-NAME.txt. Finished steps are skipped.
 run_scored() {
   local name=$1 s=$2; shift 2
   if ! finished "$D/$name.jsonl"; then

@@ -9,21 +9,7 @@ TEACHER=/work/runs/s61/std-e25.pt
 source "$(dirname "$0")/../reuse-lib.sh"
 K=(--lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003 --gate-leak 0.1 --gate-leak-from 8)
 
-# NAME SEED [options]: a reuse run trained (or resumed) to epoch 30, scored against seed SEED's standard, timed
-run_scored() {
-  local name=$1 s=$2; shift 2
-  if ! finished $D/$name.jsonl; then
-    if [ -f $D/$name.pt ]; then
-      run_step "$name done" $D/$name.out $M/mwt train --resume $D/$name.pt --quiet --log $D/$name.jsonl || return
-    else
-      train_p1 $name $s "$@" || return
-    fi
-  fi
-  [ -f $D/$name-perclass.txt ] || score_accuracy $D/$name.pt $name $D/std$s.pt || return
-  [ -f $D/bench-$name-c20-r2/reuse.json ] || bench_reuse $D/$name.pt $name 20 2 || return
-  $PY $S/reuse-stop55/goals.py $name=$D/bench-$name-c20-r2:$D/$name-paired.txt > $D/goals-$name.txt
-}
-
+# run_scored (reuse-lib.sh): a reuse run trained or resumed to epoch 30, scored against its seed's standard, timed
 run_scored K1w 1 "${K[@]}" --gate-leak-warmup 4
 run_scored K1 1 "${K[@]}"
 train_standard 2
