@@ -4,7 +4,8 @@ The standard models of seeds 0, 1 and 2 and a reuse command at the same seeds (-
 command, P1 + --lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003; K, stop 62's, Z +
 --gate-leak 0.1 --gate-leak-from 8; or Kw, stop 64's, K + --gate-leak-warmup 4, the default; teacher = seed 0's
 standard at epoch 25), each in a process of its own, side by side on the one GPU: the standards first; each
-reuse run starts as soon as the teacher's epoch-25 checkpoint is written. At DEADLINE seconds every run still going is stopped with SIGTERM, which saves
+reuse run starts as soon as the teacher's epoch-25 checkpoint is written. At DEADLINE seconds every run still
+going is stopped with SIGTERM, which saves
 a resumable checkpoint (`mwt train --resume` goes on from it, here or on the CPU). Each run's files are packed
 into OUT/NAME.tar.gz (under the device tool's 16 MiB per file). Training only: modularizing, the reuse matrix
 and the timings run on the CPU afterwards (reuse-lib.sh's score_accuracy and bench_reuse).
