@@ -101,18 +101,24 @@ score_when_done() {
   ) 9> "$D/score.lock"
 }
 
+# NAME SEED [options...]: a reuse run (train_p1's command plus the options) trained, or resumed from its save, to
+# epoch 30; nothing to do once its log holds epoch 30.
+train_run() {
+  local name=$1 s=$2; shift 2
+  finished "$D/$name.jsonl" && return 0
+  if [ -f "$D/$name.pt" ]; then
+    run_step "$name done" "$D/$name.out" "$M/mwt" train --resume "$D/$name.pt" --quiet --log "$D/$name.jsonl"
+  else
+    train_p1 "$name" "$s" "$@"
+  fi
+}
+
 # NAME SEED [options...]: a reuse run (train_p1's command plus the options) trained or resumed to epoch 30,
 # scored against seed SEED's standard ($D/stdSEED.pt) and timed (20 calls a turn, 2 passes), then its goals
 # in $D/goals-NAME.txt. Finished steps are skipped.
 run_scored() {
   local name=$1 s=$2; shift 2
-  if ! finished "$D/$name.jsonl"; then
-    if [ -f "$D/$name.pt" ]; then
-      run_step "$name done" "$D/$name.out" "$M/mwt" train --resume "$D/$name.pt" --quiet --log "$D/$name.jsonl" || return
-    else
-      train_p1 "$name" "$s" "$@" || return
-    fi
-  fi
+  train_run "$name" "$s" "$@" || return
   [ -f "$D/$name-perclass.txt" ] || score_accuracy "$D/$name.pt" "$name" "$D/std$s.pt" || return
   [ -f "$D/bench-$name-c20-r2/reuse.json" ] || bench_reuse "$D/$name.pt" "$name" 20 2 || return
   "$PY" "$S/reuse-stop55/goals.py" "$name=$D/bench-$name-c20-r2:$D/$name-paired.txt" > "$D/goals-$name.txt"
