@@ -30,12 +30,16 @@ class LossParts:
     similarity: torch.Tensor | None = None  # the teacher's similarity-preserving term (mwt.distill)
 
 
+GATE_NORM_FLOOR = 1e-3  # gate vectors shorter than this are scaled, not normalized (gate_similarity_losses)
+
+
 def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
                            coupling_weights: Sequence[float] | None = None,
                            class_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(cohesion, coupling) averaged over layers.
 
-    Per layer, with gate vectors L2-normalized and S their pairwise cosine similarities:
+    Per layer, with gate vectors L2-normalized (one shorter than GATE_NORM_FLOOR divided by the floor
+    instead, so its gradient stays bounded) and S their pairwise cosine similarities:
     cohesion = 1 - mean S over pairs of distinct samples with the same label;
     coupling = mean S over pairs with different labels.
     A layer with no such pairs contributes 0 to that term (never NaN). `coupling_weights` (one
@@ -61,7 +65,10 @@ def gate_similarity_losses(gates: list[torch.Tensor], labels: torch.Tensor,
     coupling = zero.to(gates[0].device)
     weights = [1.0] * len(gates) if coupling_weights is None else coupling_weights
     for g, weight in zip(gates, weights):
-        u = F.normalize(g, dim=1)  # an all-zero gate vector stays zero: similarity 0, no NaN
+        # A gate vector this short (every gate under GATE_NORM_FLOOR) has no direction: it scales towards zero
+        # (similarity towards 0, never NaN) instead of being stretched to length 1, whose gradient grows as
+        # 1 / its length (stop 65: a length near 1e-9 gave a gradient of 1e8 and the run diverged).
+        u = F.normalize(g, dim=1, eps=GATE_NORM_FLOOR)
         sim = u @ u.T  # (B, B)
         if n_same > 0:
             cohesion = cohesion + (1.0 - sim[same_pairs].sum() / n_same)

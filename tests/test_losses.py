@@ -27,6 +27,22 @@ def test_hand_computed_values():
     assert coup.item() == pytest.approx(R / 2, abs=1e-6)
 
 
+def test_an_almost_closed_gate_vector_has_a_bounded_gradient():
+    # Stop 65: one sample's gates all but closed (length ~1e-9) gave cohesion a gradient of 1e8 and the run
+    # diverged; below GATE_NORM_FLOOR the vector is scaled, not stretched to length 1.
+    tiny = torch.tensor([[1.0, 0.0], [1e-9, 2e-9], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1])
+    coh, coup = gate_similarity_losses([tiny], labels)
+    (coh + coup).backward()
+    assert tiny.grad is not None and torch.isfinite(tiny.grad).all()
+    assert tiny.grad.abs().max().item() < 1e4
+    # the tiny vector is near-orthogonal to everything: cohesion of pair (0, 1) ~0, pair (2, 3) R
+    assert coh.item() == pytest.approx(1 - R / 2, abs=1e-5)
+    # a gate vector above the floor is normalized as before
+    assert gate_similarity_losses([torch.tensor([[0.01, 0.0], [0.02, 0.0]])], torch.tensor([0, 0]))[0].item() == \
+        pytest.approx(0.0, abs=1e-6)
+
+
 def test_losses_average_over_layers():
     labels = torch.tensor([0, 0, 1])
     layer1 = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # cohesion 1-R, coupling R/2
