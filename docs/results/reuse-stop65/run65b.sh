@@ -1,6 +1,6 @@
 #!/bin/bash
-# Stop 65, replacing run65.sh once it had started seed 0's standard (run65.sh's own process stopped; its training
-# kept). This machine (M11) trains the standard model in ~50 s an epoch, so seed 2 fits in the stop too:
+# Stop 65, replacing a first script once it had started seed 0's standard (that script, which had the same first
+# step and then K0w on two threads, stopped; its training kept). This machine (M11) trains the standard model in ~50 s an epoch, so seed 2 fits in the stop too:
 #  1. seed 0's standard to its epoch-25 save, kept as the teacher (std0-e25.pt), then stopped there (SIGTERM saves
 #     it, resumable);
 #  2. two lanes of one thread each, side by side: K0w | seed 2's standard, the rest of seed 0's, then K2w;
