@@ -28,8 +28,8 @@ def test_hand_computed_values():
 
 
 def test_an_almost_closed_gate_vector_has_a_bounded_gradient():
-    # Stop 65: one sample's gates all but closed (length ~1e-9) gave cohesion a gradient of 1e8 and the run
-    # diverged; below GATE_NORM_FLOOR the vector is scaled, not stretched to length 1.
+    # Stop 65: cohesion's gradient reached 4.7e8 in one step of a real run and it diverged; a gate vector
+    # below GATE_NORM_FLOOR is now scaled, not stretched to length 1.
     tiny = torch.tensor([[1.0, 0.0], [1e-9, 2e-9], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
     labels = torch.tensor([0, 0, 1, 1])
     coh, coup = gate_similarity_losses([tiny], labels)
