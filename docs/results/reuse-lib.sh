@@ -35,8 +35,11 @@ train_p1() {
     --beta 3 --budget-by-loss 0.5 --similarity 300 "$@" --log "$D/$name.jsonl" -o "$D/$name.pt"
 }
 
+# True when the epoch log $1 holds epoch $2.
+has_epoch() { "$PY" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if any(x.get('epoch')==int(sys.argv[2]) for x in r) else 1)" "$1" "$2" 2>/dev/null; }
+
 # True when the epoch log $1 holds epoch 30 (the run finished).
-finished() { "$PY" -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; sys.exit(0 if any(x.get('epoch')==30 for x in r) else 1)" "$1" 2>/dev/null; }
+finished() { has_epoch "$1" 30; }
 
 # SEED: seed SEED's standard model (30 epochs, a resumable save every 5) in $D/stdSEED.pt, resumed where an
 # earlier session left it; nothing to do once its log holds epoch 30.

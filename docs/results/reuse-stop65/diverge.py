@@ -16,6 +16,7 @@ from collections import deque
 from pathlib import Path
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import mwt.train as train
 from mwt.cli import app
@@ -81,8 +82,6 @@ def check_grads(optimizer, args, kwargs):  # type: ignore[no-untyped-def]
 
 original_step_loss = train._step_loss
 train._step_loss = checked_step_loss
-from torch.optim.optimizer import register_optimizer_step_pre_hook  # noqa: E402
-
 register_optimizer_step_pre_hook(check_grads)
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ source "$(dirname "$0")/../reuse-lib.sh"
 KW=(--lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003 --gate-leak 0.1 --gate-leak-from 8
     --gate-leak-warmup 4)
 
-has_epoch() { "$PY" -c "import json,sys; sys.exit(0 if any(json.loads(l).get('epoch')==int(sys.argv[2]) for l in open(sys.argv[1])) else 1)" "$1" "$2" 2>/dev/null; }
-
 if [ ! -f "$TEACHER" ]; then
   pgrep -f "mwt train --standard .*--seed 0 " > /dev/null || train_standard 0 &
   # The epoch-25 record is logged just before the periodic save: wait for both, keep the save, then stop the run.
