@@ -398,7 +398,7 @@ def _setup(config: TrainConfig, info: DatasetInfo, initial: Checkpoint | None, d
         settings = BudgetSettings(config.flops_target, config.budget_by_loss, config.coupling_by_loss)
         run.budget = ClassBudget(spec.num_classes, settings, device)
     if config.budget_adapt and gate_names:
-        run.pull = BudgetPull(config.budget_adapt, device)
+        run.pull = BudgetPull(config.budget_adapt, device, config.budget_relax)
     _restore_running(run, state)
     return run, state
 

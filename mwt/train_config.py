@@ -70,6 +70,10 @@ class TrainConfig:
     # FLOPs stay above their mean target, and shrinks back below it (never under gamma): the budget binds
     # (mwt.budget_pull); 0: the pull above the target is gamma's, whatever the target
     budget_adapt: float = 0.0
+    # >= 1: under the target the factor shrinks this many times faster than it grows above it, so a pull that
+    # overshot while the samples came down eases back within a few epochs instead of holding them under their
+    # budget for the rest of the run (mwt.budget_pull; 1: the same rate both ways)
+    budget_relax: float = 1.0
     # > 0: closed gates can open again. A gate at 0 gets no gradient from any loss (ReLU(tanh) in its generator,
     # and the ReLU after it); with this, VGG's gated convs rectify before gating (the same values) and a closed
     # gate passes this share of an opening gradient (mwt.models.gate); 0: MwT's gates
@@ -214,6 +218,12 @@ class TrainConfig:
         if not (finite_number(self.budget_adapt) and 0 <= self.budget_adapt <= 1):
             raise MwtError(f"--budget-adapt must be a number in [0, 1], got {self.budget_adapt}",
                            options=("budget_adapt",))
+        if not (finite_number(self.budget_relax) and 1 <= self.budget_relax <= 100):
+            raise MwtError(f"--budget-relax must be a number in [1, 100], got {self.budget_relax}",
+                           options=("budget_relax",))
+        if self.budget_relax != 1 and not self.budget_adapt:
+            raise MwtError("--budget-relax sets how fast the budget's pull eases; give one with --budget-adapt",
+                           options=("budget_relax",))
         if not (finite_number(self.gate_leak) and 0 <= self.gate_leak <= 1):
             raise MwtError(f"--gate-leak must be a number in [0, 1], got {self.gate_leak}", options=("gate_leak",))
         _check_count(self.gate_leak_from, "--gate-leak-from (an epoch)", "gate_leak_from", least=1)

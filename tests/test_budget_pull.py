@@ -33,6 +33,15 @@ def test_the_factor_grows_by_the_relative_excess_and_stays_within_its_range():
     assert float(pull.factor) == MAX_FACTOR
 
 
+def test_under_the_target_the_factor_eases_relax_times_faster():
+    pull = BudgetPull(0.1, torch.device("cpu"), relax=5)
+    for _ in range(3):
+        pull.update(torch.tensor(0.3, dtype=torch.float64), 0.2, rows=8)  # 50% over: grows at the rate
+    assert float(pull.factor) == pytest.approx(math.exp(3 * 0.1 * 0.5))
+    pull.update(torch.tensor(0.36, dtype=torch.float64), 0.4, rows=8)  # 10% under: eases five times as fast
+    assert float(pull.factor) == pytest.approx(math.exp(3 * 0.1 * 0.5 - 5 * 0.1 * 0.1))
+
+
 def test_a_batch_without_rows_leaves_the_factor():
     pull = _pull()
     pull.update(torch.tensor(0.5), 0.2, rows=4)
@@ -85,6 +94,8 @@ def test_a_run_with_the_pull_resumes_exactly(tmp_path):
     (["--budget-adapt", "0.01"], "--flops-target"),
     (["--flops-target", "0.2", "--budget-adapt", "2"], "budget-adapt"),
     (["--flops-target", "0.2", "--budget-adapt", "nan"], "budget-adapt"),
+    (["--flops-target", "0.2", "--budget-adapt", "0.01", "--budget-relax", "0.5"], "budget-relax"),
+    (["--flops-target", "0.2", "--budget-relax", "5"], "--budget-adapt"),
 ])
 def test_bad_budget_adapt_is_one_line(tmp_path, capsys, args, message):
     code = main(["train", "--recipe", "reuse", "--model", "vgg11", "--width", "0.0625", "--epochs", "1", *args,

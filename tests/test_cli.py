@@ -270,6 +270,7 @@ def test_train_option_defaults_are_the_config_defaults():
     fields = {"model": "model", "dataset": "dataset", "width": "width", "epochs": "epochs", "recipe": "recipe",
               "batch_size": "batch_size", "lr": "lr", "lr_warmup": "lr_warmup", "weight_decay": "weight_decay", "beta_warmup": "beta_warmup", "gamma_warmup": "gamma_warmup",
               "cost_block": "cost_block", "free_channels": "free_channels", "flops_target": "flops_target", "budget_adapt": "budget_adapt",
+              "budget_relax": "budget_relax",
               "budget_by_loss": "budget_by_loss", "coupling_by_loss": "coupling_by_loss",
               "coupling_by_cost": "coupling_by_cost", "teacher": "teacher", "distill": "distill", "temperature": "temperature",
               "similarity": "similarity", "seed": "seed",

@@ -133,6 +133,11 @@ def train(
         "64x; from the end of --gamma-warmup). At 0.01 it grows about tenfold in an epoch of 60,000 images (469 steps) spent 50% over (0: off, the "
         "pull is gamma's).",
         callback=number(0, 1))] = 0.0,
+    budget_relax: Annotated[float, typer.Option(
+        help="With --budget-adapt: under the target the pull eases this many times faster than it grows above it. "
+        "The pull overshoots while the samples come down to their budget; at 1 it eases at the same slow rate and "
+        "can hold them under it, at the cost of accuracy, for the rest of the run (1: the same rate both ways).",
+        callback=number(1, 100))] = 1.0,
     gate_leak: Annotated[float, typer.Option(
         help="Let closed gates open again. A gate at 0 gets no gradient from any loss (the ReLU in its generator "
         "and the one after it), so a kernel the budget closed stays closed; with this, a closed gate passes this "
@@ -236,7 +241,7 @@ def train(
         model = code.arch
     given = dict(model=model, stem=stem.value, init_from=str(init_from) if init_from else None, dataset=dataset, width=width, modular=not standard, epochs=epochs,
                  batch_size=batch_size, lr=lr, lr_warmup=lr_warmup, weight_decay=weight_decay, beta_warmup=beta_warmup, gamma_warmup=gamma_warmup, cost_block=cost_block,
-                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, gate_leak=gate_leak, gate_leak_from=gate_leak_from,
+                 free_channels=free_channels, flops_target=flops_target, budget_adapt=budget_adapt, budget_relax=budget_relax, gate_leak=gate_leak, gate_leak_from=gate_leak_from,
                  gate_leak_warmup=gate_leak_warmup, budget_by_loss=budget_by_loss,
                  coupling_by_loss=coupling_by_loss, coupling_by_cost=coupling_by_cost,
                  gate_losses=gate_losses.value, settle_epochs=settle_epochs, collapse_drop=collapse_drop,
