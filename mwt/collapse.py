@@ -24,6 +24,11 @@ fall 0.4 pp) and ended 2.14 pp under its standard, its pairs at 9.12% of the FLO
 faster than the plain model (stop 51's: 8.79%, 2.81x). So the fall looks like steps too large for
 gates at the edge of closing (a ReLU(tanh) gate that closes gets no gradient to reopen) more than
 like the budget itself: the guard cuts the step and leaves the budget the user set alone.
+
+A loss that goes non-finite is answered the same way (a Divergence). Stop 65's K0w diverged at step
+282 of epoch 16 (one all-but-closed gate vector's cosine gradient, 4.7e8): the run stopped with an
+error and only a resume of its epoch-15 save, on mended code, took it on. Rewound two epochs at half
+the learning rate, such a run goes on by itself; past MAX_REWINDS it still ends with the error.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import copy
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 # A fall of training accuracy (a fraction) between consecutive epochs that counts as a collapse.
 DEFAULT_DROP = 0.08
@@ -49,6 +54,7 @@ MAX_REWINDS = 3
 class Collapse:
     """A detected fall: at `epoch`, training accuracy `train_acc` against `before` the epoch before."""
 
+    log_key: ClassVar[str] = "collapse"  # the epoch log's line for it
     epoch: int
     train_acc: float
     before: float
@@ -59,6 +65,18 @@ class Collapse:
         return (f"epoch {self.epoch}'s training accuracy fell {100 * (self.before - self.train_acc):.1f} pp "
                 f"({100 * self.before:.1f}% -> {100 * self.train_acc:.1f}%; coupling {self.coupling_before:.2f} -> "
                 f"{self.coupling:.2f}), as when the classes' gates collapse onto the same kernels")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """A loss that went non-finite in `epoch`, found `step` steps in (the check reads the sums every few steps)."""
+
+    log_key: ClassVar[str] = "divergence"
+    epoch: int
+    step: int
+
+    def describe(self) -> str:
+        return f"epoch {self.epoch}'s loss was not finite by step {self.step} (the run diverged)"
 
 
 def detect(previous: dict[str, float] | None, record: dict[str, float], drop: float,
@@ -95,6 +113,9 @@ class SnapshotRing:
 
     def keep(self, epoch: int, state: dict[str, Any]) -> None:
         self._kept.append(Snapshot(epoch, copy.deepcopy(state)))
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
     def oldest(self) -> Snapshot | None:
         """The snapshot to rewind to (a copy, so it can be restored again), or None when none is kept."""

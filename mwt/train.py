@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import time
@@ -24,7 +25,7 @@ from torch import nn
 
 from mwt.budget_pull import BudgetPull
 from mwt.class_budget import BudgetSettings, ClassBudget
-from mwt.collapse import LR_BACKOFF, MAX_REWINDS, Collapse, SnapshotRing, detect
+from mwt.collapse import LR_BACKOFF, MAX_REWINDS, Collapse, Divergence, SnapshotRing, detect
 from mwt.checkpoint import Checkpoint, save_checkpoint
 from mwt.cost import CostModel, cost_model
 from mwt.data import AnySplit, DatasetInfo, DataSource, batches_in_order, classes_missing, dataset_info
@@ -167,17 +168,24 @@ def train(
         with StopRequest() as stop:
             epoch = state.epoch + 1
             while epoch <= config.epochs:
-                record = _train_epoch(run, state, train_data, epoch, stop, save_path, show_progress)
+                try:
+                    record = _train_epoch(run, state, train_data, epoch, stop, save_path, show_progress)
+                except _Diverged as diverged:  # rewound two epochs where the guard keeps them; else the error
+                    if guarded and _rewind(run, state, ring, Divergence(epoch, diverged.step), None, log, dist.main):
+                        epoch = state.epoch + 1
+                        continue
+                    raise MwtError(DIVERGED + (f" (after {state.rewinds} rewinds)" if state.rewinds else ""),
+                                   options=("lr",)) from None
                 record["test_acc"] = accuracy(run.model, test_data, device=run.device, dist=dist)
                 if on_epoch_end is not None:
                     record.update(on_epoch_end(epoch, run.model))
                 collapse = detect(state.history[-1] if state.history else None, record, config.collapse_drop,
                                   len(train_data)) if guarded else None
                 if collapse is not None:
-                    rewound = _rewind(run, state, ring, collapse, record, log, dist.main)
-                    if rewound:
+                    if _rewind(run, state, ring, collapse, record, log, dist.main):
                         epoch = state.epoch + 1
                         continue
+                    _collapse_kept(state, ring, collapse, record, log, dist.main)
                 state.history.append(record)
                 state.epoch, state.step, state.order = epoch, 0, None
                 if log:
@@ -228,21 +236,15 @@ def _capture(run: _Run, state: RunState) -> dict[str, Any]:
     return {"weights": run.model.state_dict(), "state": state}
 
 
-def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, record: dict[str, float],
-            log: _EpochLog | None, main: bool) -> bool:
-    """Answer a collapse: restore the oldest kept snapshot and cut the learning rate (True), or,
-    past MAX_REWINDS or with no epoch boundary kept, warn and let the run go on as it is (False).
-    Both are logged."""
-    target = ring.oldest()
-    if state.rewinds >= MAX_REWINDS or target is None:
-        why = (f"the run has rewound {state.rewinds} times already" if target is not None else
-               "no earlier epoch's state is kept (the run was resumed within the epoch before)")
-        if main:
-            warnings.warn(MwtWarning(f"{collapse.describe()}; {why} and it goes on: its modules will likely be even "
-                                     "and its accuracy low"), stacklevel=3)
-        if log:
-            log.write({"collapse": {**asdict(collapse), "rewound_to": None, "record": record}})
+def _rewind(run: _Run, state: RunState, ring: SnapshotRing, event: Collapse | Divergence,
+            record: dict[str, float] | None, log: _EpochLog | None, main: bool) -> bool:
+    """Answer a collapse or a divergence: restore the oldest kept snapshot and cut the learning rate, warn and
+    log it (True); past MAX_REWINDS or with no epoch boundary kept, do nothing (False). `record`: the
+    abandoned epoch's figures, where it got to its end."""
+    if state.rewinds >= MAX_REWINDS or not len(ring):
         return False
+    target = ring.oldest()
+    assert target is not None
     saved: RunState = target.state["state"]
     run.model.load_state_dict(target.state["weights"])
     _restore(run, saved)
@@ -257,12 +259,24 @@ def _rewind(run: _Run, state: RunState, ring: SnapshotRing, collapse: Collapse, 
         group["lr"] *= factor / LR_BACKOFF ** saved.rewinds
     ring.drop_after(target.epoch)
     if main:
-        warnings.warn(MwtWarning(f"{collapse.describe()}; rewound to the end of epoch {target.epoch} with the learning "
+        warnings.warn(MwtWarning(f"{event.describe()}; rewound to the end of epoch {target.epoch} with the learning "
                                  f"rate x{factor:g} (rewind {state.rewinds} of {MAX_REWINDS})"), stacklevel=3)
     if log:
-        log.write({"collapse": {**asdict(collapse), "rewound_to": target.epoch, "lr_factor": factor,
-                                "record": record}})  # the abandoned epoch's figures, all of them
+        log.write({event.log_key: {**asdict(event), "rewound_to": target.epoch, "lr_factor": factor,
+                                   **({"record": record} if record is not None else {})}})
     return True
+
+
+def _collapse_kept(state: RunState, ring: SnapshotRing, collapse: Collapse, record: dict[str, float],
+                   log: _EpochLog | None, main: bool) -> None:
+    """A collapse the guard cannot rewind: warn that the run goes on as it is, and log it."""
+    why = (f"the run has rewound {state.rewinds} times already" if len(ring) else
+           "no earlier epoch's state is kept (the run was resumed within the epoch before)")
+    if main:
+        warnings.warn(MwtWarning(f"{collapse.describe()}; {why} and it goes on: its modules will likely be even "
+                                 "and its accuracy low"), stacklevel=3)
+    if log:
+        log.write({"collapse": {**asdict(collapse), "rewound_to": None, "record": record}})
 
 
 class _EpochLog:
@@ -502,8 +516,8 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
         step += 1
         if step % SYNC_EVERY == 0:
             current = sums.tolist()  # the one host read every SYNC_EVERY steps
-            if not all(v == v and abs(v) != float("inf") for v in current):
-                raise MwtError("training diverged (the loss is not finite); try a smaller learning rate", options=("lr",))
+            if not _finite(current, dist, run.device):
+                raise _Diverged(step)
             bar.set_postfix(**{k: f"{v / seen:.3f}" for k, v in zip(("loss", "ce", "coh", "coup", "flops", "kr", "acc"),
                                                                     current)})
         if _stop_agreed(stop, dist, run.device):
@@ -621,8 +635,8 @@ def _epoch_record(run: _Run, sums: torch.Tensor, seen: int, start: float, weight
     dist, config = run.dist, run.config
     totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=run.device)]))
     values = totals.tolist()
-    if not all(v == v and abs(v) != float("inf") for v in values):
-        raise MwtError("training diverged (the loss is not finite); try a smaller learning rate", options=("lr",))
+    if not all(math.isfinite(v) for v in values):  # summed over the processes: every one sees the same
+        raise _Diverged(int(values[-1]) // max(config.batch_size, 1))
     total_seen = max(values[-1], 1)
     record = {k: v / total_seen for k, v in zip(SUMS, values)}
     record["train_acc"] = record.pop("correct")
@@ -651,6 +665,27 @@ def _teacher_answer(run: _Run, x: torch.Tensor, idx: torch.Tensor) -> tuple[torc
     if run.answers is not None:
         return run.answers.rows(idx)
     return answer(run.teacher, run.classifiers[1] if run.classifiers else None, x)  # type: ignore[arg-type]
+
+
+DIVERGED = "training diverged (the loss is not finite); try a smaller learning rate"
+
+
+class _Diverged(Exception):
+    """The loss went non-finite `step` steps into the epoch: the loop rewinds the run or ends it with DIVERGED."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+def _finite(sums: list[float], dist: Dist, device: torch.device) -> bool:
+    """Whether this process's running sums are finite; under several processes, whether every one's are, so that
+    all of them rewind (or stop) at the same step."""
+    finite = all(math.isfinite(v) for v in sums)
+    if not dist.active:
+        return finite
+    flag = torch.tensor([0.0 if finite else 1.0], device=device)
+    return bool(dist.all_reduce_sum(flag).item() == 0)
 
 
 def _stop_agreed(stop: StopRequest, dist: Dist, device: torch.device) -> bool:

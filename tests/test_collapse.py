@@ -1,5 +1,6 @@
-"""The collapse guard (mwt.collapse, `mwt train --collapse-drop`): a sharp fall of training accuracy
-rewinds the run two epochs and halves its learning rate; a healthy run is left exactly as it was."""
+"""The collapse guard (mwt.collapse, `mwt train --collapse-drop`): a sharp fall of training accuracy, or a loss
+that is no longer finite, rewinds the run two epochs and halves its learning rate; a healthy run is left exactly
+as it was."""
 
 from __future__ import annotations
 
@@ -48,8 +49,23 @@ def _scrambler(at: int, times: int = 1):
     return hook
 
 
-def _events(log) -> list[dict]:
-    return [json.loads(line)["collapse"] for line in log.read_text().splitlines() if '"collapse"' in line]
+def _poisoner(at: int, times: int = 1):
+    """An epoch hook that sets every weight to NaN after epoch `at` (the first `times` times it gets there), so
+    that the next epoch's loss is not finite, as in a run that diverged."""
+    done: list[int] = []
+
+    def hook(epoch: int, model: torch.nn.Module) -> dict:
+        if epoch == at and len(done) < times:
+            done.append(epoch)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.fill_(float("nan"))
+        return {}
+    return hook
+
+
+def _events(log, key: str = "collapse") -> list[dict]:
+    return [json.loads(line)[key] for line in log.read_text().splitlines() if f'"{key}"' in line]
 
 
 CONFIG = TrainConfig.from_recipe("cost", epochs=5, seed=0, collapse_drop=0.05, **TINY)
@@ -116,6 +132,32 @@ def test_past_its_rewinds_the_guard_warns_and_the_run_goes_on(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
     cosine = CONFIG.lr * (1 + math.cos(math.pi * 3 / CONFIG.epochs)) / 2  # every rewind went back to epoch 2
     assert history[2]["lr"] == pytest.approx(cosine * 0.5 ** MAX_REWINDS, abs=1e-12)
+
+
+def test_a_divergence_rewinds_two_epochs_and_the_run_goes_on(tmp_path):
+    data, log = _learnable(), tmp_path / "run.jsonl"
+    # the weights poisoned after epoch 3 are in that epoch's snapshot too: the rewind goes to epoch 2's
+    with pytest.warns(MwtWarning, match="epoch 4's loss was not finite .* rewound to the end of epoch 2 with the "
+                                        "learning rate x0.5"):
+        run = train(CONFIG, data, data, show_progress=False, on_epoch_end=_poisoner(3), log_path=log)
+    history = run.training["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
+    assert all(math.isfinite(h["loss"]) for h in history)
+    assert all(bool(torch.isfinite(v).all()) for v in run.state_dict.values() if v.is_floating_point())
+    cosine = [CONFIG.lr * (1 + math.cos(math.pi * e / CONFIG.epochs)) / 2 for e in range(1, 6)]
+    assert [h["lr"] for h in history] == pytest.approx(cosine[:2] + [c / 2 for c in cosine[2:]], abs=1e-12)
+    (event,) = _events(log, "divergence")
+    assert event["epoch"] == 4 and event["rewound_to"] == 2 and event["lr_factor"] == 0.5 and not _events(log)
+
+
+def test_a_divergence_past_the_rewinds_or_unguarded_ends_the_run_with_the_error(tmp_path):
+    data, log = _learnable(), tmp_path / "run.jsonl"
+    with pytest.warns(MwtWarning) as caught, pytest.raises(MwtError, match="diverged .*after 3 rewinds"):
+        train(CONFIG, data, data, show_progress=False, on_epoch_end=_poisoner(3, times=MAX_REWINDS + 1), log_path=log)
+    assert [f"rewind {i} of {MAX_REWINDS}" in str(w.message) for i, w in enumerate(caught, 1)] == [True] * MAX_REWINDS
+    assert [e["rewound_to"] for e in _events(log, "divergence")] == [2] * MAX_REWINDS
+    with pytest.raises(MwtError, match="^training diverged .* try a smaller learning rate$"):
+        train(replace(CONFIG, collapse_drop=0.0), data, data, show_progress=False, on_epoch_end=_poisoner(3))
 
 
 def test_a_run_resumed_within_an_epoch_has_no_boundary_to_rewind_to_until_that_epoch_ends(tmp_path):

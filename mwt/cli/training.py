@@ -183,7 +183,8 @@ def train(
         help="Collapse guard, where a FLOPs term is in play: if training accuracy falls by more than this fraction "
         "from one epoch to the next (the classes' gates collapsing onto the same few kernels), rewind the run two "
         "epochs and halve the learning rate, at most 3 times; the epoch log records each rewind (0: off). Healthy "
-        "runs so far fell at most 0.048, collapsed ones 0.11-0.17.", min=0.0, max=0.99)] = DEFAULT_DROP,
+        "runs so far fell at most 0.048, collapsed ones 0.11-0.17. A loss that is no longer finite is rewound the "
+        "same way (with the guard off, it ends the run).", min=0.0, max=0.99)] = DEFAULT_DROP,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run on CPU.", min=0, max=MAX_SEED)] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, or a torch device name such as cuda:1.")] = "auto",
     amp: Annotated[Amp, typer.Option(help="Mixed precision on CUDA: bf16, or fp16 with a gradient scaler.")] = Amp("off"),  # type: ignore[valid-type]
