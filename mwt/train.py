@@ -171,11 +171,11 @@ def train(
                 try:
                     record = _train_epoch(run, state, train_data, epoch, stop, save_path, show_progress)
                 except _Diverged as diverged:  # rewound two epochs where the guard keeps them; else the error
-                    if guarded and _rewind(run, state, ring, Divergence(epoch, diverged.step), None, log, dist.main):
+                    event = Divergence(epoch, diverged.step)
+                    if guarded and _rewind(run, state, ring, event, None, log, dist.main):
                         epoch = state.epoch + 1
                         continue
-                    raise MwtError(DIVERGED + (f" (after {state.rewinds} rewinds)" if state.rewinds else ""),
-                                   options=("lr",)) from None
+                    _diverged_for_good(state, guarded, event, log)
                 record["test_acc"] = accuracy(run.model, test_data, device=run.device, dist=dist)
                 if on_epoch_end is not None:
                     record.update(on_epoch_end(epoch, run.model))
@@ -521,9 +521,15 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             bar.set_postfix(**{k: f"{v / seen:.3f}" for k, v in zip(("loss", "ce", "coh", "coup", "flops", "kr", "acc"),
                                                                     current)})
         if _stop_agreed(stop, dist, run.device):
+            # the loss may have gone non-finite since the last check: such a state is rewound, never saved
+            if not (_finite(sums.tolist(), dist, run.device) and _weights_finite(run.model)):
+                raise _Diverged(step)
             state.step, state.order, state.sums, state.seen = step, order, sums.tolist(), seen
             state.seconds = time.perf_counter() - start
             _stop(run, state, save_path, stop.signal)
+    # weights gone non-finite on the epoch's last steps would go into its snapshot and periodic save
+    if not (_finite(sums.tolist(), dist, run.device) and _weights_finite(run.model)):
+        raise _Diverged(step)
     return _epoch_record(run, sums, seen, start, weights, epoch)
 
 
@@ -634,9 +640,7 @@ def _epoch_record(run: _Run, sums: torch.Tensor, seen: int, start: float, weight
     per-class scales stand."""
     dist, config = run.dist, run.config
     totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([seen], dtype=torch.float64, device=run.device)]))
-    values = totals.tolist()
-    if not all(math.isfinite(v) for v in values):  # summed over the processes: every one sees the same
-        raise _Diverged(int(values[-1]) // max(config.batch_size, 1))
+    values = totals.tolist()  # (every process's sums were found finite at the epoch's end)
     total_seen = max(values[-1], 1)
     record = {k: v / total_seen for k, v in zip(SUMS, values)}
     record["train_acc"] = record.pop("correct")
@@ -667,11 +671,18 @@ def _teacher_answer(run: _Run, x: torch.Tensor, idx: torch.Tensor) -> tuple[torc
     return answer(run.teacher, run.classifiers[1] if run.classifiers else None, x)  # type: ignore[arg-type]
 
 
-DIVERGED = "training diverged (the loss is not finite); try a smaller learning rate"
+def _diverged_for_good(state: RunState, guarded: bool, event: Divergence, log: _EpochLog | None) -> None:
+    """End a run whose loss is no longer finite and which cannot be rewound: log it (under the guard) and raise the
+    one-line error, saying whether the rewinds were spent."""
+    if guarded and log:
+        log.write({event.log_key: {**asdict(event), "rewound_to": None}})
+    spent = (f"; {state.rewinds} rewinds at a lower learning rate did not help" if state.rewinds >= MAX_REWINDS
+             else "")
+    raise MwtError(f"training diverged (the loss is not finite{spent}); try a smaller learning rate", options=("lr",))
 
 
 class _Diverged(Exception):
-    """The loss went non-finite `step` steps into the epoch: the loop rewinds the run or ends it with DIVERGED."""
+    """The loss (or a weight) went non-finite by `step` steps into the epoch: the loop rewinds the run or ends it."""
 
     def __init__(self, step: int) -> None:
         super().__init__(step)
@@ -686,6 +697,12 @@ def _finite(sums: list[float], dist: Dist, device: torch.device) -> bool:
         return finite
     flag = torch.tensor([0.0 if finite else 1.0], device=device)
     return bool(dist.all_reduce_sum(flag).item() == 0)
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    """Whether every floating-point weight and buffer is finite (one host read)."""
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()) if tensors else True
 
 
 def _stop_agreed(stop: StopRequest, dist: Dist, device: torch.device) -> bool:

@@ -94,7 +94,8 @@ class TrainConfig:
     # coupling, FLOPs, decisiveness) are off and the mask generators frozen; the route and teacher stay.
     settle_epochs: int = 0
     # A fall of training accuracy (a fraction) between consecutive epochs that rewinds the run two epochs and
-    # halves its learning rate (mwt.collapse); 0: no guard. Only where a FLOPs term is in play.
+    # halves its learning rate (mwt.collapse), as a loss no longer finite does; 0: no guard (a divergence
+    # ends the run). Only where a FLOPs term is in play.
     collapse_drop: float = DEFAULT_DROP
     reuse: float = 0.0  # share of each batch trained through static sub-task gates (the reuse recipe; mwt.subtask_route)
     delta: float = 0.0  # weight of the decisiveness loss (mwt.losses.decisiveness; the reuse recipe)

@@ -73,6 +73,17 @@ def test_the_pull_drives_a_run_down_to_a_target_the_plain_budget_leaves_it_over(
     assert fast.training["history"][-1]["flops"] < 1.5 * 0.05  # bound
 
 
+def test_relax_eases_a_runs_factor_once_its_samples_are_under_the_target():
+    # This tiny run sits over a 50% target through epoch 1 and comes under it in epoch 2.
+    data = _data()
+    settings = dict(epochs=3, seed=1, flops_target=0.5, budget_adapt=0.05, **TINY)
+    one = train(TrainConfig.from_recipe("reuse", **settings), data, data, show_progress=False)
+    relaxed = train(TrainConfig.from_recipe("reuse", budget_relax=20, **settings), data, data, show_progress=False)
+    one_rate, eased = ([r["budget_pull"] for r in run.training["history"]] for run in (one, relaxed))
+    assert one_rate[0] == eased[0] > 1  # over the target: grown at the same rate
+    assert eased[-1] < one_rate[-1] - 0.05
+
+
 def test_the_factor_waits_for_the_flops_weight_to_ramp_in():
     # Over the ramp the samples sit far over the target; a factor grown there would close what the ramp
     # means to close slowly. It starts at the epoch the weight is whole (epoch 2 of a 2-epoch ramp).

@@ -134,11 +134,12 @@ def test_past_its_rewinds_the_guard_warns_and_the_run_goes_on(tmp_path):
     assert history[2]["lr"] == pytest.approx(cosine * 0.5 ** MAX_REWINDS, abs=1e-12)
 
 
-def test_a_divergence_rewinds_two_epochs_and_the_run_goes_on(tmp_path):
-    data, log = _learnable(), tmp_path / "run.jsonl"
+@pytest.mark.parametrize(("images", "found_at"), [(640, 20), (160, 10)])  # the check every 20 steps; the epoch's end
+def test_a_divergence_rewinds_two_epochs_and_the_run_goes_on(tmp_path, images, found_at):
+    data, log = _learnable(images), tmp_path / "run.jsonl"
     # the weights poisoned after epoch 3 are in that epoch's snapshot too: the rewind goes to epoch 2's
-    with pytest.warns(MwtWarning, match="epoch 4's loss was not finite .* rewound to the end of epoch 2 with the "
-                                        "learning rate x0.5"):
+    with pytest.warns(MwtWarning, match=f"epoch 4's loss was not finite by step {found_at} .* rewound to the end of "
+                                        "epoch 2 with the learning rate x0.5"):
         run = train(CONFIG, data, data, show_progress=False, on_epoch_end=_poisoner(3), log_path=log)
     history = run.training["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
@@ -147,17 +148,35 @@ def test_a_divergence_rewinds_two_epochs_and_the_run_goes_on(tmp_path):
     cosine = [CONFIG.lr * (1 + math.cos(math.pi * e / CONFIG.epochs)) / 2 for e in range(1, 6)]
     assert [h["lr"] for h in history] == pytest.approx(cosine[:2] + [c / 2 for c in cosine[2:]], abs=1e-12)
     (event,) = _events(log, "divergence")
-    assert event["epoch"] == 4 and event["rewound_to"] == 2 and event["lr_factor"] == 0.5 and not _events(log)
+    assert event["epoch"] == 4 and event["step"] == found_at and event["rewound_to"] == 2 and event["lr_factor"] == 0.5
+    assert not _events(log)  # no collapse besides
 
 
 def test_a_divergence_past_the_rewinds_or_unguarded_ends_the_run_with_the_error(tmp_path):
     data, log = _learnable(), tmp_path / "run.jsonl"
-    with pytest.warns(MwtWarning) as caught, pytest.raises(MwtError, match="diverged .*after 3 rewinds"):
+    with pytest.warns(MwtWarning) as caught, pytest.raises(MwtError, match="not finite; 3 rewinds at a lower learning rate did not help"):
         train(CONFIG, data, data, show_progress=False, on_epoch_end=_poisoner(3, times=MAX_REWINDS + 1), log_path=log)
     assert [f"rewind {i} of {MAX_REWINDS}" in str(w.message) for i, w in enumerate(caught, 1)] == [True] * MAX_REWINDS
-    assert [e["rewound_to"] for e in _events(log, "divergence")] == [2] * MAX_REWINDS
-    with pytest.raises(MwtError, match="^training diverged .* try a smaller learning rate$"):
+    assert [e["rewound_to"] for e in _events(log, "divergence")] == [2] * MAX_REWINDS + [None]
+    with pytest.raises(MwtError, match=r"^training diverged \(the loss is not finite\); try a smaller learning rate$"):
         train(replace(CONFIG, collapse_drop=0.0), data, data, show_progress=False, on_epoch_end=_poisoner(3))
+
+
+def test_a_stop_asked_for_after_a_divergence_saves_the_rewound_run(tmp_path):
+    # The stop lands one step into epoch 4, before the next check of the sums: the poisoned state is rewound, and
+    # the save holds epoch 2's weights one step on, not NaN.
+    data, saved = _learnable(), tmp_path / "run.pt"
+    poison = _poisoner(3)
+
+    def poison_then_stop(epoch: int, model: torch.nn.Module) -> dict:
+        if epoch == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return poison(epoch, model)
+    with pytest.warns(MwtWarning, match="by step 1 .* rewound to the end of epoch 2"), pytest.raises(Interrupted):
+        train(CONFIG, data, data, show_progress=False, on_epoch_end=poison_then_stop, save_path=saved)
+    stopped = load_checkpoint(saved)
+    assert stopped.resume["epoch"] == 2 and stopped.resume["step"] == 1 and stopped.resume["rewinds"] == 1
+    assert all(bool(torch.isfinite(v).all()) for v in stopped.state_dict.values() if v.is_floating_point())
 
 
 def test_a_run_resumed_within_an_epoch_has_no_boundary_to_rewind_to_until_that_epoch_ends(tmp_path):

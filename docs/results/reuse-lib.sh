@@ -116,13 +116,23 @@ train_run() {
   fi
 }
 
-# NAME SEED [options...]: a reuse run (train_p1's command plus the options) trained or resumed to epoch 30,
-# scored against seed SEED's standard ($D/stdSEED.pt) and timed (20 calls a turn, 2 passes), then its goals
-# in $D/goals-NAME.txt. Finished steps are skipped.
+# Kw's options on top of train_p1's command (stop 64's candidate; stops 64-66).
+KW=(--lr-warmup 2 --delta 2 --flops-target 0.14 --budget-adapt 0.003 --gate-leak 0.1 --gate-leak-from 8
+    --gate-leak-warmup 4)
+
+# NAME SEED: run NAME ($D/NAME.pt) scored against seed SEED's standard ($D/stdSEED.pt), timed with the reuse
+# trainings paused (`paused`; a standard's training is not) (20 calls a turn, 2 passes), then its goals in $D/goals-NAME.txt. Finished steps are skipped.
+score_and_time() {
+  local name=$1 s=$2
+  [ -f "$D/$name-perclass.txt" ] || score_accuracy "$D/$name.pt" "$name" "$D/std$s.pt" || return
+  [ -f "$D/bench-$name-c20-r2/reuse.json" ] || paused bench_reuse "$D/$name.pt" "$name" 20 2 || return
+  "$PY" "$S/reuse-stop55/goals.py" "$name=$D/bench-$name-c20-r2:$D/$name-paired.txt" > "$D/goals-$name.txt"
+}
+
+# NAME SEED [options...]: a reuse run (train_p1's command plus the options) trained or resumed to epoch 30, then
+# score_and_time.
 run_scored() {
   local name=$1 s=$2; shift 2
   train_run "$name" "$s" "$@" || return
-  [ -f "$D/$name-perclass.txt" ] || score_accuracy "$D/$name.pt" "$name" "$D/std$s.pt" || return
-  [ -f "$D/bench-$name-c20-r2/reuse.json" ] || bench_reuse "$D/$name.pt" "$name" 20 2 || return
-  "$PY" "$S/reuse-stop55/goals.py" "$name=$D/bench-$name-c20-r2:$D/$name-paired.txt" > "$D/goals-$name.txt"
+  score_and_time "$name" "$s"
 }
