@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -671,7 +671,7 @@ def _teacher_answer(run: _Run, x: torch.Tensor, idx: torch.Tensor) -> tuple[torc
     return answer(run.teacher, run.classifiers[1] if run.classifiers else None, x)  # type: ignore[arg-type]
 
 
-def _diverged_for_good(state: RunState, guarded: bool, event: Divergence, log: _EpochLog | None) -> None:
+def _diverged_for_good(state: RunState, guarded: bool, event: Divergence, log: _EpochLog | None) -> NoReturn:
     """End a run whose loss is no longer finite and which cannot be rewound: log it (under the guard) and raise the
     one-line error, saying whether the rewinds were spent."""
     if guarded and log:

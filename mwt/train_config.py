@@ -70,9 +70,8 @@ class TrainConfig:
     # FLOPs stay above their mean target, and shrinks back below it (never under gamma): the budget binds
     # (mwt.budget_pull); 0: the pull above the target is gamma's, whatever the target
     budget_adapt: float = 0.0
-    # >= 1: under the target the factor shrinks this many times faster than it grows above it, so a pull that
-    # overshot while the samples came down eases back within a few epochs instead of holding them under their
-    # budget for the rest of the run (mwt.budget_pull; 1: the same rate both ways)
+    # >= 1: under the target the factor shrinks this many times faster than it grows above it (mwt.budget_pull;
+    # 1: the same rate both ways; 5 held the samples at the budget's edge with the factor still up: stop 66)
     budget_relax: float = 1.0
     # > 0: closed gates can open again. A gate at 0 gets no gradient from any loss (ReLU(tanh) in its generator,
     # and the ReLU after it); with this, VGG's gated convs rectify before gating (the same values) and a closed
