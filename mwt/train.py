@@ -521,10 +521,11 @@ def _train_epoch(run: _Run, state: RunState, data: AnySplit, epoch: int, stop: S
             bar.set_postfix(**{k: f"{v / seen:.3f}" for k, v in zip(("loss", "ce", "coh", "coup", "flops", "kr", "acc"),
                                                                     current)})
         if _stop_agreed(stop, dist, run.device):
+            current = sums.tolist()
             # the loss may have gone non-finite since the last check: such a state is rewound, never saved
-            if not (_finite(sums.tolist(), dist, run.device) and _weights_finite(run.model)):
+            if not (_finite(current, dist, run.device) and _weights_finite(run.model)):
                 raise _Diverged(step)
-            state.step, state.order, state.sums, state.seen = step, order, sums.tolist(), seen
+            state.step, state.order, state.sums, state.seen = step, order, current, seen
             state.seconds = time.perf_counter() - start
             _stop(run, state, save_path, stop.signal)
     # weights gone non-finite on the epoch's last steps would go into its snapshot and periodic save
@@ -692,11 +693,7 @@ class _Diverged(Exception):
 def _finite(sums: list[float], dist: Dist, device: torch.device) -> bool:
     """Whether this process's running sums are finite; under several processes, whether every one's are, so that
     all of them rewind (or stop) at the same step."""
-    finite = all(math.isfinite(v) for v in sums)
-    if not dist.active:
-        return finite
-    flag = torch.tensor([0.0 if finite else 1.0], device=device)
-    return bool(dist.all_reduce_sum(flag).item() == 0)
+    return not _any_process(not all(math.isfinite(v) for v in sums), dist, device)
 
 
 def _weights_finite(model: nn.Module) -> bool:
@@ -705,12 +702,16 @@ def _weights_finite(model: nn.Module) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()) if tensors else True
 
 
+def _any_process(flag: bool, dist: Dist, device: torch.device) -> bool:
+    """Whether `flag` holds in this process or, under several processes, in any of them (the same answer in all)."""
+    if not dist.active:
+        return flag
+    return bool(dist.all_reduce_sum(torch.tensor([1.0 if flag else 0.0], device=device)).item() > 0)
+
+
 def _stop_agreed(stop: StopRequest, dist: Dist, device: torch.device) -> bool:
     """Whether to stop now; under several processes all stop at the same step (any rank's signal counts)."""
-    if not dist.active:
-        return stop.signal is not None
-    flag = torch.tensor([1.0 if stop.signal is not None else 0.0], device=device)
-    return bool(dist.all_reduce_sum(flag).item() > 0)
+    return _any_process(stop.signal is not None, dist, device)
 
 
 def _stop(run: _Run, state: RunState, save_path: Path | None, signum: int | None) -> None:
