@@ -81,16 +81,23 @@ bench_reuse() {
     --out "$D/bench-$tag"
 }
 
-# The trainings running now (the reuse recipe's, and resumed runs), one process id per line.
-trainings() { pgrep -f "mwt train --recipe reuse"; pgrep -f "mwt train --resume"; }
+# The trainings running now (the reuse recipe's, standard models' and resumed runs), one process id per line.
+trainings() { pgrep -f "mwt train --recipe reuse"; pgrep -f "mwt train --standard"; pgrep -f "mwt train --resume"; }
 
 # CMD...: run CMD with every training paused (SIGSTOP) and continue them after, so that a timing shares no core.
-# Returns CMD's status.
+# Returns CMD's status. A script killed mid-CMD (SIGTERM, SIGINT, SIGHUP) still continues them, so that no
+# training is left stopped for good.
 paused() {
   local p rc; p=$(trainings)
-  log "pause ${p//$'\n'/ }"; [ -z "$p" ] || kill -STOP $p 2>/dev/null
-  "$@"; rc=$?
-  [ -z "$p" ] || kill -CONT $p 2>/dev/null; log "resume ${p//$'\n'/ }"
+  log "pause ${p//$'\n'/ }"
+  [ -z "$p" ] || kill -STOP $p 2>/dev/null
+  # CMD runs in the background so that the trap fires at once (bash runs traps only between commands).
+  "$@" & local c=$!
+  trap "kill $c 2>/dev/null; kill -CONT $(echo $p) 2>/dev/null; log 'resume on exit ${p//$'\n'/ }'; exit 143" TERM INT HUP
+  wait $c; rc=$?
+  trap - TERM INT HUP
+  [ -z "$p" ] || kill -CONT $p 2>/dev/null
+  log "resume ${p//$'\n'/ }"
   return $rc
 }
 
