@@ -128,6 +128,26 @@ def test_similarity_distillation_compares_samples_not_channels():
     assert float(similarity_loss(student[:1], teacher[:1]).detach()) == 0.0  # one row has no pair to compare
 
 
+def test_a_student_row_whose_features_all_but_vanished_has_a_bounded_gradient():
+    from mwt.distill import similarity_loss
+
+    # A sample whose gates closed nearly every feature: normalizing its Gram row to length 1 would give a
+    # gradient of about 1 / its length (4.6e6 here without the floor); under SIMILARITY_ROW_FLOOR it is scaled instead.
+    g = torch.Generator().manual_seed(2)
+    teacher = torch.randn(8, 16, generator=g)
+    student = torch.randn(8, 4, generator=g)
+    student[3] = 1e-9
+    student.requires_grad_()
+    loss = similarity_loss(student, teacher)
+    loss.backward()
+    assert torch.isfinite(student.grad).all()
+    assert student.grad.abs().max().item() < 1e4
+    # rows above the floor are normalized as before: the loss is still scale-free there
+    healthy = torch.randn(8, 4, generator=g)
+    assert float(similarity_loss(0.1 * healthy, teacher)) == pytest.approx(float(similarity_loss(healthy, teacher)),
+                                                                          rel=1e-5)
+
+
 def test_descending_the_similarity_term_gives_the_student_the_teachers_geometry():
     from mwt.distill import similarity_loss
 
