@@ -88,16 +88,16 @@ trainings() { pgrep -f "mwt train --recipe reuse"; pgrep -f "mwt train --standar
 # Returns CMD's status. A script killed mid-CMD (SIGTERM, SIGINT, SIGHUP) still continues them, so that no
 # training is left stopped for good.
 paused() {
-  local p rc; p=$(trainings)
-  log "pause ${p//$'\n'/ }"
+  local p rc; p=$(trainings); p=${p//$'\n'/ }
+  log "pause $p"
   [ -z "$p" ] || kill -STOP $p 2>/dev/null
   # CMD runs in the background so that the trap fires at once (bash runs traps only between commands).
   "$@" & local c=$!
-  trap "kill $c 2>/dev/null; kill -CONT $(echo $p) 2>/dev/null; log 'resume on exit ${p//$'\n'/ }'; exit 143" TERM INT HUP
+  trap "kill $c 2>/dev/null; kill -CONT $p 2>/dev/null; log 'resume on exit $p'; exit 143" TERM INT HUP
   wait $c; rc=$?
   trap - TERM INT HUP
   [ -z "$p" ] || kill -CONT $p 2>/dev/null
-  log "resume ${p//$'\n'/ }"
+  log "resume $p"
   return $rc
 }
 

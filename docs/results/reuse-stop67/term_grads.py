@@ -17,7 +17,7 @@ from mwt.checkpoint import load_checkpoint
 from mwt.data import batches_in_order, load_split
 from mwt.data.builtin import dataset_info
 from mwt.distributed import Dist
-from mwt.models.gate import MaskGenerator
+from mwt.models import gated_layers
 from mwt.train import _EpochWeights, _setup, _step_loss
 from mwt.train_config import TrainConfig
 
@@ -30,9 +30,12 @@ run.model.train()
 weights = _EpochWeights.for_epoch(config, config.epochs)
 train = load_split(ck.source, "train")
 order = torch.randperm(len(train), generator=torch.Generator().manual_seed(67))
-in_gen = {id(p) for m in run.model.modules() if isinstance(m, MaskGenerator) for p in m.parameters()}
+# the generators' weights as mwt.train freezes them in the settle epochs
+in_gen = {id(p) for _, block in gated_layers(run.model) for p in block.gate.parameters()}
 backbone = [p for p in run.model.parameters() if id(p) not in in_gen]
 generators = [p for p in run.model.parameters() if id(p) in in_gen]
+params = backbone + generators
+split = sum(p.numel() for p in backbone)  # where the generators' part of a flat gradient starts
 
 
 def flat(grads: tuple[torch.Tensor | None, ...], params: list[torch.nn.Parameter]) -> torch.Tensor:
@@ -64,9 +67,9 @@ for step, (x, y) in enumerate(batches_in_order(train, order, config.batch_size))
     }
     terms["budget"] = parts.total - sum(terms.values())  # the FLOPs term, as the step weighed it
     task = {}
-    for k in names:
-        for j, params in enumerate((backbone, generators)):
-            g = flat(torch.autograd.grad(terms[k], params, retain_graph=True, allow_unused=True), params)
+    for k in names:  # one backward pass per term, split into the backbone's part and the generators'
+        whole = flat(torch.autograd.grad(terms[k], params, retain_graph=True, allow_unused=True), params)
+        for j, g in enumerate((whole[:split], whole[split:])):
             if k == "ce":
                 task[j] = g
             norms[k][j] += g.norm().item()
